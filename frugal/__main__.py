@@ -1,0 +1,5 @@
+import sys
+
+from frugal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+"""The command line starts, lists its commands and reports its version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from frugal import __version__
+from frugal.cli import main
+
+
+def test_version_exit_code_and_text(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"frugal {__version__}"
+
+
+def test_help_lists_demo_in_a_fresh_process():
+    out = subprocess.run([sys.executable, "-m", "frugal", "--help"], capture_output=True, text=True, check=True)
+    assert "demo" in out.stdout
