@@ -1,0 +1,268 @@
+"""The DuckDB warehouse: open it, and load a staging batch into it with set-based SQL.
+
+Every transformation from MLMD rows to warehouse rows happens here, once, for both readers:
+enum names, UTC timestamps, effective execution state and ``duration_s``, event paths and
+event ids, type names, and the ``ingest_issues`` of a source. The caller owns the
+transaction (see :func:`provenance.ingest.ingest`), which is what makes an ingest atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from provenance.errors import ProvenanceError
+from provenance.readers.staging import Batch
+from provenance.schema import ARTIFACT_STATES, EVENT_TYPES, EXECUTION_STATES, TABLES, create_schema
+
+__all__ = ["connect", "load_batch", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
+
+log = logging.getLogger(__name__)
+
+# Tables that hold rows of one source (everything but `sources`) in load order.
+DATA_TABLES = tuple(t for t in TABLES if t != "sources")
+FINISHED_STATES = ("COMPLETE", "FAILED", "CACHED", "CANCELED")
+
+# Event id: MLMD keeps one event per (artifact, execution, type) but the ml_metadata API does not
+# expose the Event row id, so both readers derive the id from that key (63 bits of its MD5).
+EVENT_ID_SQL = "(md5_number_upper(concat_ws(':', e.execution_id, e.artifact_id, e.type)) >> 1)::BIGINT"
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse at ``path``; a writable warehouse gets every missing table created."""
+    path = Path(path)
+    if read_only:
+        if not path.exists():
+            raise ProvenanceError(
+                f"warehouse not found: {path}. Create it with `frugal ingest STORE --warehouse {path}`."
+            )
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise ProvenanceError(f"cannot open the warehouse {path}: {exc}") from exc
+    if path.parent and not path.parent.exists():
+        raise ProvenanceError(f"cannot create the warehouse {path}: folder {path.parent} does not exist.")
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        raise ProvenanceError(
+            f"cannot open the warehouse {path} for writing: {exc}. Is it a DuckDB file, and is no "
+            "other process writing to it?"
+        ) from exc
+    create_schema(con)
+    return con
+
+
+def _case(column: str, names: dict[int, str]) -> str:
+    whens = " ".join(f"WHEN {k} THEN '{v}'" for k, v in names.items())
+    return f"CASE {column} {whens} ELSE CAST({column} AS VARCHAR) END"
+
+
+def _ts(column: str) -> str:
+    return f"CASE WHEN {column} > 0 THEN epoch_ms({column}) END"
+
+
+def source_row(con: duckdb.DuckDBPyConnection, source_id: str) -> dict | None:
+    """The `sources` row of ``source_id`` as a dict (watermark parsed), or None."""
+    row = con.execute(
+        "SELECT source_id, uri, kind, schema_version, last_ingested_at, watermark FROM sources "
+        "WHERE source_id = ?", [source_id]
+    ).fetchall()
+    if not row:
+        return None
+    row = row[0]
+    keys = ("source_id", "uri", "kind", "schema_version", "last_ingested_at", "watermark")
+    out = dict(zip(keys, row))
+    out["watermark"] = json.loads(out["watermark"]) if out["watermark"] else None
+    return out
+
+
+def table_counts(con: duckdb.DuckDBPyConnection, source_id: str) -> dict[str, int]:
+    """Rows per data table of one source."""
+    return {
+        t: con.execute(f"SELECT COUNT(*) FROM {t} WHERE source_id = ?", [source_id]).fetchall()[0][0]
+        for t in DATA_TABLES
+    }
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection,
+    source_id: str,
+    uri: str,
+    kind: str,
+    batch: Batch,
+    *,
+    fresh: bool = False,
+) -> dict[str, int]:
+    """Load ``batch`` into the warehouse as rows of ``source_id``; return rows written per table.
+
+    Runs inside the caller's transaction. ``fresh`` says the source has no rows yet, which
+    lets a full load skip the deletes.
+    """
+    names = [
+        "types", "type_properties", "artifacts", "executions", "contexts", "events",
+        "event_steps", "attributions", "associations", "parent_contexts", "properties",
+    ]
+    for name in names:
+        con.register(f"stg_{name}", batch.table(name))
+    sid = [source_id]
+    written: dict[str, int] = {}
+    try:
+        if batch.full and not fresh:
+            for table in DATA_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
+        elif not batch.full:
+            for table in ("types", "type_properties", "ingest_issues"):
+                con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
+            for table, key, entity in (
+                ("artifacts", "artifact_id", "artifact"),
+                ("executions", "execution_id", "execution"),
+                ("contexts", "context_id", "context"),
+            ):
+                con.execute(
+                    f"DELETE FROM {table} WHERE source_id = ? AND {key} IN (SELECT {key} FROM stg_{table})", sid
+                )
+                con.execute(
+                    f"DELETE FROM properties WHERE source_id = ? AND entity = '{entity}' "
+                    f"AND entity_id IN (SELECT {key} FROM stg_{table})", sid,
+                )
+        insert = "INSERT INTO" if batch.full else "INSERT OR REPLACE INTO"
+        written["types"] = _run(con, f"""
+            INSERT INTO types SELECT ?, type_id, kind, name, version, description, base_type
+            FROM stg_types""", sid)
+        written["type_properties"] = _run(con, f"""
+            INSERT INTO type_properties SELECT ?, type_id, name,
+                CASE data_type WHEN 1 THEN 'INT' WHEN 2 THEN 'DOUBLE' WHEN 3 THEN 'STRING'
+                     WHEN 4 THEN 'STRUCT' WHEN 5 THEN 'PROTO' WHEN 6 THEN 'BOOLEAN'
+                     WHEN 0 THEN 'UNKNOWN' ELSE CAST(data_type AS VARCHAR) END
+            FROM stg_type_properties""", sid)
+        written["properties"] = _run(con, """
+            INSERT INTO properties SELECT ?, entity, entity_id, name, is_custom <> 0, value_type,
+                int_value, double_value, string_value, bool_value <> 0
+            FROM stg_properties""", sid)
+        written["artifacts"] = _run(con, f"""
+            INSERT INTO artifacts
+            SELECT ?, a.artifact_id, a.type_id, t.name, a.uri, {_case('a.state', ARTIFACT_STATES)},
+                   a.name, a.external_id, {_ts('a.create_ms')}, {_ts('a.update_ms')}
+            FROM stg_artifacts a LEFT JOIN stg_types t ON t.type_id = a.type_id AND t.kind = 'artifact'
+            """, sid)
+        written["executions"] = _run(con, f"""
+            INSERT INTO executions
+            WITH legacy AS (
+                SELECT entity_id, arg_min(string_value, is_custom) AS state
+                FROM stg_properties
+                WHERE entity = 'execution' AND name = 'state' AND value_type = 'string'
+                GROUP BY entity_id
+            ), named AS (
+                SELECT x.*, t.name AS type_name,
+                       {_case('x.last_known_state', EXECUTION_STATES)} AS lks_name,
+                       CASE WHEN x.last_known_state IS NOT NULL AND x.last_known_state <> 0
+                                THEN {_case('x.last_known_state', EXECUTION_STATES)}
+                            WHEN l.state IS NOT NULL AND trim(l.state) <> ''
+                                THEN replace(upper(trim(l.state)), 'CANCELLED', 'CANCELED')
+                            WHEN x.last_known_state IS NOT NULL
+                                THEN {_case('x.last_known_state', EXECUTION_STATES)}
+                       END AS eff_state
+                FROM stg_executions x
+                LEFT JOIN stg_types t ON t.type_id = x.type_id AND t.kind = 'execution'
+                LEFT JOIN legacy l ON l.entity_id = x.execution_id
+            )
+            SELECT ?, execution_id, type_id, type_name, eff_state, lks_name, name, external_id,
+                   {_ts('create_ms')}, {_ts('update_ms')},
+                   CASE WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
+                        THEN (update_ms - create_ms) / 1000.0 END
+            FROM named""", sid)
+        written["contexts"] = _run(con, f"""
+            INSERT INTO contexts
+            SELECT ?, c.context_id, c.type_id, t.name, c.name, c.external_id,
+                   {_ts('c.create_ms')}, {_ts('c.update_ms')}
+            FROM stg_contexts c LEFT JOIN stg_types t ON t.type_id = c.type_id AND t.kind = 'context'
+            """, sid)
+        written["events"] = _run(con, f"""
+            {insert} events
+            WITH steps AS (
+                SELECT event_key,
+                       string_agg(CASE WHEN is_index <> 0 THEN CAST(step_index AS VARCHAR)
+                                       ELSE step_key END, '/' ORDER BY seq) AS path,
+                       arg_min(step_key, seq) FILTER (WHERE is_index = 0) AS path_key
+                FROM stg_event_steps GROUP BY event_key
+            )
+            SELECT ?, {EVENT_ID_SQL}, e.artifact_id, e.execution_id, {_case('e.type', EVENT_TYPES)},
+                   s.path, s.path_key, {_ts('e.ts_ms')}
+            FROM stg_events e LEFT JOIN steps s ON s.event_key = e.event_key""", sid)
+        ignore = "INSERT INTO" if batch.full else "INSERT OR IGNORE INTO"
+        written["attributions"] = _run(con, f"{ignore} attributions SELECT ?, context_id, artifact_id FROM stg_attributions", sid)
+        written["associations"] = _run(con, f"{ignore} associations SELECT ?, context_id, execution_id FROM stg_associations", sid)
+        written["parent_contexts"] = _run(
+            con, f"{ignore} parent_contexts SELECT ?, context_id, parent_context_id FROM stg_parent_contexts", sid
+        )
+        written["ingest_issues"] = record_issues(con, source_id)
+        con.execute(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
+            [source_id, uri, kind, batch.schema_version,
+             datetime.now(timezone.utc).replace(tzinfo=None), json.dumps(batch.watermark, sort_keys=True)],
+        )
+    finally:
+        for name in names:
+            con.unregister(f"stg_{name}")
+    return written
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, sid: list[str]) -> int:
+    params = sid * sql.count("?")
+    rows = con.execute(sql, params).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def record_issues(con: duckdb.DuckDBPyConnection, source_id: str) -> int:
+    """Recompute the `ingest_issues` of a source from its warehouse rows; return how many."""
+    sid = [source_id]
+    con.execute("DELETE FROM ingest_issues WHERE source_id = ?", sid)
+    checks = [
+        ("dangling_event", "event", "e.event_id",
+         "'event ' || e.type || ' refers to ' || CASE WHEN a.artifact_id IS NULL THEN 'missing artifact ' || e.artifact_id ELSE '' END"
+         " || CASE WHEN a.artifact_id IS NULL AND x.execution_id IS NULL THEN ' and ' ELSE '' END"
+         " || CASE WHEN x.execution_id IS NULL THEN 'missing execution ' || e.execution_id ELSE '' END",
+         "events e LEFT JOIN artifacts a ON a.source_id = e.source_id AND a.artifact_id = e.artifact_id "
+         "LEFT JOIN executions x ON x.source_id = e.source_id AND x.execution_id = e.execution_id",
+         "e.source_id = ? AND (a.artifact_id IS NULL OR x.execution_id IS NULL)"),
+        ("dangling_attribution", "context", "r.context_id",
+         "'attribution of artifact ' || r.artifact_id || ' to context ' || r.context_id || ': one side is missing'",
+         "attributions r LEFT JOIN artifacts a ON a.source_id = r.source_id AND a.artifact_id = r.artifact_id "
+         "LEFT JOIN contexts c ON c.source_id = r.source_id AND c.context_id = r.context_id",
+         "r.source_id = ? AND (a.artifact_id IS NULL OR c.context_id IS NULL)"),
+        ("dangling_association", "context", "r.context_id",
+         "'association of execution ' || r.execution_id || ' to context ' || r.context_id || ': one side is missing'",
+         "associations r LEFT JOIN executions x ON x.source_id = r.source_id AND x.execution_id = r.execution_id "
+         "LEFT JOIN contexts c ON c.source_id = r.source_id AND c.context_id = r.context_id",
+         "r.source_id = ? AND (x.execution_id IS NULL OR c.context_id IS NULL)"),
+        ("dangling_parent_context", "context", "r.context_id",
+         "'parent context ' || r.parent_context_id || ' of context ' || r.context_id || ': one side is missing'",
+         "parent_contexts r LEFT JOIN contexts c ON c.source_id = r.source_id AND c.context_id = r.context_id "
+         "LEFT JOIN contexts p ON p.source_id = r.source_id AND p.context_id = r.parent_context_id",
+         "r.source_id = ? AND (c.context_id IS NULL OR p.context_id IS NULL)"),
+    ]
+    for table, key in (("artifacts", "artifact_id"), ("executions", "execution_id"), ("contexts", "context_id")):
+        checks.append((
+            "unknown_type", table[:-1], f"n.{key}",
+            f"'{table[:-1]} has type id ' || n.type_id || ', which the store does not define'",
+            f"{table} n", "n.source_id = ? AND n.type_name IS NULL",
+        ))
+    for issue, entity, id_sql, detail_sql, from_sql, where_sql in checks:
+        con.execute(
+            f"INSERT INTO ingest_issues SELECT ?, '{issue}', '{entity}', {id_sql}, {detail_sql} "
+            f"FROM {from_sql} WHERE {where_sql}", sid + sid,
+        )
+    con.execute(
+        """INSERT INTO ingest_issues
+           SELECT ?, 'empty_store', NULL, NULL, 'the store holds no artifacts, executions or contexts'
+           WHERE NOT EXISTS (SELECT 1 FROM artifacts WHERE source_id = ?)
+             AND NOT EXISTS (SELECT 1 FROM executions WHERE source_id = ?)
+             AND NOT EXISTS (SELECT 1 FROM contexts WHERE source_id = ?)""",
+        sid * 4,
+    )
+    return con.execute("SELECT COUNT(*) FROM ingest_issues WHERE source_id = ?", sid).fetchall()[0][0]
