@@ -1,0 +1,244 @@
+"""Lineage facts: what every execution and artifact is, and who produced what.
+
+Builds three warehouse tables that the graphlet, waste and run-history analyses share:
+
+- ``analysis_executions``: one row per execution with its role, pipeline, component, run
+  context and whether it did work (COMPLETE or FAILED; CACHED executions did none).
+- ``analysis_artifacts``: one row per artifact with its role, its *producer* and the
+  ``pushed`` / ``blessed`` flags.
+- ``analysis_edges``: execution -> execution edges along OUTPUT -> INPUT events.
+
+An artifact's producer is the *earliest* non-cached, non-resolver execution that recorded an
+OUTPUT event to it. Later OUTPUT events to the same artifact are re-emissions and make no edge:
+a CACHED execution re-emits the outputs of the run it reuses, and a resolver re-emits the
+baseline model. When an execution consumes several models (an Evaluator with a baseline), only
+the newest model makes an edge: the baseline is a yardstick, not an ingredient.
+
+All work is set-based SQL in DuckDB over the sources in the temporary table ``_scope``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = [
+    "WORK_STATES",
+    "SPENT_STATES",
+    "build_lineage",
+    "closure",
+    "LINEAGE_TABLES",
+]
+
+log = logging.getLogger(__name__)
+
+# A trainer in one of these states did work and makes a graphlet.
+WORK_STATES = ("COMPLETE", "FAILED")
+# An execution in one of these states spent compute that can be wasted.
+SPENT_STATES = ("COMPLETE", "FAILED", "CANCELED")
+
+LINEAGE_TABLES = ("analysis_executions", "analysis_artifacts", "analysis_edges")
+
+_DDL = {
+    "analysis_executions": """
+        CREATE TABLE IF NOT EXISTS analysis_executions (
+            source_id VARCHAR, execution_id BIGINT, type_name VARCHAR, role VARCHAR,
+            state VARCHAR, did_work BOOLEAN, spent BOOLEAN,
+            pipeline VARCHAR, component VARCHAR, run_context_id BIGINT, run_context VARCHAR,
+            create_time TIMESTAMP, update_time TIMESTAMP, duration_s DOUBLE,
+            leads_to_deployment BOOLEAN, undetermined BOOLEAN, graphlet_id VARCHAR,
+            redundant BOOLEAN, redundant_of BIGINT,
+            PRIMARY KEY (source_id, execution_id))""",
+    "analysis_artifacts": """
+        CREATE TABLE IF NOT EXISTS analysis_artifacts (
+            source_id VARCHAR, artifact_id BIGINT, type_name VARCHAR, role VARCHAR,
+            producer_id BIGINT, create_time TIMESTAMP, pushed BOOLEAN, blessed BOOLEAN,
+            fingerprint VARCHAR,
+            PRIMARY KEY (source_id, artifact_id))""",
+    "analysis_edges": """
+        CREATE TABLE IF NOT EXISTS analysis_edges (
+            source_id VARCHAR, src BIGINT, dst BIGINT, artifact_id BIGINT,
+            src_role VARCHAR, dst_role VARCHAR, dst_spent BOOLEAN)""",
+}
+
+# Text value of a property whatever its type.
+_VALUE = "coalesce(p.string_value, CAST(p.int_value AS VARCHAR), CAST(p.double_value AS VARCHAR), CAST(p.bool_value AS VARCHAR))"
+_TRUE = ("1", "1.0", "true", "True", "TRUE")
+
+
+def create_tables(con) -> None:
+    for ddl in _DDL.values():
+        con.execute(ddl)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def build_lineage(con, fingerprint_properties: tuple[str, ...] = ()) -> None:
+    """(Re)build the lineage tables for the sources in ``_scope``."""
+    create_tables(con)
+    for table in LINEAGE_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE source_id IN (SELECT source_id FROM _scope)")
+    _build_executions(con)
+    _build_artifacts(con, fingerprint_properties)
+    _build_edges(con)
+
+
+def _build_executions(con) -> None:
+    con.execute(
+        f"""
+        INSERT INTO analysis_executions
+        WITH ctx AS (
+            SELECT a.source_id, a.execution_id, c.context_id, c.name, r.role
+            FROM associations a
+            JOIN _scope USING (source_id)
+            JOIN contexts c ON c.source_id = a.source_id AND c.context_id = a.context_id
+            JOIN type_roles r ON r.kind = 'context' AND r.type_name = c.type_name
+            WHERE r.role IN ('pipeline', 'pipeline-run', 'node')
+        ),
+        cprops AS (
+            SELECT p.source_id, p.entity_id AS context_id,
+                   max(p.string_value) FILTER (WHERE p.name = 'pipeline_name') AS pipeline_name,
+                   max(p.string_value) FILTER (WHERE p.name = 'component_id') AS component_id
+            FROM properties p JOIN _scope USING (source_id)
+            WHERE p.entity = 'context' AND p.name IN ('pipeline_name', 'component_id')
+            GROUP BY ALL
+        ),
+        per_exec AS (
+            SELECT ctx.source_id, ctx.execution_id,
+                   min(ctx.name) FILTER (WHERE ctx.role = 'pipeline') AS pipeline_ctx,
+                   min(ctx.context_id) FILTER (WHERE ctx.role = 'pipeline-run') AS run_id,
+                   min(ctx.name) FILTER (WHERE ctx.role = 'pipeline-run') AS run_name,
+                   min(ctx.name) FILTER (WHERE ctx.role = 'node') AS node_name,
+                   min(cp.pipeline_name) AS ctx_pipeline_name,
+                   min(cp.component_id) AS ctx_component_id
+            FROM ctx LEFT JOIN cprops cp USING (source_id, context_id)
+            GROUP BY ALL
+        ),
+        xprops AS (
+            SELECT p.source_id, p.entity_id AS execution_id,
+                   max(p.string_value) FILTER (WHERE p.name = 'pipeline_name') AS pipeline_name,
+                   max(p.string_value) FILTER (WHERE p.name = 'component_id') AS component_id
+            FROM properties p JOIN _scope USING (source_id)
+            WHERE p.entity = 'execution' AND p.name IN ('pipeline_name', 'component_id')
+            GROUP BY ALL
+        ),
+        base AS (
+            SELECT x.source_id, x.execution_id, x.type_name, r.role, x.state,
+                   x.state IN {_in(WORK_STATES)} AS did_work,
+                   x.state IN {_in(SPENT_STATES)} AS spent,
+                   coalesce(pe.pipeline_ctx, xp.pipeline_name, pe.ctx_pipeline_name, x.source_id) AS pipeline,
+                   pe.node_name, xp.component_id AS x_component_id, pe.ctx_component_id,
+                   pe.run_id, pe.run_name, x.create_time, x.update_time, x.duration_s
+            FROM executions x
+            JOIN _scope USING (source_id)
+            LEFT JOIN type_roles r ON r.kind = 'execution' AND r.type_name = x.type_name
+            LEFT JOIN per_exec pe USING (source_id, execution_id)
+            LEFT JOIN xprops xp USING (source_id, execution_id)
+        )
+        SELECT source_id, execution_id, type_name, role, state, did_work, spent, pipeline,
+               coalesce(x_component_id, ctx_component_id,
+                        CASE WHEN starts_with(node_name, pipeline || '.')
+                             THEN substr(node_name, length(pipeline) + 2) ELSE node_name END,
+                        type_name, 'unknown') AS component,
+               run_id, run_name, create_time, update_time, duration_s,
+               NULL, NULL, NULL, NULL, NULL
+        FROM base
+        """
+    )
+
+
+def _build_artifacts(con, fingerprint_properties: tuple[str, ...]) -> None:
+    fps = _in(fingerprint_properties) if fingerprint_properties else "(NULL)"
+    con.execute(
+        f"""
+        INSERT INTO analysis_artifacts
+        WITH producers AS (
+            SELECT ev.source_id, ev.artifact_id,
+                   arg_min(ev.execution_id, {{'t': x.create_time, 'id': ev.execution_id}}) AS producer_id
+            FROM events ev
+            JOIN analysis_executions x USING (source_id, execution_id)
+            WHERE ev.type = 'OUTPUT' AND x.state IS DISTINCT FROM 'CACHED'
+              AND x.role IS DISTINCT FROM 'resolver'
+              AND ev.source_id IN (SELECT source_id FROM _scope)
+            GROUP BY ALL
+        ),
+        flags AS (
+            SELECT p.source_id, p.entity_id AS artifact_id,
+                   bool_or({_VALUE} IN {_in(_TRUE)}) FILTER (WHERE p.name = 'pushed') AS pushed,
+                   bool_or({_VALUE} IN {_in(_TRUE)}) FILTER (WHERE p.name = 'blessed') AS blessed,
+                   min({_VALUE}) FILTER (WHERE p.name IN {fps}) AS fingerprint
+            FROM properties p JOIN _scope USING (source_id)
+            WHERE p.entity = 'artifact' AND (p.name IN ('pushed', 'blessed') OR p.name IN {fps})
+            GROUP BY ALL
+        )
+        SELECT a.source_id, a.artifact_id, a.type_name, r.role, pr.producer_id, a.create_time,
+               CASE WHEN r.role = 'deployment' THEN coalesce(f.pushed, false) END,
+               CASE WHEN r.role IN ('blessing', 'infra-blessing') THEN f.blessed END,
+               f.fingerprint
+        FROM artifacts a
+        JOIN _scope USING (source_id)
+        LEFT JOIN type_roles r ON r.kind = 'artifact' AND r.type_name = a.type_name
+        LEFT JOIN producers pr USING (source_id, artifact_id)
+        LEFT JOIN flags f USING (source_id, artifact_id)
+        """
+    )
+
+
+def _build_edges(con) -> None:
+    con.execute(
+        """
+        INSERT INTO analysis_edges
+        WITH inputs AS (
+            SELECT ev.source_id, ev.execution_id AS dst, ev.artifact_id, a.role, a.create_time,
+                   a.producer_id
+            FROM events ev
+            JOIN analysis_artifacts a USING (source_id, artifact_id)
+            WHERE ev.type = 'INPUT' AND a.producer_id IS NOT NULL
+              AND ev.source_id IN (SELECT source_id FROM _scope)
+        ),
+        newest_model AS (
+            SELECT source_id, dst, arg_max(artifact_id, {'t': create_time, 'id': artifact_id}) AS artifact_id
+            FROM inputs WHERE role = 'model' GROUP BY ALL
+        ),
+        kept AS (
+            SELECT i.* FROM inputs i WHERE i.role IS DISTINCT FROM 'model'
+            UNION ALL
+            SELECT i.* FROM inputs i JOIN newest_model USING (source_id, dst, artifact_id)
+        )
+        SELECT k.source_id, k.producer_id, k.dst, k.artifact_id, s.role, d.role, d.spent
+        FROM kept k
+        JOIN analysis_executions s ON s.source_id = k.source_id AND s.execution_id = k.producer_id
+        JOIN analysis_executions d ON d.source_id = k.source_id AND d.execution_id = k.dst
+        WHERE k.producer_id <> k.dst
+        """
+    )
+
+
+def closure(con, seed_sql: str, step_sql: str, out: str, max_steps: int = 200) -> int:
+    """Iterated set-based join: grow table ``out`` from ``seed_sql`` until fixpoint.
+
+    ``step_sql`` selects the rows reachable in one step from temporary table ``_frontier``
+    (same columns as ``out``); rows already in ``out`` are dropped. Returns the step count.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT DISTINCT * FROM ({seed_sql})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _frontier AS SELECT * FROM {out}")
+    cols = [r[0] for r in con.execute(f"DESCRIBE {out}").fetchall()]
+    on = " AND ".join(f"n.{c} = o.{c}" for c in cols)
+    steps = 0
+    while steps < max_steps:
+        steps += 1
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _next AS SELECT DISTINCT n.* FROM ({step_sql}) n "
+            f"ANTI JOIN {out} o ON {on}"
+        )
+        added = con.execute("SELECT count(*) FROM _next").fetchone()[0]
+        if not added:
+            break
+        con.execute(f"INSERT INTO {out} SELECT * FROM _next")
+        con.execute("CREATE OR REPLACE TEMP TABLE _frontier AS SELECT * FROM _next")
+    else:
+        log.warning("closure %s stopped after %d steps without reaching a fixpoint", out, max_steps)
+    con.execute("DROP TABLE IF EXISTS _next")
+    con.execute("DROP TABLE IF EXISTS _frontier")
+    return steps
