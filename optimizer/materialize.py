@@ -1,0 +1,397 @@
+"""Materialization planner: which node outputs to keep in the artifact store, under a byte budget.
+
+Helix's OPT-MAT-PLAN is NP-hard; every policy here is a heuristic over the same node
+attributes, so they can be compared on equal terms (``benchmarks/planner.py``):
+
+``"frugal"`` (default, ours)
+    Provenance-informed expected savings per byte. ``P(reuse)`` of a node is how often its
+    component's fingerprint recurred in past runs (``recurrence`` attribute, or estimated from
+    ``history``), clamped so a node never recurs more often than its parents. A stored output
+    saves ``recreation cost - load cost`` each time it is needed *and* unchanged; it is not
+    needed when a stored descendant that is also unchanged shadows it. Expected savings minus
+    the one-off write cost, divided by size, ranks candidates; a lazy greedy knapsack fills
+    the budget and re-evaluates shadowing and recreation costs after every pick.
+``"helix"``
+    Helix's rule: in topological order, persist a node when its recreation cost (from the
+    nearest materialized ancestors) exceeds twice its load cost, while it fits the budget.
+``"experiment_graph"``
+    Derakhshan et al.'s utility ``alpha * potential + (1 - alpha) * frequency *
+    recreation_cost / size`` (recreation from scratch, the ratio normalised to [0, 1]),
+    greedy by utility while it fits.
+``"all"``
+    Everything that fits, in topological order.
+``"none"``
+    Nothing.
+
+Node attributes read: ``compute_cost`` (required), ``load_cost`` (finite when already
+materialized), ``est_load_cost`` (load cost were it materialized; else estimated from
+``size_bytes``), ``write_cost`` (else estimated from ``size_bytes``), ``size_bytes``
+(required), and optionally ``recurrence`` (0..1), ``frequency``, ``potential`` (0..1),
+``component`` (stable name across runs, for ``history``) and ``fingerprint``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from optimizer.costs import CostModel, frequency_from_history, recurrence_from_history
+from optimizer.plan import COMPUTE, LOAD, PlanError, StoreEntry
+from optimizer.reuse import _topological_order, node_costs
+
+__all__ = [
+    "POLICIES",
+    "DEFAULT_POLICY",
+    "MaterializationConfig",
+    "choose_materializations",
+    "choose_evictions",
+    "recreation_costs",
+]
+
+POLICIES = ("frugal", "helix", "experiment_graph", "all", "none")
+DEFAULT_POLICY = "frugal"
+
+
+@dataclass(frozen=True)
+class MaterializationConfig:
+    """Knobs of the policies; the defaults are the published values or neutral priors.
+
+    ``helix_factor``: Helix persists when recreation cost > factor x load cost (2 in the paper).
+    ``alpha``: Experiment Graph weight of model potential against the cost term (0.5).
+    ``own_change_rate``: prior probability that a run changes one given step's own code,
+    parameters or data; ``None`` means ``1 / number of nodes`` (a run changes about one
+    step). A node with no history then recurs with ``(1 - rate) ** (ancestors + 1)``.
+    ``horizon_runs``: how many future runs a stored output may serve (its expected uses are
+    ``sum(r**k for k < horizon_runs)`` for recurrence ``r``).
+    """
+
+    helix_factor: float = 2.0
+    alpha: float = 0.5
+    own_change_rate: float | None = None
+    horizon_runs: int = 10
+    cost_model: CostModel = CostModel()
+
+    def __post_init__(self) -> None:
+        if self.helix_factor < 0 or not 0 <= self.alpha <= 1:
+            raise PlanError("helix_factor must be >= 0 and alpha between 0 and 1")
+        if self.own_change_rate is not None and not 0 <= self.own_change_rate <= 1:
+            raise PlanError("own_change_rate must be a probability between 0 and 1 (or None)")
+        if self.horizon_runs < 1:
+            raise PlanError("horizon_runs must be at least 1 (the next run)")
+
+
+def _expected_uses(r: float, horizon: int) -> float:
+    if r >= 1.0:
+        return float(horizon)
+    return (1.0 - r**horizon) / (1.0 - r)
+
+
+class _Graph:
+    """Index-based view of the DAG with validated costs, for the policies below."""
+
+    def __init__(
+        self,
+        dag: nx.DiGraph,
+        config: MaterializationConfig,
+        history: Any,
+        outputs: Iterable[Hashable] | None,
+    ) -> None:
+        order = _topological_order(dag)
+        costs = node_costs(dag)
+        self.nodes = order
+        self.pos = {v: i for i, v in enumerate(order)}
+        self.parents = [[self.pos[p] for p in dag.pred[v]] for v in order]
+        self.children = [[self.pos[w] for w in dag.succ[v]] for v in order]
+        self.compute = [costs[v][0] for v in order]
+        self.stored = [costs[v][1] < math.inf for v in order]
+        model = config.cost_model
+        self.size: list[int] = []
+        self.load: list[float] = []
+        self.write: list[float] = []
+        for v in order:
+            data = dag.nodes[v]
+            if "size_bytes" not in data:
+                raise PlanError(
+                    f"node {v!r} has no 'size_bytes'; set the expected output size on every node, "
+                    "e.g. with optimizer.costs.annotate_costs"
+                )
+            size = data["size_bytes"]
+            if not isinstance(size, (int, float)) or math.isnan(size) or size < 0:
+                raise PlanError(f"node {v!r} has size_bytes={size!r}; give a number of bytes >= 0")
+            self.size.append(int(size))
+            c, l = costs[v]
+            if l == math.inf:
+                l = float(data.get("est_load_cost", model.load_cost(size)))
+            self.load.append(l)
+            self.write.append(0.0 if costs[v][1] < math.inf else float(data.get("write_cost", model.write_cost(size))))
+        if outputs is None:
+            self.outputs = {i for i, ch in enumerate(self.children) if not ch}
+        else:
+            self.outputs = {self.pos[o] for o in outputs if o in self.pos}
+        # recurrence: attribute, else history smoothed by a structural prior, else the prior;
+        # never above a parent's (a parent's new fingerprint changes the child's)
+        q = config.own_change_rate
+        if q is None:
+            q = 1.0 / max(len(order), 1)
+        anc = [0] * len(order)
+        for i in range(len(order)):
+            for p in self.parents[i]:
+                anc[i] |= anc[p] | (1 << p)
+        prior = {v: (1.0 - q) ** (anc[i].bit_count() + 1) for i, v in enumerate(order)}
+        fp_rec = recurrence_from_history(dag, history, prior=prior) if history is not None else prior
+        rec: list[float] = []
+        for i, v in enumerate(order):
+            r = dag.nodes[v].get("recurrence")
+            r = float(r) if r is not None else fp_rec[v]
+            if not 0 <= r <= 1:
+                raise PlanError(f"node {v!r} has recurrence={r!r}; give a probability between 0 and 1")
+            for p in self.parents[i]:
+                r = min(r, rec[p])
+            rec.append(r)
+        self.recurrence = rec
+        freq = frequency_from_history(dag, history) if history is not None else {}
+        self.frequency = [float(dag.nodes[v].get("frequency", freq.get(v, 1.0))) for v in order]
+        self.potential = [float(dag.nodes[v].get("potential", 0.0)) for v in order]
+
+    def recreation(self, materialized: set[int]) -> list[float]:
+        """Cost to recreate every node from its nearest materialized (or source) ancestors.
+
+        Ancestors shared by several paths are counted once (bit sets of node indexes).
+        """
+        n = len(self.nodes)
+        comp = [0] * n
+        load = [0] * n
+        for i in range(n):
+            cm = 1 << i
+            lm = 0
+            for p in self.parents[i]:
+                if p in materialized:
+                    lm |= 1 << p
+                else:
+                    cm |= comp[p]
+                    lm |= load[p]
+            comp[i] = cm
+            load[i] = lm
+        return [_bits_sum(comp[i], self.compute) + _bits_sum(load[i], self.load) for i in range(n)]
+
+    def need(self, materialized: set[int]) -> list[float]:
+        """P(node must be produced next run) given stored nodes that recur shadow their ancestors.
+
+        Modelled as nested events: a node's fingerprint recurs only if its ancestors' do, so
+        "x changed" events along a path are nested and their intersections are minima.
+        """
+        n = len(self.nodes)
+        need = [0.0] * n
+        for i in range(n - 1, -1, -1):
+            p = 1.0 if i in self.outputs else 0.0
+            for w in self.children[i]:
+                # w is computed when needed and changed; "changed" events nest along paths
+                comp = min(need[w], 1.0 - self.recurrence[w]) if w in materialized else need[w]
+                if comp > p:
+                    p = comp
+            need[i] = max(p, 0.0)
+        return need
+
+
+def _bits_sum(mask: int, values: list[float]) -> float:
+    total = 0.0
+    while mask:
+        low = mask & -mask
+        total += values[low.bit_length() - 1]
+        mask ^= low
+    return total
+
+
+def choose_materializations(
+    dag: nx.DiGraph,
+    budget_bytes: int,
+    *,
+    policy: str = DEFAULT_POLICY,
+    history: Any = None,
+    plan: Mapping[Hashable, str] | None = None,
+    outputs: Iterable[Hashable] | None = None,
+    config: MaterializationConfig | None = None,
+) -> frozenset[Hashable]:
+    """Nodes whose outputs should be in the store after this run, within ``budget_bytes``.
+
+    Candidates are nodes the run produces (``plan`` decision compute or load; every node when
+    no plan is given). Already materialized nodes (finite ``load_cost``) cost nothing to keep;
+    the runner writes the others and lets :func:`choose_evictions` make room. ``history``:
+    rows ``(run, component, fingerprint)`` of past runs (see :mod:`optimizer.costs`);
+    ``outputs``: the nodes a run asks for (default: the sinks).
+    """
+    if policy not in POLICIES:
+        raise PlanError(f"unknown materialization policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if not isinstance(budget_bytes, (int, float)) or budget_bytes < 0:
+        raise PlanError(f"budget_bytes={budget_bytes!r}; give the store budget in bytes (>= 0)")
+    config = config or MaterializationConfig()
+    g = _Graph(dag, config, history, outputs)
+    n = len(g.nodes)
+    if plan is None:
+        candidates = list(range(n))
+    else:
+        candidates = [i for i, v in enumerate(g.nodes) if plan.get(v) in (COMPUTE, LOAD)]
+    candidates = [i for i in candidates if g.size[i] <= budget_bytes]
+    if policy == "none" or not candidates:
+        chosen: set[int] = set()
+    elif policy == "all":
+        chosen = _fill(candidates, g.size, budget_bytes)
+    elif policy == "helix":
+        chosen = _helix(g, candidates, budget_bytes, config)
+    elif policy == "experiment_graph":
+        chosen = _experiment_graph(g, candidates, budget_bytes, config)
+    else:
+        chosen = _frugal(g, candidates, budget_bytes, config)
+    return frozenset(g.nodes[i] for i in chosen)
+
+
+def _fill(order: Iterable[int], size: list[int], budget: float) -> set[int]:
+    chosen: set[int] = set()
+    used = 0
+    for i in order:
+        if used + size[i] <= budget:
+            chosen.add(i)
+            used += size[i]
+    return chosen
+
+
+def _helix(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
+    materialized = {i for i in range(len(g.nodes)) if g.stored[i]}
+    chosen: set[int] = set()
+    used = 0
+    for i in candidates:  # topological order
+        rc = g.recreation(materialized)[i]
+        if rc > config.helix_factor * g.load[i] and used + g.size[i] <= budget:
+            chosen.add(i)
+            materialized.add(i)
+            used += g.size[i]
+    return chosen
+
+
+def _experiment_graph(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
+    scratch = g.recreation(set())
+    ratio = {i: g.frequency[i] * scratch[i] / max(g.size[i], 1) for i in candidates}
+    top = max(ratio.values()) or 1.0
+    utility = {i: config.alpha * g.potential[i] + (1 - config.alpha) * ratio[i] / top for i in candidates}
+    return _fill(sorted(candidates, key=lambda i: (-utility[i], i)), g.size, budget)
+
+
+def _frugal(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
+    chosen: set[int] = set()
+    stored = {i for i in range(len(g.nodes)) if g.stored[i]}
+
+    def gains() -> list[float]:
+        materialized = stored | chosen
+        rc = g.recreation(materialized)
+        need = g.need(materialized)
+        out = []
+        for i in range(len(g.nodes)):
+            r = g.recurrence[i]
+            p_use = max(0.0, r + need[i] - 1.0)
+            out.append(p_use * _expected_uses(r, config.horizon_runs) * (rc[i] - g.load[i]) - g.write[i])
+        return out
+
+    gain = gains()
+    heap = [(-gain[i] / max(g.size[i], 1), i) for i in candidates if gain[i] > 0]
+    heapq.heapify(heap)
+    used = 0
+    stale = False
+    while heap:
+        neg, i = heapq.heappop(heap)
+        if used + g.size[i] > budget:
+            continue
+        if stale:
+            gain = gains()
+            stale = False
+        density = gain[i] / max(g.size[i], 1)
+        if gain[i] <= 0:
+            continue
+        if heap and density < -heap[0][0] - 1e-15:
+            heapq.heappush(heap, (-density, i))  # its value dropped: re-rank it
+            continue
+        chosen.add(i)
+        used += g.size[i]
+        stale = True
+    return chosen
+
+
+def recreation_costs(dag: nx.DiGraph, materialized: Iterable[Hashable] = ()) -> dict[Hashable, float]:
+    """Cost to recreate every node from its nearest materialized or source ancestors.
+
+    A node's own compute cost plus that of every ancestor reached without passing a
+    materialized node (each counted once), plus the load costs of the materialized frontier.
+    """
+    config = MaterializationConfig()
+    g = _Graph(_with_sizes(dag), config, None, None)
+    m = {g.pos[v] for v in materialized}
+    rc = g.recreation(m)
+    return {v: rc[i] for i, v in enumerate(g.nodes)}
+
+
+def _with_sizes(dag: nx.DiGraph) -> nx.DiGraph:
+    if all("size_bytes" in d for _, d in dag.nodes(data=True)):
+        return dag
+    h = dag.copy()
+    for _, d in h.nodes(data=True):
+        d.setdefault("size_bytes", 0)
+    return h
+
+
+def choose_evictions(
+    entries: Iterable[StoreEntry | Mapping[str, Any]],
+    budget_bytes: int,
+    *,
+    policy: str = DEFAULT_POLICY,
+    protect: Iterable[Hashable] = (),
+    config: MaterializationConfig | None = None,
+) -> list[Hashable]:
+    """Keys to evict, least valuable first, so the remaining entries fit in ``budget_bytes``.
+
+    Uses the policy's own utility: ``"frugal"`` expected savings per byte (recurrence x
+    expected uses x (recreation - load) / size), ``"experiment_graph"`` its utility, and
+    ``"helix"``/``"all"`` least recently used first; ``"none"`` evicts every entry. Pinned
+    entries and ``protect`` keys (e.g. what the current run just chose) are never evicted; if
+    they alone exceed the budget, every other entry is returned and the store stays over.
+    """
+    if policy not in POLICIES:
+        raise PlanError(f"unknown eviction policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if not isinstance(budget_bytes, (int, float)) or budget_bytes < 0:
+        raise PlanError(f"budget_bytes={budget_bytes!r}; give the store budget in bytes (>= 0)")
+    config = config or MaterializationConfig()
+    rows = [e if isinstance(e, StoreEntry) else StoreEntry.from_mapping(e) for e in entries]
+    keep = set(protect)
+    evictable = [e for e in rows if not e.pinned and e.key not in keep]
+    if policy == "none":
+        return [e.key for e in evictable]
+    total = sum(e.size_bytes for e in rows)
+    if total <= budget_bytes:
+        return []
+    if policy == "frugal":
+        def key(e: StoreEntry) -> tuple:
+            gain = e.recurrence * _expected_uses(e.recurrence, config.horizon_runs) * (
+                e.recreation_cost - e.load_cost
+            )
+            return (gain / max(e.size_bytes, 1), e.last_used)
+    elif policy == "experiment_graph":
+        top = max((e.frequency * e.recreation_cost / max(e.size_bytes, 1) for e in evictable), default=0.0) or 1.0
+
+        def key(e: StoreEntry) -> tuple:
+            u = config.alpha * e.potential + (1 - config.alpha) * (
+                e.frequency * e.recreation_cost / max(e.size_bytes, 1) / top
+            )
+            return (u, e.last_used)
+    else:
+        def key(e: StoreEntry) -> tuple:
+            return (e.last_used,)
+    out: list[Hashable] = []
+    for e in sorted(evictable, key=key):
+        if total <= budget_bytes:
+            break
+        out.append(e.key)
+        total -= e.size_bytes
+    return out
