@@ -13,7 +13,7 @@ import json
 
 from google.protobuf import any_pb2, json_format, struct_pb2
 
-__all__ = ["STRUCT_PREFIX", "struct_json", "struct_text_json", "any_json", "any_bytes_json"]
+__all__ = ["STRUCT_PREFIX", "struct_json", "struct_text_json", "any_json", "any_bytes_json", "column_bytes"]
 
 # How MLMD stores a Struct in the string_value column: prefix + base64(serialized Struct).
 STRUCT_PREFIX = "mlmd-struct::"
@@ -43,8 +43,19 @@ def any_json(value: any_pb2.Any) -> str:
         return _dumps({"@type": value.type_url, "value": base64.b64encode(value.value).decode("ascii")})
 
 
-def any_bytes_json(blob: bytes) -> str:
+def column_bytes(blob: bytes | str) -> bytes:
+    """Bytes of an MLMD blob column; MLMD's SQLite backend stores them base64-encoded as text."""
+    if isinstance(blob, str):
+        try:
+            return base64.b64decode(blob, validate=True)
+        except ValueError:
+            return blob.encode("utf-8")
+    return bytes(blob)
+
+
+def any_bytes_json(blob: bytes | str) -> str:
     """JSON text of a serialized ``google.protobuf.Any`` (the MLMD ``proto_value`` column)."""
+    blob = column_bytes(blob)
     value = any_pb2.Any()
     try:
         value.ParseFromString(bytes(blob))

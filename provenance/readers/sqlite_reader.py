@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from provenance.connections import StoreSpec, check_supported, sqlite_schema_version
 from provenance.readers.staging import STAGING_SCHEMAS, Batch
-from provenance.values import STRUCT_PREFIX, any_bytes_json, struct_text_json
+from provenance.values import STRUCT_PREFIX, any_bytes_json, column_bytes, struct_text_json
 
 __all__ = ["read_sqlite", "SYSTEM_TYPE_NAMES"]
 
@@ -74,7 +74,7 @@ def _special_properties(con: sqlite3.Connection, where: dict[str, str]) -> pa.Ta
             elif sval is not None and sval.startswith(STRUCT_PREFIX):
                 vtype, text = "struct", struct_text_json(sval)
             else:
-                vtype, text = "bytes", base64.b64encode(bytes(bval)).decode("ascii")
+                vtype, text = "bytes", base64.b64encode(column_bytes(bval)).decode("ascii")
             rows.append((_ENTITY[name], entity_id, pname, int(custom), vtype, text))
     cols = list(zip(*rows)) if rows else [[] for _ in range(6)]
     schema = STAGING_SCHEMAS["properties"]

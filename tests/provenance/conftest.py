@@ -42,3 +42,114 @@ def assert_same_warehouse():
             assert da[table] == db[table], f"table {table} differs"
 
     return check
+
+
+# --- MLMD stores written with the real ml_metadata API -------------------------------------
+
+UNICODE = "naïve 模型 🚀 Ωμέγα \u2028 \"quoted\" \\ back"
+HUGE_LEN = 3 * 1024 * 1024
+
+
+def sqlite_config(path):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    cfg = pb.ConnectionConfig()
+    cfg.sqlite.filename_uri = str(path)
+    cfg.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return cfg
+
+
+def open_store(config):
+    from ml_metadata.metadata_store import metadata_store
+
+    return metadata_store.MetadataStore(config)
+
+
+def write_rich_store(store) -> dict:
+    """Write a small pipeline with every property type, unicode, a huge value and edges.
+
+    Returns the ids it wrote, for assertions and for later in-place updates.
+    """
+    from google.protobuf import struct_pb2
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    examples_t = pb.ArtifactType(name="Examples", base_type=pb.ArtifactType.DATASET, version="1.0",
+                                 description="training examples")
+    for name, dt in (("span", pb.INT), ("ratio", pb.DOUBLE), ("note", pb.STRING), ("meta", pb.STRUCT),
+                     ("spec", pb.PROTO), ("ok", pb.BOOLEAN)):
+        examples_t.properties[name] = dt
+    examples_tid = store.put_artifact_type(examples_t)
+    model_tid = store.put_artifact_type(pb.ArtifactType(name="Model", base_type=pb.ArtifactType.MODEL))
+    trainer_t = pb.ExecutionType(name="Trainer", base_type=pb.ExecutionType.TRAIN)
+    trainer_t.properties["lr"] = pb.DOUBLE
+    trainer_tid = store.put_execution_type(trainer_t)
+    gen_tid = store.put_execution_type(pb.ExecutionType(name="ExampleGen"))
+    pipe_tid = store.put_context_type(pb.ContextType(name="pipeline"))
+    run_tid = store.put_context_type(pb.ContextType(name="pipeline_run"))
+
+    ex = pb.Artifact(type_id=examples_tid, uri="/data/ünïcode/examples", name="examples-1",
+                     state=pb.Artifact.LIVE, external_id="ext-ex-1")
+    ex.properties["span"].int_value = -(2 ** 62)
+    ex.properties["ratio"].double_value = 0.1 + 0.2
+    ex.properties["note"].string_value = UNICODE
+    meta = struct_pb2.Struct()
+    meta.update({"train": 1.0, "eval": 0.0, "nested": {"ok": True, "names": ["a", "ß"]}, "none": None})
+    ex.properties["meta"].struct_value.CopyFrom(meta)
+    spec_msg = pb.Artifact(uri="packed://inside", name="packed")  # a known proto type
+    ex.properties["spec"].proto_value.Pack(spec_msg)
+    ex.properties["ok"].bool_value = True
+    ex.custom_properties["huge"].string_value = "x" * HUGE_LEN
+    ex.custom_properties["empty"].string_value = ""
+    ex.custom_properties["flag"].bool_value = False
+    ex.custom_properties["opaque"].proto_value.type_url = "type.googleapis.com/unknown.Message"
+    ex.custom_properties["opaque"].proto_value.value = b"\x08\x01\x12\x03abc"
+    ex.custom_properties["looks_like_struct"].string_value = "mlmd-struct: not really"
+    model = pb.Artifact(type_id=model_tid, uri="/models/1", state=pb.Artifact.PENDING)
+    model.custom_properties["pushed"].int_value = 0
+
+    pipeline = pb.Context(type_id=pipe_tid, name="my_pipeline")
+    pipeline.custom_properties["owner"].string_value = UNICODE
+    run = pb.Context(type_id=run_tid, name="run-1")
+    pipe_id, run_id = store.put_contexts([pipeline, run])
+    store.put_parent_contexts([pb.ParentContext(child_id=run_id, parent_id=pipe_id)])
+
+    gen = pb.Execution(type_id=gen_tid, last_known_state=pb.Execution.COMPLETE, name="gen-1")
+    out_ev = pb.Event(type=pb.Event.OUTPUT)
+    out_ev.path.steps.add().key = "examples"
+    out_ev.path.steps.add().index = 0
+    ctxs = store.get_contexts_by_id([pipe_id, run_id])
+    gen_id, (ex_id,), _ = store.put_execution(gen, [(ex, out_ev)], ctxs)
+
+    trainer = pb.Execution(type_id=trainer_tid, last_known_state=pb.Execution.RUNNING, name="train-1")
+    trainer.properties["lr"].double_value = 1e-3
+    in_ev = pb.Event(type=pb.Event.INPUT)
+    in_ev.path.steps.add().key = "examples"
+    in_ev.path.steps.add().index = 0
+    in_ev.path.steps.add().key = "extra/slash"
+    pending_ev = pb.Event(type=pb.Event.DECLARED_OUTPUT)  # no path steps
+    ex_ref = store.get_artifacts_by_id([ex_id])[0]
+    trainer_id, (_, model_id), _ = store.put_execution(trainer, [(ex_ref, in_ev), (model, pending_ev)], ctxs)
+    return {
+        "examples_type": examples_tid, "model_type": model_tid, "trainer_type": trainer_tid,
+        "pipeline": pipe_id, "run": run_id, "gen": gen_id, "trainer": trainer_id,
+        "examples": ex_id, "model": model_id,
+    }
+
+
+@pytest.fixture
+def rich_store(tmp_path):
+    """A fresh SQLite MLMD store written with the API; returns (path, ids)."""
+    path = tmp_path / "rich.sqlite"
+    store = open_store(sqlite_config(path))
+    ids = write_rich_store(store)
+    del store
+    return path, ids
+
+
+@pytest.fixture
+def mlmd_api():
+    """Helpers to open and write MLMD stores with the ml_metadata API."""
+    import types
+
+    return types.SimpleNamespace(sqlite_config=sqlite_config, open_store=open_store, write_rich_store=write_rich_store,
+                                 UNICODE=UNICODE, HUGE_LEN=HUGE_LEN)

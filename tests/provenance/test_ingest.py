@@ -1,0 +1,167 @@
+"""Ingest API-written stores: values of every type, identical read paths, incremental, idempotent."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from provenance import ingest
+from provenance.warehouse import connect
+
+
+def _props(path) -> dict:
+    con = connect(path, read_only=True)
+    rows = con.execute(
+        "SELECT entity, entity_id, name, is_custom, value_type, int_value, double_value, string_value, bool_value "
+        "FROM properties"
+    ).fetchall()
+    return {(r[0], r[1], r[2], r[3]): r[4:] for r in rows}
+
+
+@pytest.mark.parametrize("via", ["sqlite", "api"])
+def test_every_value_type_is_ingested(rich_store, via, tmp_path, mlmd_api):
+    path, ids = rich_store
+    report = ingest([path], tmp_path / "w.duckdb", via=via, progress=False)
+    assert report.issues == 0 and report.sources[0].full
+    props = _props(tmp_path / "w.duckdb")
+    ex = ids["examples"]
+    assert props[("artifact", ex, "span", False)][:2] == ("int", -(2 ** 62))
+    # MLMD itself keeps about 15 significant digits of a double in SQL stores
+    assert props[("artifact", ex, "ratio", False)][2] == pytest.approx(0.1 + 0.2, rel=1e-12)
+    assert props[("artifact", ex, "note", False)] == ("string", None, None, mlmd_api.UNICODE, None)
+    assert json.loads(props[("artifact", ex, "meta", False)][3]) == {
+        "train": 1.0, "eval": 0.0, "nested": {"ok": True, "names": ["a", "ß"]}, "none": None}
+    assert props[("artifact", ex, "meta", False)][0] == "struct"
+    spec = json.loads(props[("artifact", ex, "spec", False)][3])
+    assert spec["@type"].endswith("ml_metadata.Artifact") and spec["uri"] == "packed://inside"
+    opaque = json.loads(props[("artifact", ex, "opaque", True)][3])
+    assert opaque == {"@type": "type.googleapis.com/unknown.Message", "value": "CAESA2FiYw=="}
+    assert props[("artifact", ex, "ok", False)] == ("bool", None, None, None, True)
+    assert props[("artifact", ex, "flag", True)] == ("bool", None, None, None, False)
+    assert len(props[("artifact", ex, "huge", True)][3]) == mlmd_api.HUGE_LEN
+    assert props[("artifact", ex, "empty", True)][3] == ""
+    assert props[("artifact", ex, "looks_like_struct", True)][:1] == ("string",)
+    assert props[("context", ids["pipeline"], "owner", True)][3] == mlmd_api.UNICODE
+
+    con = connect(tmp_path / "w.duckdb", read_only=True)
+    events = {(r[0], r[1]): r[2:] for r in con.execute(
+        "SELECT execution_id, type, artifact_id, path, path_key FROM events").fetchall()}
+    assert events[(ids["gen"], "OUTPUT")] == (ex, "examples/0", "examples")
+    assert events[(ids["trainer"], "INPUT")] == (ex, "examples/0/extra/slash", "examples")
+    assert events[(ids["trainer"], "DECLARED_OUTPUT")] == (ids["model"], None, None)
+    x = dict(con.execute("SELECT execution_id, state FROM executions").fetchall())
+    assert x == {ids["gen"]: "COMPLETE", ids["trainer"]: "RUNNING"}
+    assert con.execute("SELECT duration_s IS NULL FROM executions WHERE execution_id = ?",
+                       [ids["trainer"]]).fetchall() == [(True,)]
+    types = {r[0]: r[1:] for r in con.execute("SELECT name, kind, version, description, base_type FROM types").fetchall()}
+    assert types["Examples"] == ("artifact", "1.0", "training examples", "DATASET")
+    assert types["Trainer"] == ("execution", None, None, "TRAIN")
+    assert types["pipeline"] == ("context", None, None, None)
+    assert "mlmd.Dataset" not in types
+    assert con.execute("SELECT data_type FROM type_properties WHERE name = 'meta'").fetchall() == [("STRUCT",)]
+    assert con.execute("SELECT COUNT(*) FROM parent_contexts").fetchall() == [(1,)]
+    assert con.execute("SELECT COUNT(*) FROM attributions").fetchall() == [(4,)]
+    assert con.execute("SELECT COUNT(*) FROM associations").fetchall() == [(4,)]
+
+
+def test_api_and_sqlite_paths_identical_on_rich_store(rich_store, tmp_path, assert_same_warehouse):
+    path, _ = rich_store
+    ingest([path], tmp_path / "a.duckdb", via="api", progress=False)
+    ingest([path], tmp_path / "s.duckdb", via="sqlite", progress=False)
+    assert_same_warehouse(tmp_path / "a.duckdb", tmp_path / "s.duckdb")
+
+
+def _update_store(path, ids, mlmd_api) -> dict:
+    """In-place updates and inserts, as a running pipeline makes them."""
+    store = mlmd_api.open_store(mlmd_api.sqlite_config(path))
+    trainer = store.get_executions_by_id([ids["trainer"]])[0]
+    trainer.last_known_state = pb.Execution.COMPLETE
+    trainer.custom_properties["added_later"].string_value = "yes ✓"
+    model = store.get_artifacts_by_id([ids["model"]])[0]
+    model.state = pb.Artifact.LIVE
+    model.custom_properties["pushed"].int_value = 1
+    out_ev = pb.Event(type=pb.Event.OUTPUT)
+    out_ev.path.steps.add().key = "model"
+    store.put_execution(trainer, [(model, out_ev)], store.get_contexts_by_id([ids["run"]]))
+    # a new run: new context, execution, artifact, events
+    run2 = store.put_contexts([pb.Context(type_id=store.get_context_type("pipeline_run").id, name="run-2")])[0]
+    gen = pb.Execution(type_id=store.get_execution_type("ExampleGen").id, last_known_state=pb.Execution.CACHED)
+    ex = store.get_artifacts_by_id([ids["examples"]])[0]
+    ev = pb.Event(type=pb.Event.OUTPUT)
+    ev.path.steps.add().key = "examples"
+    gen_id, _, _ = store.put_execution(gen, [(ex, ev)], store.get_contexts_by_id([ids["pipeline"], run2]))
+    return {"run2": run2, "gen2": gen_id}
+
+
+@pytest.mark.parametrize("via", ["sqlite", "api"])
+def test_incremental_ingest_applies_updates_and_inserts(rich_store, via, tmp_path, mlmd_api, assert_same_warehouse):
+    path, ids = rich_store
+    wh = tmp_path / "w.duckdb"
+    first = ingest([path], wh, via=via, progress=False)
+    new = _update_store(path, ids, mlmd_api)
+    second = ingest([path], wh, via=via, progress=False)
+    assert not second.sources[0].full
+    assert second.store_rows < first.store_rows
+    con = connect(wh, read_only=True)
+    assert con.execute("SELECT state, duration_s >= 0 FROM executions WHERE execution_id = ?",
+                       [ids["trainer"]]).fetchall() == [("COMPLETE", True)]
+    assert con.execute("SELECT string_value FROM properties WHERE entity = 'execution' AND entity_id = ? "
+                       "AND name = 'added_later'", [ids["trainer"]]).fetchall() == [("yes ✓",)]
+    assert con.execute("SELECT int_value FROM properties WHERE entity = 'artifact' AND entity_id = ? "
+                       "AND name = 'pushed'", [ids["model"]]).fetchall() == [(1,)]
+    assert con.execute("SELECT state FROM artifacts WHERE artifact_id = ?", [ids["model"]]).fetchall() == [("LIVE",)]
+    assert con.execute("SELECT state FROM executions WHERE execution_id = ?", [new["gen2"]]).fetchall() == [("CACHED",)]
+    assert con.execute("SELECT COUNT(*) FROM associations WHERE context_id = ?", [new["run2"]]).fetchall() == [(1,)]
+    assert con.execute("SELECT COUNT(*) FROM attributions WHERE context_id = ?", [new["run2"]]).fetchall() == [(1,)]
+    con.close()
+    # The incremental result equals a full ingest of the updated store, by either path.
+    ingest([path], tmp_path / "full.duckdb", via="sqlite", progress=False)
+    assert_same_warehouse(wh, tmp_path / "full.duckdb")
+
+
+@pytest.mark.parametrize("via", ["sqlite", "api"])
+def test_reingest_of_unchanged_store_is_idempotent(rich_store, via, tmp_path, dump):
+    path, _ = rich_store
+    wh = tmp_path / "w.duckdb"
+    ingest([path], wh, via=via, progress=False)
+    before = dump(wh)
+    again = ingest([path], wh, via=via, progress=False)
+    assert not again.sources[0].full
+    assert dump(wh) == before
+
+
+def test_switching_reader_rereads_in_full_and_keeps_tables(rich_store, tmp_path, dump):
+    path, _ = rich_store
+    wh = tmp_path / "w.duckdb"
+    ingest([path], wh, via="sqlite", progress=False)
+    before = dump(wh)
+    report = ingest([path], wh, via="api", progress=False)
+    assert report.sources[0].full
+    assert dump(wh) == before
+
+
+def test_deleted_rows_trigger_a_full_reread(rich_store, tmp_path, dump):
+    path, ids = rich_store
+    wh = tmp_path / "w.duckdb"
+    ingest([path], wh, progress=False)
+    with sqlite3.connect(path) as con:
+        con.execute("DELETE FROM Attribution WHERE context_id = ?", [ids["run"]])
+    report = ingest([path], wh, progress=False)
+    assert report.sources[0].full
+    ingest([path], tmp_path / "fresh.duckdb", progress=False)
+    assert dump(wh) == dump(tmp_path / "fresh.duckdb")
+
+
+def test_many_sources_in_one_warehouse_keep_their_own_rows(rich_store, tfx_store, tmp_path):
+    path, _ = rich_store
+    wh = tmp_path / "w.duckdb"
+    ingest([path, tfx_store("penguin_minimal")], wh, progress=False)
+    ingest([path], wh, source_ids=["rich_copy"], progress=False)
+    con = connect(wh, read_only=True)
+    counts = dict(con.execute("SELECT source_id, COUNT(*) FROM executions GROUP BY 1").fetchall())
+    assert counts == {"rich": 2, "rich_copy": 2, "penguin_minimal": 12}
+    assert sorted(r[0] for r in con.execute("SELECT source_id FROM sources").fetchall()) == [
+        "penguin_minimal", "rich", "rich_copy"]
