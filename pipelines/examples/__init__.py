@@ -1,0 +1,1 @@
+"""Example workloads for frugal pipelines (penguin classification)."""
