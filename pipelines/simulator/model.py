@@ -1,0 +1,174 @@
+"""The generative model: what each simulated pipeline is, and what decides a training's fate.
+
+Everything here is a pure function of a ``random.Random`` and plain numbers, so a corpus is
+a deterministic function of its seed. docs/simulator.md explains every knob; the constants
+below are the knobs.
+
+Pipelines differ in cadence (hourly to weekly), lifetime, shape (Transform, Tuner,
+InfraValidator, one to four trainers, a rolling window of the last k spans), data freshness,
+data quality, how often code, hyperparameters and structure change, and a latent model quality.
+
+A training's outcome depends on drivers that MLMD records before the trainer starts (data
+anomalies, new data, code/hyperparameter/structure changes, recent blessing history) and on
+latent state MLMD never records (data drift of the span, a slowly wandering model health);
+the Bernoulli draw on top is the irreducible noise. ``push_probability`` is the exact
+probability, under this model, that the training ends in a push: the oracle's ceiling.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+__all__ = [
+    "PipelineSpec",
+    "Drivers",
+    "Outcome",
+    "sample_pipeline",
+    "outcome_probabilities",
+    "CADENCES_H",
+    "DURATION_MEDIAN_S",
+]
+
+# Cadence (hours between scheduled runs) and its weight across pipelines.
+CADENCES_H = (1, 2, 3, 6, 12, 24, 48, 72, 168)
+CADENCE_WEIGHTS = (0.03, 0.03, 0.05, 0.09, 0.16, 0.34, 0.12, 0.08, 0.10)
+# Median seconds per component kind before the pipeline's size factor.
+DURATION_MEDIAN_S = {
+    "example_gen": 240.0, "statistics_gen": 150.0, "schema_gen": 25.0, "example_validator": 30.0,
+    "transform": 600.0, "tuner": 5400.0, "trainer": 1800.0, "resolver": 0.03, "evaluator": 420.0,
+    "model_validator": 300.0, "infra_validator": 240.0, "pusher": 20.0,
+}
+TRAINER_VARIANTS = ("wide", "deep", "gbdt", "linear")
+TFX_VERSIONS = ("1.14.0", "1.15.1", "1.16.0", "1.17.1", "1.19.0", "1.21.0")
+
+# Outcome model coefficients (log-odds of blessing).
+ALPHA_MEAN, ALPHA_SD = 1.0, 1.3       # pipeline propensity: varies strongly between pipelines
+BRANCH_SD = 0.6                        # each trainer variant differs from its pipeline
+B_ANOMALY = -2.0                       # ExampleValidator found anomalies in the newest span
+B_DRIFT = -1.1                         # latent drift of the newest span (not in MLMD)
+B_NEW_DATA = 0.35                      # a fresh span (vs retraining on the same data)
+B_STRUCTURE = -1.4                     # first training after a pipeline structure change
+B_HISTORY = 1.6                        # (recent blessing rate - 0.6), last 5 trainings
+HEALTH_PHI, HEALTH_SD = 0.85, 0.45     # latent AR(1) model health (not in MLMD)
+CODE_EFFECT = (-0.45, 0.9)             # a code change shifts health by N(mean, sd)
+HPARAM_EFFECT = (-0.3, 0.7)            # a hyperparameter change shifts health by N(mean, sd)
+P_INFRA_FAIL = 0.06                    # InfraValidator rejects a blessed model
+FAIL_CODE, FAIL_HPARAM, FAIL_STRUCTURE = 0.12, 0.05, 0.08
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """One simulated production pipeline (fixed for its lifetime; structure may still change)."""
+
+    index: int
+    name: str
+    mode: str                     # sync | async
+    cadence_h: int
+    start_h: float                # hours after the corpus start
+    end_h: float                  # abandoned (or corpus end)
+    n_trainers: int
+    window: int                   # trainers read the last `window` spans
+    has_transform: bool
+    has_tuner: bool
+    has_infra_validator: bool
+    has_evaluator: bool
+    p_new_data: float             # chance a scheduled run finds a new span
+    anomaly_rate: float
+    drift_sd: float
+    base_fail: float
+    alphas: tuple[float, ...]     # per trainer branch
+    code_per_day: float
+    hparam_per_day: float
+    structure_per_day: float
+    size: float                   # duration scale
+    tfx_version: str
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """What the trainer of one run faces. The first six are visible in MLMD before training."""
+
+    anomaly: bool
+    new_data: bool
+    code_change: bool
+    hparam_change: bool
+    structure_change: bool
+    recent_bless_rate: float
+    drift: float                  # hidden
+    health: float                 # hidden
+
+
+@dataclass(frozen=True)
+class Outcome:
+    p_fail: float
+    p_bless: float
+    p_infra_ok: float
+    push_probability: float
+
+
+def _beta(rng: random.Random, a: float, b: float) -> float:
+    return rng.betavariate(a, b)
+
+
+def sample_pipeline(rng: random.Random, index: int, hours: float, mode: str) -> PipelineSpec:
+    """Draw one pipeline. ``mode`` is sync, async or mixed (70% sync)."""
+    family = rng.choice(("ads_ctr", "search_rank", "spam", "fraud", "recs", "churn", "eta", "pricing",
+                         "vision_qc", "nlp_intent", "forecast", "abuse"))
+    cadence = rng.choices(CADENCES_H, CADENCE_WEIGHTS)[0]
+    if rng.random() < 0.45:
+        start = 0.0
+    else:
+        start = rng.uniform(0.0, hours * 0.85)
+    end = hours
+    if rng.random() < 0.3:
+        end = start + (hours - start) * rng.uniform(0.15, 0.95)
+    n_trainers = rng.choices((1, 2, 3, 4), (0.65, 0.22, 0.10, 0.03))[0]
+    window = rng.choices((1, 2, 3, 5, 7, 14), (0.45, 0.15, 0.15, 0.1, 0.1, 0.05))[0]
+    if mode == "mixed":
+        mode = "sync" if rng.random() < 0.7 else "async"
+    alpha = rng.gauss(ALPHA_MEAN, ALPHA_SD)
+    alphas = tuple(alpha + (0.0 if b == 0 else rng.gauss(-0.2, BRANCH_SD)) for b in range(n_trainers))
+    # Faster cadences run on smaller data so that a run fits its slot.
+    size = math.exp(rng.gauss(0.0, 0.7)) * min(1.0, cadence * 3600 * 0.45 / 3300.0)
+    return PipelineSpec(
+        index=index,
+        name=f"{family}_{index:05d}",
+        mode=mode,
+        cadence_h=cadence,
+        start_h=start,
+        end_h=end,
+        n_trainers=n_trainers,
+        window=window,
+        has_transform=rng.random() < 0.55,
+        has_tuner=rng.random() < 0.12,
+        has_infra_validator=rng.random() < 0.3,
+        has_evaluator=rng.random() < 0.95,
+        p_new_data=min(1.0, 0.45 + _beta(rng, 3.0, 1.2) * 0.6),
+        anomaly_rate=_beta(rng, 0.8, 9.0),
+        drift_sd=rng.uniform(0.1, 1.2),
+        base_fail=_beta(rng, 1.0, 18.0),
+        alphas=alphas,
+        code_per_day=rng.choice((0.0, 0.02, 0.05, 0.1, 0.2)),
+        hparam_per_day=rng.choice((0.0, 0.03, 0.07, 0.15)),
+        structure_per_day=rng.choice((0.0, 0.0, 0.01, 0.02, 0.04)),
+        size=size,
+        tfx_version=rng.choice(TFX_VERSIONS),
+    )
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -60 else 0.0
+
+
+def outcome_probabilities(spec: PipelineSpec, branch: int, d: Drivers, has_infra: bool) -> Outcome:
+    """Probabilities of failure, blessing and push for one training under the model."""
+    p_fail = min(0.9, spec.base_fail + FAIL_CODE * d.code_change + FAIL_HPARAM * d.hparam_change
+                 + FAIL_STRUCTURE * d.structure_change)
+    eta = (spec.alphas[branch] + d.health + B_ANOMALY * d.anomaly + B_DRIFT * d.drift
+           + B_NEW_DATA * d.new_data + B_STRUCTURE * d.structure_change
+           + B_HISTORY * (d.recent_bless_rate - 0.6))
+    p_bless = _sigmoid(eta) if spec.has_evaluator else 1.0
+    p_infra_ok = 1.0 - P_INFRA_FAIL if has_infra else 1.0
+    return Outcome(p_fail, p_bless, p_infra_ok, (1.0 - p_fail) * p_bless * p_infra_ok)
