@@ -195,7 +195,11 @@ def ingest(
             task = bar.task(f"{spec.source_id}: reading", _STAGES)
             batch = _read(spec, how, prev["watermark"] if prev else None,
                           lambda name, n, task=task: bar.advance(task, n, f"{spec.source_id}: {name}"))
+            t_read = time.perf_counter()
+            log.info("%s: read %d store rows via %s (%s) in %.2f s; loading into the warehouse",
+                     spec.source_id, batch.store_rows, how, "full" if batch.full else "incremental", t_read - t0)
             written = load_batch(con, spec.source_id, spec.uri, spec.kind, batch, fresh=prev is None)
+            log.info("%s: loaded in %.2f s", spec.source_id, time.perf_counter() - t_read)
             bar.advance(task, 0, f"{spec.source_id}: loaded")
             issue_counts = dict(con.execute(
                 "SELECT issue, COUNT(*) FROM ingest_issues WHERE source_id = ? GROUP BY issue ORDER BY issue",
@@ -208,7 +212,9 @@ def ingest(
             ))
             for issue, n in issue_counts.items():
                 log.warning("%s: %d %s issue(s) recorded in ingest_issues", spec.source_id, n, issue)
+        t_commit = time.perf_counter()
         con.execute("COMMIT")
+        log.info("committed in %.2f s", time.perf_counter() - t_commit)
     except BaseException:
         try:
             con.execute("ROLLBACK")

@@ -52,7 +52,7 @@ MLMD_SCHEMA_VERSION = 10
 EXECUTION_KIND, ARTIFACT_KIND, CONTEXT_KIND = 0, 1, 2
 DATA_TYPES = {"INT": 1, "DOUBLE": 2, "STRING": 3, "STRUCT": 4, "PROTO": 5, "BOOLEAN": 6}
 _OUTPUT = 4
-_ASSOC_COLUMNS = ("c1", "c2", "c3", "cache")
+_SLOT = "CASE o.k WHEN 0 THEN a.c1 WHEN 1 THEN a.c2 WHEN 2 THEN a.c3 ELSE a.cache END"
 
 # Property rows: (entity_id, name, is_custom, int_value, string_value); double/bytes/proto/bool
 # are never written by the simulator and stay NULL.
@@ -131,6 +131,8 @@ _STAGING_DDL = (
     "CREATE TEMP TABLE templates (template_id INTEGER, name TEXT, is_custom INTEGER, "
     "int_value INTEGER, string_value TEXT)",
     "CREATE INDEX temp.stage_assoc_exec ON stage_assoc(execution_id)",
+    "CREATE TEMP TABLE slots (k INTEGER PRIMARY KEY)",
+    "INSERT INTO temp.slots VALUES (0), (1), (2), (3)",
     "CREATE INDEX temp.templates_id ON templates(template_id)",
 )
 
@@ -281,20 +283,18 @@ class BulkStoreWriter:
         # events with several steps (one artifact under two keys) come in their own order
         db.executemany("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) VALUES (?,?,?,?)",
                        r.event_paths)
+        # CROSS JOIN fixes the loop order (events/executions outer, context slot inner), so the
+        # rows come out in TFX's order without a sort.
         db.execute(
             "INSERT INTO Association(context_id, execution_id) SELECT ctx, execution_id FROM ("
-            + " UNION ALL ".join(f"SELECT execution_id, {c} AS ctx, {i} AS ord FROM temp.stage_assoc"
-                                 for i, c in enumerate(_ASSOC_COLUMNS))
-            + ") WHERE ctx IS NOT NULL ORDER BY execution_id, ord")
+            f"SELECT {_SLOT} AS ctx, a.execution_id FROM temp.stage_assoc a CROSS JOIN temp.slots o"
+            ") WHERE ctx IS NOT NULL")
         # Attribution as TFX records it: every context of the execution, the cache only via OUTPUT.
         db.execute(
             "INSERT OR IGNORE INTO Attribution(context_id, artifact_id) SELECT ctx, artifact_id FROM ("
-            + " UNION ALL ".join(
-                f"SELECT e.id, e.artifact_id, a.{c} AS ctx, {i} AS ord FROM temp.stage_event e "
-                f"JOIN temp.stage_assoc a ON a.execution_id = e.execution_id"
-                + (f" WHERE e.type = {_OUTPUT}" if c == "cache" else "")
-                for i, c in enumerate(_ASSOC_COLUMNS))
-            + ") WHERE ctx IS NOT NULL ORDER BY id, ord")
+            f"SELECT {_SLOT} AS ctx, e.artifact_id FROM temp.stage_event e CROSS JOIN temp.stage_assoc a "
+            f"CROSS JOIN temp.slots o WHERE a.execution_id = e.execution_id AND (o.k < 3 OR e.type = {_OUTPUT})"
+            ") WHERE ctx IS NOT NULL")
         db.execute("DELETE FROM temp.stage_event")
         db.execute("DELETE FROM temp.stage_assoc")
         self.counts["artifacts"] += len(r.artifacts)
@@ -316,7 +316,7 @@ class BulkStoreWriter:
         db.execute("COMMIT")
         for name, sql in self._indexes:
             db.execute(sql)
-        for table in ("stage_event", "stage_assoc", "stage_template", "templates"):
+        for table in ("stage_event", "stage_assoc", "stage_template", "templates", "slots"):
             db.execute(f"DROP TABLE temp.{table}")
         db.close()
         os.replace(self._tmp, self.path)

@@ -8,7 +8,7 @@ See docs/warehouse.md for where every column comes from.
 
 from __future__ import annotations
 
-__all__ = ["TABLES", "DDL", "create_schema", "ARTIFACT_STATES", "EXECUTION_STATES", "EVENT_TYPES"]
+__all__ = ["TABLES", "DDL", "KEYS", "create_schema", "ARTIFACT_STATES", "EXECUTION_STATES", "EVENT_TYPES"]
 
 # MLMD enum values -> names (ml_metadata/proto/metadata_store.proto).
 ARTIFACT_STATES = {
@@ -41,16 +41,14 @@ DDL: dict[str, str] = {
             name        VARCHAR NOT NULL,
             version     VARCHAR,
             description VARCHAR,
-            base_type   VARCHAR,                   -- e.g. DATASET, MODEL (from ParentType/base_type)
-            PRIMARY KEY (source_id, type_id)
+            base_type   VARCHAR                   -- e.g. DATASET, MODEL (from ParentType/base_type)
         )""",
     "type_properties": """
         CREATE TABLE IF NOT EXISTS type_properties (
             source_id VARCHAR NOT NULL,
             type_id   BIGINT  NOT NULL,
             name      VARCHAR NOT NULL,
-            data_type VARCHAR,                     -- INT | DOUBLE | STRING | STRUCT | PROTO | BOOLEAN
-            PRIMARY KEY (source_id, type_id, name)
+            data_type VARCHAR                     -- INT | DOUBLE | STRING | STRUCT | PROTO | BOOLEAN
         )""",
     "artifacts": """
         CREATE TABLE IF NOT EXISTS artifacts (
@@ -63,8 +61,7 @@ DDL: dict[str, str] = {
             name        VARCHAR,
             external_id VARCHAR,
             create_time TIMESTAMP,
-            update_time TIMESTAMP,
-            PRIMARY KEY (source_id, artifact_id)
+            update_time TIMESTAMP
         )""",
     "executions": """
         CREATE TABLE IF NOT EXISTS executions (
@@ -94,8 +91,7 @@ DDL: dict[str, str] = {
             path         VARCHAR,                  -- steps joined by '/': key steps as-is, index steps
                                                    -- as decimal, e.g. 'examples/0'; NULL when no steps
             path_key     VARCHAR,                  -- first key step, e.g. 'examples', 'model', 'blessing'
-            ts           TIMESTAMP,                -- milliseconds_since_epoch
-            PRIMARY KEY (source_id, event_id)
+            ts           TIMESTAMP                -- milliseconds_since_epoch
         )""",
     "contexts": """
         CREATE TABLE IF NOT EXISTS contexts (
@@ -106,29 +102,25 @@ DDL: dict[str, str] = {
             name        VARCHAR,
             external_id VARCHAR,
             create_time TIMESTAMP,
-            update_time TIMESTAMP,
-            PRIMARY KEY (source_id, context_id)
+            update_time TIMESTAMP
         )""",
     "attributions": """
         CREATE TABLE IF NOT EXISTS attributions (
             source_id   VARCHAR NOT NULL,
             context_id  BIGINT  NOT NULL,
-            artifact_id BIGINT  NOT NULL,
-            PRIMARY KEY (source_id, context_id, artifact_id)
+            artifact_id BIGINT  NOT NULL
         )""",
     "associations": """
         CREATE TABLE IF NOT EXISTS associations (
             source_id    VARCHAR NOT NULL,
             context_id   BIGINT  NOT NULL,
-            execution_id BIGINT  NOT NULL,
-            PRIMARY KEY (source_id, context_id, execution_id)
+            execution_id BIGINT  NOT NULL
         )""",
     "parent_contexts": """
         CREATE TABLE IF NOT EXISTS parent_contexts (
             source_id         VARCHAR NOT NULL,
             context_id        BIGINT  NOT NULL,
-            parent_context_id BIGINT  NOT NULL,
-            PRIMARY KEY (source_id, context_id, parent_context_id)
+            parent_context_id BIGINT  NOT NULL
         )""",
     "properties": """
         CREATE TABLE IF NOT EXISTS properties (
@@ -142,8 +134,7 @@ DDL: dict[str, str] = {
             double_value DOUBLE,
             string_value VARCHAR,                  -- strings; struct and proto values as JSON text;
                                                    -- bytes as base64
-            bool_value   BOOLEAN,
-            PRIMARY KEY (source_id, entity, entity_id, name, is_custom)
+            bool_value   BOOLEAN
         )""",
     "ingest_issues": """
         CREATE TABLE IF NOT EXISTS ingest_issues (
@@ -153,6 +144,23 @@ DDL: dict[str, str] = {
             entity_id BIGINT,
             detail    VARCHAR
         )""",
+}
+
+# The key of every data table: unique per row. Ingestion keeps keys unique by deleting and
+# inserting by key; they are not declared as PRIMARY KEY because DuckDB's key indexes made bulk
+# loads about twice as slow and the file six times larger (benchmarks/ingest.py).
+KEYS: dict[str, tuple[str, ...]] = {
+    "sources": ("source_id",),
+    "types": ("source_id", "type_id"),
+    "type_properties": ("source_id", "type_id", "name"),
+    "artifacts": ("source_id", "artifact_id"),
+    "executions": ("source_id", "execution_id"),
+    "events": ("source_id", "event_id"),
+    "contexts": ("source_id", "context_id"),
+    "attributions": ("source_id", "context_id", "artifact_id"),
+    "associations": ("source_id", "context_id", "execution_id"),
+    "parent_contexts": ("source_id", "context_id", "parent_context_id"),
+    "properties": ("source_id", "entity", "entity_id", "name", "is_custom"),
 }
 
 TABLES = tuple(DDL)

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from provenance.errors import ProvenanceError
-from provenance.readers.staging import Batch
+from provenance.readers.staging import Batch, event_paths
 from provenance.schema import ARTIFACT_STATES, EVENT_TYPES, EXECUTION_STATES, TABLES, create_schema
 
 __all__ = ["connect", "load_batch", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
@@ -27,9 +27,15 @@ log = logging.getLogger(__name__)
 DATA_TABLES = tuple(t for t in TABLES if t != "sources")
 FINISHED_STATES = ("COMPLETE", "FAILED", "CACHED", "CANCELED")
 
-# Event id: MLMD keeps one event per (artifact, execution, type) but the ml_metadata API does not
-# expose the Event row id, so both readers derive the id from that key (63 bits of its MD5).
-EVENT_ID_SQL = "(md5_number_upper(concat_ws(':', e.execution_id, e.artifact_id, e.type)) >> 1)::BIGINT"
+# Event id: MLMD keeps one event per (artifact, execution, type), but the ml_metadata API does not
+# expose the Event row id, so both readers derive the id from that key:
+# execution_id * 2^34 + artifact_id * 2^3 + type, exact and reversible for execution ids below
+# 2^29 and artifact ids below 2^31; larger ids (never seen in practice) fall back to 63 bits of
+# the key's MD5.
+EVENT_ID_SQL = """CASE WHEN e.execution_id BETWEEN 0 AND 536870911 AND e.artifact_id BETWEEN 0 AND 2147483647
+         AND e.type BETWEEN 0 AND 7
+    THEN e.execution_id * 17179869184 + e.artifact_id * 8 + e.type
+    ELSE (md5_number_upper(concat_ws(':', e.execution_id, e.artifact_id, e.type)) >> 1)::BIGINT END"""
 
 
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -41,7 +47,9 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
                 f"warehouse not found: {path}. Create it with `frugal ingest STORE --warehouse {path}`."
             )
         try:
-            return duckdb.connect(str(path), read_only=True)
+            con = duckdb.connect(str(path), read_only=True)
+            con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.Error as exc:
             raise ProvenanceError(f"cannot open the warehouse {path}: {exc}") from exc
     if path.parent and not path.parent.exists():
@@ -53,6 +61,7 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
             f"cannot open the warehouse {path} for writing: {exc}. Is it a DuckDB file, and is no "
             "other process writing to it?"
         ) from exc
+    con.execute("SET enable_progress_bar = false")
     create_schema(con)
     return con
 
@@ -108,7 +117,7 @@ def load_batch(
         "event_steps", "attributions", "associations", "parent_contexts", "properties",
     ]
     for name in names:
-        con.register(f"stg_{name}", batch.table(name))
+        con.register(f"stg_{name}", batch.table(name).combine_chunks())
     sid = [source_id]
     written: dict[str, int] = {}
     try:
@@ -130,7 +139,6 @@ def load_batch(
                     f"DELETE FROM properties WHERE source_id = ? AND entity = '{entity}' "
                     f"AND entity_id IN (SELECT {key} FROM stg_{table})", sid,
                 )
-        insert = "INSERT INTO" if batch.full else "INSERT OR REPLACE INTO"
         written["types"] = _run(con, f"""
             INSERT INTO types SELECT ?, type_id, kind, name, version, description, base_type
             FROM stg_types""", sid)
@@ -182,24 +190,26 @@ def load_batch(
                    {_ts('c.create_ms')}, {_ts('c.update_ms')}
             FROM stg_contexts c LEFT JOIN stg_types t ON t.type_id = c.type_id AND t.kind = 'context'
             """, sid)
-        written["events"] = _run(con, f"""
-            {insert} events
-            WITH steps AS (
-                SELECT event_key,
-                       string_agg(CASE WHEN is_index <> 0 THEN CAST(step_index AS VARCHAR)
-                                       ELSE step_key END, '/' ORDER BY seq) AS path,
-                       arg_min(step_key, seq) FILTER (WHERE is_index = 0) AS path_key
-                FROM stg_event_steps GROUP BY event_key
+        con.register("stg_event_paths", event_paths(batch.table("event_steps")))
+        if not batch.full:  # events are immutable in MLMD: replace the ones read again
+            con.execute(
+                f"DELETE FROM events WHERE source_id = ? AND event_id IN (SELECT {EVENT_ID_SQL} FROM stg_events e)", sid
             )
+        written["events"] = _run(con, f"""
+            INSERT INTO events
             SELECT ?, {EVENT_ID_SQL}, e.artifact_id, e.execution_id, {_case('e.type', EVENT_TYPES)},
                    s.path, s.path_key, {_ts('e.ts_ms')}
-            FROM stg_events e LEFT JOIN steps s ON s.event_key = e.event_key""", sid)
-        ignore = "INSERT INTO" if batch.full else "INSERT OR IGNORE INTO"
-        written["attributions"] = _run(con, f"{ignore} attributions SELECT ?, context_id, artifact_id FROM stg_attributions", sid)
-        written["associations"] = _run(con, f"{ignore} associations SELECT ?, context_id, execution_id FROM stg_associations", sid)
-        written["parent_contexts"] = _run(
-            con, f"{ignore} parent_contexts SELECT ?, context_id, parent_context_id FROM stg_parent_contexts", sid
-        )
+            FROM stg_events e LEFT JOIN stg_event_paths s ON s.event_key = e.event_key""", sid)
+        for table, cols in (
+            ("attributions", ("context_id", "artifact_id")),
+            ("associations", ("context_id", "execution_id")),
+            ("parent_contexts", ("context_id", "parent_context_id")),
+        ):
+            select = f"SELECT DISTINCT ?, {', '.join(cols)} FROM stg_{table} s"
+            if not batch.full:  # edges are insert-only in MLMD: add the new ones
+                match = " AND ".join(f"t.{c} = s.{c}" for c in cols)
+                select += f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.source_id = ? AND {match})"
+            written[table] = _run(con, f"INSERT INTO {table} {select}", sid)
         written["ingest_issues"] = record_issues(con, source_id)
         con.execute(
             "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
@@ -207,7 +217,7 @@ def load_batch(
              datetime.now(timezone.utc).replace(tzinfo=None), json.dumps(batch.watermark, sort_keys=True)],
         )
     finally:
-        for name in names:
+        for name in names + ["event_paths"]:
             con.unregister(f"stg_{name}")
     return written
 

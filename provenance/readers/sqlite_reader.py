@@ -40,6 +40,7 @@ _NODES = {  # staging table -> (MLMD table, property table, property id column)
 }
 _ENTITY = {"artifacts": "artifact", "executions": "execution", "contexts": "context"}
 
+_BATCH_ROWS = 65536  # rows per Arrow batch: few large batches load into DuckDB much faster
 _SENTINEL = {pa.int64(): "0", pa.string(): "''", pa.float64(): "0.0"}
 _CAST = {pa.int64(): "INTEGER", pa.string(): "TEXT", pa.float64(): "REAL"}
 
@@ -54,6 +55,7 @@ def _query(cur, name: str, select: str) -> pa.Table:
     sentinel = ", ".join(f"{_SENTINEL[f.type]} AS {f.name}" for f in schema)
     outer = ", ".join(f"CAST({f.name} AS {_CAST[f.type]}) AS {f.name}" for f in schema)
     cols = ", ".join(f.name for f in schema)
+    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_BATCH_ROWS)})
     cur.execute(f"WITH q({cols}) AS ({select}) SELECT {sentinel} UNION ALL SELECT {outer} FROM q")
     table = cur.fetch_arrow_table().slice(1)
     return table.cast(schema)

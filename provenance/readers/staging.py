@@ -66,3 +66,35 @@ class Batch:
 
     def table(self, name: str) -> pa.Table:
         return self.tables.get(name) or empty_table(name)
+
+
+def event_paths(steps: pa.Table) -> pa.Table:
+    """Per event_key: ``path`` (steps joined by '/', index steps as decimal) and ``path_key``.
+
+    ``path_key`` is the first key step. Vectorised with Arrow: sort the steps, cut them into
+    one list per event and join each list, which is much faster than an ordered string
+    aggregate in SQL.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    out_schema = pa.schema([("event_key", pa.int64()), ("path", pa.string()), ("path_key", pa.string())])
+    if steps.num_rows == 0:
+        return out_schema.empty_table()
+    steps = steps.take(pc.sort_indices(steps, [("event_key", "ascending"), ("seq", "ascending")]))
+    is_index = pc.not_equal(steps["is_index"], 0).combine_chunks()
+    text = pc.if_else(is_index, pc.cast(steps["step_index"], pa.string()), steps["step_key"]).combine_chunks()
+    keys = steps["event_key"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    offsets = pa.array(np.r_[starts, len(keys)].astype(np.int32))
+    paths = pc.binary_join(pa.ListArray.from_arrays(offsets, text), "/")
+    key_rows = np.flatnonzero(~is_index.to_numpy(zero_copy_only=False))
+    first_key = np.full(len(starts), -1, dtype=np.int64)
+    if len(key_rows):
+        group_of = np.searchsorted(starts, key_rows, side="right") - 1
+        firsts = np.flatnonzero(np.r_[True, group_of[1:] != group_of[:-1]])
+        first_key[group_of[firsts]] = key_rows[firsts]
+    has_key = first_key >= 0
+    path_key = pc.if_else(pa.array(has_key), text.take(pa.array(np.where(has_key, first_key, 0))),
+                          pa.nulls(len(starts), pa.string()))
+    return pa.table([pa.array(keys[starts]), paths, path_key], schema=out_schema)

@@ -26,6 +26,34 @@ def dump_warehouse(path, source_id: str | None = None) -> dict[str, list[tuple]]
         con.close()
 
 
+def duplicate_keys(path) -> dict[str, int]:
+    """Per table, how many key values occur more than once (should be none)."""
+    from provenance.schema import KEYS
+
+    con = connect(path, read_only=True)
+    try:
+        out = {}
+        for table, key in KEYS.items():
+            cols = ", ".join(key)
+            out[table] = con.execute(
+                f"SELECT COUNT(*) FROM (SELECT {cols} FROM {table} GROUP BY ALL HAVING COUNT(*) > 1)"
+            ).fetchall()[0][0]
+        return out
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def assert_keys_unique():
+    """Assert that every table's key (provenance.schema.KEYS) is unique."""
+
+    def check(path) -> None:
+        dups = duplicate_keys(path)
+        assert not any(dups.values()), dups
+
+    return check
+
+
 @pytest.fixture
 def dump():
     """Return dump_warehouse(path, source_id=None) -> {table: sorted rows}."""

@@ -97,7 +97,8 @@ def _update_store(path, ids, mlmd_api) -> dict:
 
 
 @pytest.mark.parametrize("via", ["sqlite", "api"])
-def test_incremental_ingest_applies_updates_and_inserts(rich_store, via, tmp_path, mlmd_api, assert_same_warehouse):
+def test_incremental_ingest_applies_updates_and_inserts(rich_store, via, tmp_path, mlmd_api, assert_same_warehouse,
+                                                       assert_keys_unique):
     path, ids = rich_store
     wh = tmp_path / "w.duckdb"
     first = ingest([path], wh, via=via, progress=False)
@@ -120,6 +121,9 @@ def test_incremental_ingest_applies_updates_and_inserts(rich_store, via, tmp_pat
     # The incremental result equals a full ingest of the updated store, by either path.
     ingest([path], tmp_path / "full.duckdb", via="sqlite", progress=False)
     assert_same_warehouse(wh, tmp_path / "full.duckdb")
+    assert_keys_unique(wh)
+    ingest([path], wh, via=via, progress=False)  # and again: still no duplicate keys
+    assert_keys_unique(wh)
 
 
 @pytest.mark.parametrize("via", ["sqlite", "api"])
