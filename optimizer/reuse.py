@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
 
 import networkx as nx
-from networkx.algorithms.flow import boykov_kolmogorov
+from networkx.algorithms.flow import preflow_push
 
 from optimizer.plan import COMPUTE, LOAD, PRUNE, ExecutionPlan, PlanError
 
@@ -42,6 +42,7 @@ __all__ = [
     "plan_cost",
     "check_plan",
     "node_costs",
+    "min_weight_closure",
 ]
 
 _INF = math.inf
@@ -75,6 +76,8 @@ def node_costs(dag: nx.DiGraph) -> dict[Hashable, tuple[float, float]]:
 
 
 def _cost(node: Hashable, name: str, value: object) -> float:
+    if type(value) is float and value >= 0:  # fast path (NaN fails the comparison)
+        return value
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -85,18 +88,26 @@ def _cost(node: Hashable, name: str, value: object) -> float:
 
 
 def _topological_order(dag: nx.DiGraph) -> list[Hashable]:
+    """Nodes parents first (Kahn's algorithm over the adjacency dicts; raises on a cycle)."""
     if not isinstance(dag, nx.DiGraph):
         raise PlanError(
             f"expected a networkx DiGraph, got {type(dag).__name__}; build the pipeline as nx.DiGraph"
         )
-    try:
-        return list(nx.topological_sort(dag))
-    except nx.NetworkXUnfeasible:
-        cycle = nx.find_cycle(dag)
+    indegree = {v: len(p) for v, p in dag.pred.items()}
+    order = [v for v, d in indegree.items() if d == 0]
+    succ = dag.succ
+    for v in order:  # grows while iterating
+        for w in succ[v]:
+            indegree[w] -= 1
+            if indegree[w] == 0:
+                order.append(w)
+    if len(order) < len(indegree):
+        cycle = nx.find_cycle(dag.subgraph(v for v, d in indegree.items() if d > 0))
         raise PlanError(
             f"the pipeline graph has a cycle {cycle!r}; a plan needs a DAG, remove the edge "
             "that closes it"
-        ) from None
+        )
+    return order
 
 
 def _output_list(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> list[Hashable]:
@@ -117,145 +128,239 @@ def execution_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> ExecutionPla
     order = _topological_order(dag)
     outs = _output_list(dag, outputs)
     costs = node_costs(dag)
+    n = len(order)
+    pos = {v: i for i, v in enumerate(order)}  # node i's parents all have indexes < i
     pred = dag.pred
+    parents = [[pos[p] for p in pred[v]] for v in order]
+    C = [costs[v][0] for v in order]
+    L = [costs[v][1] for v in order]
+    out_ix = [pos[o] for o in outs]
 
     # 1. Nodes an output may need: walk up from the outputs, but not past a node that will
-    #    never be computed (loading dominates, or it cannot be computed).
-    def computable(v: Hashable) -> bool:
-        c, l = costs[v]
-        return c < l  # c finite and cheaper than loading; c == l prefers the load
-
-    relevant: set[Hashable] = set(outs)
-    stack = list(outs)
+    #    never be computed (loading is no dearer than computing, or it cannot be computed).
+    computable = [C[i] < L[i] for i in range(n)]  # on a tie, prefer the load
+    relevant = [False] * n
+    stack = list(out_ix)
+    for i in out_ix:
+        relevant[i] = True
     while stack:
-        v = stack.pop()
-        if computable(v):
-            for p in pred[v]:
-                if p not in relevant:
-                    relevant.add(p)
+        i = stack.pop()
+        if computable[i]:
+            for p in parents[i]:
+                if not relevant[p]:
+                    relevant[p] = True
                     stack.append(p)
 
-    # 2. Which relevant nodes can be produced at all, and which can be computed.
-    obtainable: dict[Hashable, bool] = {}
-    can_compute: dict[Hashable, bool] = {}
-    for v in order:
-        if v not in relevant:
+    # 2. Kinds of relevant nodes that can be produced at all: "c" compute only, "l" load
+    #    only, "b" both (compute or load); None for the rest.
+    kind: list[str | None] = [None] * n
+    for i in range(n):
+        if relevant[i]:
+            cc = computable[i] and all(kind[p] is not None for p in parents[i])
+            if cc:
+                kind[i] = "b" if L[i] < _INF else "c"
+            elif L[i] < _INF:
+                kind[i] = "l"
+    for o, i in zip(outs, out_ix):
+        if kind[i] is None:
+            raise PlanError(_infeasible_message(dag, o, costs, {v: kind[pos[v]] is not None for v in order if relevant[pos[v]]}))
+
+    # 3. Forced part: outputs are available, and so is every parent of a node that must be
+    #    available and can only be computed. Their variables a(v) sit on the source side of
+    #    every finite cut, so they leave the network and their cost is a constant.
+    forced = [False] * n
+    for i in out_ix:
+        forced[i] = True
+    stack = list(out_ix)
+
+    def propagate() -> None:
+        while stack:
+            i = stack.pop()
+            if kind[i] == "c":
+                for p in parents[i]:
+                    if not forced[p]:
+                        forced[p] = True
+                        stack.append(p)
+
+    propagate()
+    # A forced node that can be computed or loaded is surely computed when loading it costs
+    # at least c(v) plus an upper bound on making its parents available (exchange argument);
+    # it then forces its parents too. The bounds shrink as more is forced: repeat.
+    candidates = [i for i in range(n) if kind[i] == "b"]
+    ub = [0.0] * n
+    while candidates:
+        for i in range(n):
+            k = kind[i]
+            if k is None or forced[i]:
+                ub[i] = 0.0
+            elif k == "l":
+                ub[i] = L[i]
+            else:
+                x = C[i]
+                for p in parents[i]:
+                    x += ub[p]
+                ub[i] = x if k == "c" or x < L[i] else L[i]
+        for i in candidates:
+            if forced[i] and L[i] - C[i] >= sum(ub[p] for p in parents[i]):
+                kind[i] = "c"
+                stack.append(i)
+        if not stack:
+            break
+        propagate()
+        candidates = [i for i in candidates if kind[i] == "b"]
+
+    # 4. Free part: what choosing b(v) for a "both" node pulls in. Variables a(v) = 2i and
+    #    b(v) = 2i + 1 with weights (their costs) and implications x => y.
+    weight: dict[int, float] = {}
+    implies: list[tuple[int, int]] = []
+    stack = []
+    for i in range(n):
+        if kind[i] != "b":
             continue
-        c, l = costs[v]
-        cc = computable(v) and all(obtainable[p] for p in pred[v])
-        can_compute[v] = cc
-        obtainable[v] = cc or l < _INF
-    for o in outs:
-        if not obtainable[o]:
-            raise PlanError(_infeasible_message(dag, o, costs, obtainable))
-
-    # 3. Variables: a(v) "available" for every relevant obtainable node, b(v) "computed" for
-    #    a node that may be computed or loaded. Kinds: "c" compute only, "l" load only, "b" both.
-    kind: dict[Hashable, str] = {}
-    for v in order:
-        if v in relevant and obtainable[v]:
-            c, l = costs[v]
-            kind[v] = ("b" if l < _INF else "c") if can_compute[v] else "l"
-
-    # 4. Forced part: outputs are available, and so is every parent of a node that must be
-    #    available and can only be computed. Those variables sit on the source side of every
-    #    finite cut, so they leave the network and their cost is a constant.
-    forced: set[Hashable] = set(outs)
-    stack = list(outs)
+        b = 2 * i + 1
+        weight[b] = C[i] - L[i]  # < 0: computing instead of loading saves
+        if not forced[i]:
+            weight[b - 1] = L[i]
+            implies.append((b, b - 1))
+        for p in parents[i]:
+            if not forced[p]:
+                implies.append((b, 2 * p))
+                stack.append(p)
     while stack:
-        v = stack.pop()
-        if kind[v] == "c":
-            for p in pred[v]:
-                if p not in forced:
-                    forced.add(p)
+        i = stack.pop()
+        if 2 * i in weight or kind[i] == "b":
+            continue  # seen, or a "b" node's a(v), wired above
+        k = kind[i]
+        weight[2 * i] = C[i] if k == "c" else L[i]
+        if k == "c":
+            for p in parents[i]:
+                if not forced[p]:
+                    implies.append((2 * i, 2 * p))
                     stack.append(p)
 
-    # 5. Free part: what choosing b(v) for a "both" node pulls in. Variable ids: a(v) = 2i,
-    #    b(v) = 2i + 1, source -1, sink -2.
-    S, T = -1, -2
-    index: dict[Hashable, int] = {}
-    finite_edges: list[tuple[int, int, float]] = []
-    inf_edges: list[tuple[int, int]] = []
-
-    def var_a(v: Hashable) -> int:
-        i = index.get(v)
-        if i is None:
-            i = index[v] = len(index)
-            stack.append(v)
-        return 2 * i
-
-    both = [v for v in order if kind.get(v) == "b"]
-    for v in both:
-        index[v] = len(index)
-    for v in both:
-        c, l = costs[v]
-        b = 2 * index[v] + 1
-        finite_edges.append((S, b, l - c))  # weight c - l < 0
-        if v not in forced:
-            inf_edges.append((b, 2 * index[v]))
-            if l > 0:
-                finite_edges.append((2 * index[v], T, l))
-        for p in pred[v]:
-            if p not in forced:
-                inf_edges.append((b, var_a(p)))
-    while stack:
-        v = stack.pop()
-        if v in forced or kind[v] == "b":
-            continue  # a "b" node's a(v) was wired above
-        a = 2 * index[v]
-        c, l = costs[v]
-        w = c if kind[v] == "c" else l
-        if w > 0:
-            finite_edges.append((a, T, w))
-        if kind[v] == "c":
-            for p in pred[v]:
-                if p not in forced:
-                    inf_edges.append((a, var_a(p)))
-
-    chosen = _min_cut_source_side(S, T, finite_edges, inf_edges)
+    chosen = min_weight_closure(weight, implies)
 
     decisions: dict[Hashable, str] = {}
     total = 0.0
-    for v in dag:
-        k = kind.get(v)
-        if k is None or (v not in forced and (v not in index or 2 * index[v] not in chosen)):
+    for i, v in enumerate(order):
+        k = kind[i]
+        if k is None or not (forced[i] or 2 * i in chosen):
             decisions[v] = PRUNE
-            continue
-        c, l = costs[v]
-        if k == "c" or (k == "b" and 2 * index[v] + 1 in chosen):
+        elif k == "c" or (k == "b" and 2 * i + 1 in chosen):
             decisions[v] = COMPUTE
-            total += c
+            total += C[i]
         else:
             decisions[v] = LOAD
-            total += l
+            total += L[i]
     return ExecutionPlan(decisions=decisions, cost=total)
 
 
-def _min_cut_source_side(
-    s: int, t: int, finite_edges: list[tuple[int, int, float]], inf_edges: list[tuple[int, int]]
-) -> set[int]:
-    """Source side (smallest one) of a minimum s-t cut of the given network."""
-    if not finite_edges and not inf_edges:
+def min_weight_closure(weight: Mapping[int, float], implies: Iterable[tuple[int, int]]) -> set[int]:
+    """A minimum-weight set of variables closed under ``x => y`` implications (smallest on ties).
+
+    First shrinks the problem with exact rules: a variable of weight >= 0 that nothing
+    implies is never chosen; one of weight < 0 that implies nothing is always chosen; one of
+    weight >= 0 implied by a single variable is chosen exactly with it; one of weight < 0
+    implying a single variable exactly with that one (both merge). What remains is solved as a
+    minimum s-t cut (positive weights to the sink, negative from the source, implications of
+    infinite capacity).
+    """
+    w: dict[int, float] = dict(weight)
+    out: dict[int, set[int]] = {x: set() for x in w}
+    inn: dict[int, set[int]] = {x: set() for x in w}
+    for x, y in implies:
+        if x != y:
+            out[x].add(y)
+            inn[y].add(x)
+    fixed: dict[int, bool] = {}
+    merged: dict[int, int] = {}
+    work = list(w)
+    while work:
+        x = work.pop()
+        if x not in w:
+            continue
+        wx = w[x]
+        if wx >= 0 and not inn[x]:
+            fixed[x] = False
+            for z in out[x]:
+                inn[z].discard(x)
+                work.append(z)
+        elif wx < 0 and not out[x]:
+            fixed[x] = True
+            for y in inn[x]:
+                out[y].discard(x)
+                work.append(y)
+        elif wx >= 0 and len(inn[x]) == 1:
+            (y,) = inn[x]
+            merged[x] = y
+            w[y] += wx
+            out[y].discard(x)
+            for z in out[x]:
+                inn[z].discard(x)
+                if z != y:
+                    out[y].add(z)
+                    inn[z].add(y)
+                work.append(z)
+            work.append(y)
+        elif wx < 0 and len(out[x]) == 1:
+            (z,) = out[x]
+            merged[x] = z
+            w[z] += wx
+            inn[z].discard(x)
+            for y in inn[x]:
+                out[y].discard(x)
+                if y != z:
+                    out[y].add(z)
+                    inn[z].add(y)
+                work.append(y)
+            work.append(z)
+        else:
+            continue
+        del w[x], out[x], inn[x]
+    chosen = _min_cut_source_side(w, out)
+
+    def selected(x: int) -> bool:
+        path = []
+        while x in merged:
+            path.append(x)
+            x = merged[x]
+        value = fixed[x] if x in fixed else x in chosen
+        for y in path:
+            fixed[y] = value
+            del merged[y]
+        fixed[x] = value
+        return value
+
+    return {x for x in weight if selected(x)}
+
+
+def _min_cut_source_side(w: Mapping[int, float], out: Mapping[int, set[int]]) -> set[int]:
+    """Source side (smallest one) of a minimum s-t cut of the closure network."""
+    if not w:
         return set()
-    total = sum(w for _, _, w in finite_edges)
+    s, t = -1, -2
+    total = sum(abs(x) for x in w.values())
     big = 3.0 * total + 1.0
     R = nx.DiGraph()
     R.__networkx_cache__ = None  # type: ignore[attr-defined]  # the flow mutates R in place
     R.add_node(s)
     R.add_node(t)
-    caps: dict[tuple[int, int], float] = {}
-    for u, v, w in finite_edges:
-        if w > 0:
-            caps[(u, v)] = caps.get((u, v), 0.0) + w
-    for u, v in inf_edges:
-        caps[(u, v)] = big
-    R.add_edges_from((u, v, {"capacity": w}) for (u, v), w in caps.items())
-    R.add_edges_from(
-        (v, u, {"capacity": 0.0}) for (u, v) in caps if (v, u) not in caps
-    )
+    R.add_nodes_from(w)
+    edges = []
+    for x, wx in w.items():
+        if wx > 0:
+            edges.append((x, t, {"capacity": wx}))
+            edges.append((t, x, {"capacity": 0.0}))
+        elif wx < 0:
+            edges.append((s, x, {"capacity": -wx}))
+            edges.append((x, s, {"capacity": 0.0}))
+        for y in out[x]:
+            edges.append((x, y, {"capacity": big}))
+            edges.append((y, x, {"capacity": 0.0}))
+    R.add_edges_from(edges)
     R.graph["inf"] = big
-    boykov_kolmogorov(R, s, t, residual=R)
-    # The flow never reaches `big / 3` because every output is obtainable at a finite cost.
+    preflow_push(R, s, t, residual=R)
+    # The flow never reaches `big / 3`: choosing nothing but the forced part is finite.
     tol = 1e-12 * max(total, 1.0)
     succ = R.succ
     seen = {s}
