@@ -2,7 +2,7 @@
 
 Entry point :func:`analyze` (re)builds, inside the warehouse, the tables ``graphlets``,
 ``graphlet_members`` and the views ``execution_waste`` and ``component_runs`` (plus the helper
-tables ``type_roles``, ``analysis_executions``, ``analysis_artifacts``, ``analysis_edges``).
+tables ``type_roles``, ``analysis_executions``, ``analysis_artifacts``).
 Sources are rebuilt one by one when their ingested data or the roles changed, set-based.
 """
 

@@ -16,9 +16,9 @@ import duckdb
 
 from analysis.config import AnalysisConfig
 from analysis.errors import AnalysisError
-from analysis.graphlets import GRAPHLET_TABLES, build_graphlets
+from analysis.graphlets import build_graphlets
 from analysis.graphlets import create_tables as create_graphlet_tables
-from analysis.lineage import LINEAGE_TABLES, build_lineage
+from analysis.lineage import build_lineage, persist_lineage
 from analysis.lineage import create_tables as create_lineage_tables
 from analysis.roles import Roles, resolve_roles, write_type_roles
 from analysis.runs import build_component_runs
@@ -166,6 +166,7 @@ def _run(con, roles: Roles, config: AnalysisConfig, sources: list[str] | None, f
         build_graphlets(con, config.max_steps)
         build_waste(con, config.max_steps)
         build_component_runs(con, config.volatile_properties)
+        persist_lineage(con)
         con.execute("DELETE FROM analysis_state WHERE source_id IN (SELECT source_id FROM _scope)")
         con.executemany(
             "INSERT INTO analysis_state VALUES (?, ?, ?, now()::TIMESTAMP)",

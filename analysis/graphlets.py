@@ -20,7 +20,7 @@ Tables: ``graphlets`` (one row per graphlet, DESIGN column names) and ``graphlet
 
 from __future__ import annotations
 
-from analysis.lineage import WORK_STATES, _in, closure
+from analysis.lineage import WORK_STATES, _in, clear, closure
 
 __all__ = ["build_graphlets", "GRAPHLET_TABLES"]
 
@@ -29,7 +29,7 @@ GRAPHLET_TABLES = ("graphlets", "graphlet_members")
 _DDL = {
     "graphlets": """
         CREATE TABLE IF NOT EXISTS graphlets (
-            graphlet_id VARCHAR PRIMARY KEY,       -- '<source_id>:<trainer_execution_id>'
+            graphlet_id VARCHAR,                   -- '<source_id>:<trainer_execution_id>'
             source_id VARCHAR, pipeline VARCHAR, trainer_execution_id BIGINT,
             model_artifact_id BIGINT,              -- NULL when the trainer produced no model
             run_context VARCHAR,                   -- name of the pipeline-run context (NULL: async)
@@ -58,9 +58,7 @@ def create_tables(con) -> None:
 
 def build_graphlets(con, max_steps: int = 200) -> None:
     """(Re)build graphlets and members for the sources in ``_scope`` (needs lineage tables)."""
-    create_tables(con)
-    for table in GRAPHLET_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE source_id IN (SELECT source_id FROM _scope)")
+    clear(con, GRAPHLET_TABLES, _DDL)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _trainers AS
@@ -68,17 +66,11 @@ def build_graphlets(con, max_steps: int = 200) -> None:
                x.source_id || ':' || x.execution_id AS graphlet_id,
                x.pipeline, x.component, x.state, x.run_context_id, x.run_context,
                x.create_time AS started_at,
-               (SELECT min(a.artifact_id) FROM analysis_artifacts a
+               (SELECT min(a.artifact_id) FROM _a a
                  WHERE a.source_id = x.source_id AND a.producer_id = x.execution_id
                    AND a.role = 'model') AS model_artifact_id
-        FROM analysis_executions x JOIN _scope USING (source_id)
+        FROM _x x JOIN _scope USING (source_id)
         WHERE x.role = 'trainer' AND x.state IN {_in(WORK_STATES)}
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _edges AS
-        SELECT e.* FROM analysis_edges e JOIN _scope USING (source_id)
         """
     )
     # Upstream: producers of the trainer's inputs, transitively, never through a trainer.
@@ -151,10 +143,10 @@ def build_graphlets(con, max_steps: int = 200) -> None:
         """
         INSERT INTO graphlet_members
         SELECT m.graphlet_id, 'execution', m.execution_id, x.role, m.source_id, m.position, m.attributed
-        FROM _mx m JOIN analysis_executions x USING (source_id, execution_id)
+        FROM _mx m JOIN _x x USING (source_id, execution_id)
         UNION ALL
         SELECT m.graphlet_id, 'artifact', a.artifact_id, a.role, m.source_id, m.position, m.attributed
-        FROM _mx m JOIN analysis_artifacts a
+        FROM _mx m JOIN _a a
           ON a.source_id = m.source_id AND a.producer_id = m.execution_id
         UNION ALL
         -- inputs with no recorded producer (external data) of the trainer and its upstream
@@ -162,7 +154,7 @@ def build_graphlets(con, max_steps: int = 200) -> None:
         FROM _mx m
         JOIN events ev ON ev.source_id = m.source_id AND ev.execution_id = m.execution_id
                       AND ev.type = 'INPUT'
-        JOIN analysis_artifacts a ON a.source_id = ev.source_id AND a.artifact_id = ev.artifact_id
+        JOIN _a a ON a.source_id = ev.source_id AND a.artifact_id = ev.artifact_id
         WHERE m.position IN ('trainer', 'upstream') AND a.producer_id IS NULL
         """
     )
@@ -175,7 +167,7 @@ def build_graphlets(con, max_steps: int = 200) -> None:
                    sum(coalesce(x.duration_s, 0)) AS lineage_compute_s,
                    max(x.update_time) FILTER (WHERE m.position IN ('trainer', 'downstream')) AS ended_at,
                    count(*) AS n_executions
-            FROM _mx m JOIN analysis_executions x USING (source_id, execution_id)
+            FROM _mx m JOIN _x x USING (source_id, execution_id)
             GROUP BY ALL
         ),
         art AS (
@@ -187,7 +179,7 @@ def build_graphlets(con, max_steps: int = 200) -> None:
                    bool_or(a.role = 'blessing' AND NOT a.blessed AND gm.position <> 'upstream') AS rejected,
                    count(*) AS n_artifacts
             FROM graphlet_members gm
-            JOIN analysis_artifacts a ON a.source_id = gm.source_id AND a.artifact_id = gm.entity_id
+            JOIN _a a ON a.source_id = gm.source_id AND a.artifact_id = gm.entity_id
             WHERE gm.entity = 'artifact' AND gm.source_id IN (SELECT source_id FROM _scope)
             GROUP BY ALL
         )
@@ -203,10 +195,9 @@ def build_graphlets(con, max_steps: int = 200) -> None:
     )
     con.execute(
         """
-        UPDATE analysis_executions x SET graphlet_id = m.graphlet_id
-        FROM _mx m
-        WHERE m.attributed AND x.source_id = m.source_id AND x.execution_id = m.execution_id
+        CREATE OR REPLACE TEMP TABLE _gown AS
+        SELECT source_id, execution_id, graphlet_id FROM _mx WHERE attributed
         """
     )
-    for tmp in ("_up", "_down", "_down_owner", "_up_owner", "_mx", "_edges", "_trainers"):
+    for tmp in ("_up", "_down", "_down_owner", "_up_owner", "_mx", "_trainers"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")

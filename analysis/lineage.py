@@ -1,12 +1,13 @@
 """Lineage facts: what every execution and artifact is, and who produced what.
 
-Builds three warehouse tables that the graphlet, waste and run-history analyses share:
+Builds three temporary tables that the graphlet, waste and run-history analyses share (the
+first two are persisted at the end as ``analysis_executions`` and ``analysis_artifacts``):
 
-- ``analysis_executions``: one row per execution with its role, pipeline, component, run
-  context and whether it did work (COMPLETE or FAILED; CACHED executions did none).
-- ``analysis_artifacts``: one row per artifact with its role, its *producer* and the
-  ``pushed`` / ``blessed`` flags.
-- ``analysis_edges``: execution -> execution edges along OUTPUT -> INPUT events.
+- ``_x``: one row per execution with its role, pipeline, component, run context and whether
+  it did work (COMPLETE or FAILED; CACHED executions did none).
+- ``_a``: one row per artifact with its role, its *producer* and the ``pushed`` / ``blessed``
+  flags.
+- ``_edges``: execution -> execution edges along OUTPUT -> INPUT events.
 
 An artifact's producer is the *earliest* non-cached, non-resolver execution that recorded an
 OUTPUT event to it. Later OUTPUT events to the same artifact are re-emissions and make no edge:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 
 __all__ = [
+    "persist_lineage",
     "WORK_STATES",
     "SPENT_STATES",
     "build_lineage",
@@ -36,7 +38,7 @@ WORK_STATES = ("COMPLETE", "FAILED")
 # An execution in one of these states spent compute that can be wasted.
 SPENT_STATES = ("COMPLETE", "FAILED", "CANCELED")
 
-LINEAGE_TABLES = ("analysis_executions", "analysis_artifacts", "analysis_edges")
+LINEAGE_TABLES = ("analysis_executions", "analysis_artifacts")
 
 _DDL = {
     "analysis_executions": """
@@ -46,18 +48,12 @@ _DDL = {
             pipeline VARCHAR, component VARCHAR, run_context_id BIGINT, run_context VARCHAR,
             create_time TIMESTAMP, update_time TIMESTAMP, duration_s DOUBLE,
             leads_to_deployment BOOLEAN, undetermined BOOLEAN, graphlet_id VARCHAR,
-            redundant BOOLEAN, redundant_of BIGINT,
-            PRIMARY KEY (source_id, execution_id))""",
+            redundant BOOLEAN, redundant_of BIGINT)""",
     "analysis_artifacts": """
         CREATE TABLE IF NOT EXISTS analysis_artifacts (
             source_id VARCHAR, artifact_id BIGINT, type_name VARCHAR, role VARCHAR,
             producer_id BIGINT, create_time TIMESTAMP, pushed BOOLEAN, blessed BOOLEAN,
-            fingerprint VARCHAR,
-            PRIMARY KEY (source_id, artifact_id))""",
-    "analysis_edges": """
-        CREATE TABLE IF NOT EXISTS analysis_edges (
-            source_id VARCHAR, src BIGINT, dst BIGINT, artifact_id BIGINT,
-            src_role VARCHAR, dst_role VARCHAR, dst_spent BOOLEAN)""",
+            fingerprint VARCHAR)""",
 }
 
 # Text value of a property whatever its type.
@@ -70,15 +66,28 @@ def create_tables(con) -> None:
         con.execute(ddl)
 
 
+def clear(con, tables: tuple[str, ...], ddl: dict[str, str]) -> None:
+    """Remove the rows of the sources in ``_scope``: drop and recreate a table when the scope
+    covers all of it (much faster than a delete), else delete those sources' rows."""
+    for table in tables:
+        con.execute(ddl[table])
+        rest = con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT source_id FROM {table}) "
+            "WHERE source_id NOT IN (SELECT source_id FROM _scope)"
+        ).fetchone()[0]
+        if rest == 0:
+            con.execute(f"DROP TABLE {table}")
+            con.execute(ddl[table])
+        else:
+            con.execute(f"DELETE FROM {table} WHERE source_id IN (SELECT source_id FROM _scope)")
+
+
 def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def build_lineage(con, fingerprint_properties: tuple[str, ...] = ()) -> None:
-    """(Re)build the lineage tables for the sources in ``_scope``."""
-    create_tables(con)
-    for table in LINEAGE_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE source_id IN (SELECT source_id FROM _scope)")
+    """Build the temporary lineage tables ``_x``, ``_a``, ``_edges`` for ``_scope``."""
     _build_executions(con)
     _build_artifacts(con, fingerprint_properties)
     _build_edges(con)
@@ -87,7 +96,7 @@ def build_lineage(con, fingerprint_properties: tuple[str, ...] = ()) -> None:
 def _build_executions(con) -> None:
     con.execute(
         f"""
-        INSERT INTO analysis_executions
+        CREATE OR REPLACE TEMP TABLE _x AS
         WITH ctx AS (
             SELECT a.source_id, a.execution_id, c.context_id, c.name, r.role
             FROM associations a
@@ -141,8 +150,7 @@ def _build_executions(con) -> None:
                         CASE WHEN starts_with(node_name, pipeline || '.')
                              THEN substr(node_name, length(pipeline) + 2) ELSE node_name END,
                         type_name, 'unknown') AS component,
-               run_id, run_name, create_time, update_time, duration_s,
-               NULL, NULL, NULL, NULL, NULL
+               run_id AS run_context_id, run_name AS run_context, create_time, update_time, duration_s
         FROM base
         """
     )
@@ -152,12 +160,12 @@ def _build_artifacts(con, fingerprint_properties: tuple[str, ...]) -> None:
     fps = _in(fingerprint_properties) if fingerprint_properties else "(NULL)"
     con.execute(
         f"""
-        INSERT INTO analysis_artifacts
+        CREATE OR REPLACE TEMP TABLE _a AS
         WITH producers AS (
             SELECT ev.source_id, ev.artifact_id,
                    arg_min(ev.execution_id, {{'t': x.create_time, 'id': ev.execution_id}}) AS producer_id
             FROM events ev
-            JOIN analysis_executions x USING (source_id, execution_id)
+            JOIN _x x USING (source_id, execution_id)
             WHERE ev.type = 'OUTPUT' AND x.state IS DISTINCT FROM 'CACHED'
               AND x.role IS DISTINCT FROM 'resolver'
               AND ev.source_id IN (SELECT source_id FROM _scope)
@@ -173,8 +181,8 @@ def _build_artifacts(con, fingerprint_properties: tuple[str, ...]) -> None:
             GROUP BY ALL
         )
         SELECT a.source_id, a.artifact_id, a.type_name, r.role, pr.producer_id, a.create_time,
-               CASE WHEN r.role = 'deployment' THEN coalesce(f.pushed, false) END,
-               CASE WHEN r.role IN ('blessing', 'infra-blessing') THEN f.blessed END,
+               CASE WHEN r.role = 'deployment' THEN coalesce(f.pushed, false) END AS pushed,
+               CASE WHEN r.role IN ('blessing', 'infra-blessing') THEN f.blessed END AS blessed,
                f.fingerprint
         FROM artifacts a
         JOIN _scope USING (source_id)
@@ -188,12 +196,12 @@ def _build_artifacts(con, fingerprint_properties: tuple[str, ...]) -> None:
 def _build_edges(con) -> None:
     con.execute(
         """
-        INSERT INTO analysis_edges
+        CREATE OR REPLACE TEMP TABLE _edges AS
         WITH inputs AS (
             SELECT ev.source_id, ev.execution_id AS dst, ev.artifact_id, a.role, a.create_time,
                    a.producer_id
             FROM events ev
-            JOIN analysis_artifacts a USING (source_id, artifact_id)
+            JOIN _a a USING (source_id, artifact_id)
             WHERE ev.type = 'INPUT' AND a.producer_id IS NOT NULL
               AND ev.source_id IN (SELECT source_id FROM _scope)
         ),
@@ -206,10 +214,11 @@ def _build_edges(con) -> None:
             UNION ALL
             SELECT i.* FROM inputs i JOIN newest_model USING (source_id, dst, artifact_id)
         )
-        SELECT k.source_id, k.producer_id, k.dst, k.artifact_id, s.role, d.role, d.spent
+        SELECT k.source_id, k.producer_id AS src, k.dst, k.artifact_id, s.role AS src_role,
+               d.role AS dst_role, d.spent AS dst_spent
         FROM kept k
-        JOIN analysis_executions s ON s.source_id = k.source_id AND s.execution_id = k.producer_id
-        JOIN analysis_executions d ON d.source_id = k.source_id AND d.execution_id = k.dst
+        JOIN _x s ON s.source_id = k.source_id AND s.execution_id = k.producer_id
+        JOIN _x d ON d.source_id = k.source_id AND d.execution_id = k.dst
         WHERE k.producer_id <> k.dst
         """
     )
@@ -242,3 +251,31 @@ def closure(con, seed_sql: str, step_sql: str, out: str, max_steps: int = 200) -
     con.execute("DROP TABLE IF EXISTS _next")
     con.execute("DROP TABLE IF EXISTS _frontier")
     return steps
+
+
+def persist_lineage(con) -> None:
+    """Write ``_x`` (with the results of the later analyses) and ``_a`` to the warehouse."""
+    clear(con, LINEAGE_TABLES, _DDL)
+    con.execute(
+        """
+        INSERT INTO analysis_executions
+        SELECT x.source_id, x.execution_id, x.type_name, x.role, x.state, x.did_work, x.spent,
+               x.pipeline, x.component, x.run_context_id, x.run_context, x.create_time,
+               x.update_time, x.duration_s, coalesce(w.leads, false), coalesce(w.undetermined, false),
+               g.graphlet_id, coalesce(r.redundant, false), r.redundant_of
+        FROM _x x
+        LEFT JOIN _waste w USING (source_id, execution_id)
+        LEFT JOIN _gown g USING (source_id, execution_id)
+        LEFT JOIN _runs r USING (source_id, execution_id)
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO analysis_artifacts
+        SELECT source_id, artifact_id, type_name, role, producer_id, create_time, pushed, blessed,
+               fingerprint
+        FROM _a
+        """
+    )
+    for tmp in ("_x", "_a", "_edges", "_waste", "_gown", "_runs"):
+        con.execute(f"DROP TABLE IF EXISTS {tmp}")

@@ -19,63 +19,54 @@ _VALUE = "coalesce(p.string_value, CAST(p.int_value AS VARCHAR), CAST(p.double_v
 
 
 def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None:
-    """Fill redundant / redundant_of of ``analysis_executions`` for the sources in ``_scope``."""
+    """Compute temporary table ``_runs`` (redundant, redundant_of) for the sources in ``_scope``."""
     volatile = _in(volatile_properties) if volatile_properties else "(NULL)"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _runs AS
         WITH ins AS (
+            -- order-free digest of the (path, fingerprint or artifact id) pairs
             SELECT ev.source_id, ev.execution_id,
-                   md5(string_agg(coalesce(ev.path, '') || '=' ||
-                                  coalesce('fp:' || a.fingerprint, CAST(ev.artifact_id AS VARCHAR)), ','
-                                  ORDER BY coalesce(ev.path, ''), coalesce('fp:' || a.fingerprint, CAST(ev.artifact_id AS VARCHAR)))) AS sig
+                   sum(hash(ev.path, a.fingerprint, CASE WHEN a.fingerprint IS NULL THEN ev.artifact_id END)) AS h,
+                   count(*) AS n
             FROM events ev JOIN _scope USING (source_id)
-            JOIN analysis_artifacts a USING (source_id, artifact_id)
+            JOIN _a a USING (source_id, artifact_id)
             WHERE ev.type = 'INPUT'
             GROUP BY ALL
         ),
         outs AS (
             SELECT ev.source_id, ev.execution_id,
-                   CASE WHEN bool_and(a.fingerprint IS NOT NULL)
-                        THEN md5('out:' || string_agg(coalesce(ev.path, '') || '=' || a.fingerprint, ','
-                                                      ORDER BY coalesce(ev.path, ''), a.fingerprint)) END AS sig
+                   CASE WHEN bool_and(a.fingerprint IS NOT NULL) THEN sum(hash('out', ev.path, a.fingerprint)) END AS h,
+                   count(*) AS n
             FROM events ev JOIN _scope USING (source_id)
-            JOIN analysis_artifacts a USING (source_id, artifact_id)
+            JOIN _a a USING (source_id, artifact_id)
             WHERE ev.type = 'OUTPUT'
             GROUP BY ALL
         ),
         props AS (
             SELECT p.source_id, p.entity_id AS execution_id,
-                   md5(string_agg(p.name || '=' || {_VALUE}, chr(31) ORDER BY p.name, p.is_custom)) AS sig
+                   sum(hash(p.name, p.is_custom, {_VALUE})) AS h, count(*) AS n
             FROM properties p JOIN _scope USING (source_id)
             WHERE p.entity = 'execution' AND p.name NOT IN {volatile}
             GROUP BY ALL
         ),
         sigs AS (
-            SELECT x.source_id, x.execution_id, x.pipeline, x.component, x.type_name, x.state,
-                   x.did_work, coalesce(ins.sig, outs.sig) AS in_sig, coalesce(props.sig, '') AS prop_sig,
-                   row_number() OVER (PARTITION BY x.source_id ORDER BY x.create_time, x.execution_id) AS seq
-            FROM analysis_executions x JOIN _scope USING (source_id)
+            SELECT x.source_id, x.execution_id, x.state, x.did_work,
+                   {{'t': x.create_time, 'id': x.execution_id}} AS pos,
+                   CASE WHEN coalesce(ins.h, outs.h) IS NOT NULL
+                        THEN hash(x.source_id, x.pipeline, x.component, x.type_name,
+                                  coalesce(ins.h, outs.h), coalesce(ins.n, outs.n), props.h, props.n) END AS k
+            FROM _x x JOIN _scope USING (source_id)
             LEFT JOIN ins USING (source_id, execution_id)
             LEFT JOIN outs USING (source_id, execution_id)
             LEFT JOIN props USING (source_id, execution_id)
         ),
         firsts AS (
-            SELECT *, arg_min(execution_id, seq) FILTER (WHERE state = 'COMPLETE') OVER w AS first_complete,
-                      min(seq) FILTER (WHERE state = 'COMPLETE') OVER w AS first_seq
-            FROM sigs
-            WINDOW w AS (PARTITION BY source_id, pipeline, component, type_name, in_sig, prop_sig)
+            SELECT k, min(pos) AS first FROM sigs WHERE k IS NOT NULL AND state = 'COMPLETE' GROUP BY k
         )
-        SELECT source_id, execution_id,
-               did_work AND in_sig IS NOT NULL AND first_seq IS NOT NULL AND seq > first_seq AS redundant,
-               CASE WHEN did_work AND in_sig IS NOT NULL AND seq > first_seq THEN first_complete END AS redundant_of
-        FROM firsts
+        SELECT s.source_id, s.execution_id,
+               s.did_work AND f.first IS NOT NULL AND s.pos > f.first AS redundant,
+               CASE WHEN s.did_work AND s.pos > f.first THEN f.first.id END AS redundant_of
+        FROM sigs s LEFT JOIN firsts f USING (k)
         """
     )
-    con.execute(
-        """
-        UPDATE analysis_executions x SET redundant = r.redundant, redundant_of = r.redundant_of
-        FROM _runs r WHERE x.source_id = r.source_id AND x.execution_id = r.execution_id
-        """
-    )
-    con.execute("DROP TABLE IF EXISTS _runs")

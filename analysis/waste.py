@@ -2,7 +2,7 @@
 
 An execution *leads to deployment* when an execution that produced a pushed deployment
 artifact (custom property ``pushed`` = 1) is reachable from it along OUTPUT -> INPUT edges
-(``analysis_edges``; re-emissions by cached executions and resolvers and baseline-model inputs
+(``_edges``; re-emissions by cached executions and resolvers and baseline-model inputs
 make no edge, see :mod:`analysis.lineage`). Computed backwards from the deployers by iterated
 set-based joins.
 
@@ -22,16 +22,16 @@ __all__ = ["build_waste"]
 
 
 def build_waste(con, max_steps: int = 200) -> None:
-    """Fill leads_to_deployment and undetermined of ``analysis_executions`` for ``_scope``."""
+    """Compute temporary table ``_waste`` (leads, undetermined) for the sources in ``_scope``."""
     closure(
         con,
         seed_sql="""
             SELECT DISTINCT a.source_id, a.producer_id AS execution_id
-            FROM analysis_artifacts a JOIN _scope USING (source_id)
+            FROM _a a JOIN _scope USING (source_id)
             WHERE a.role = 'deployment' AND a.pushed AND a.producer_id IS NOT NULL""",
         step_sql="""
             SELECT e.source_id, e.src AS execution_id
-            FROM _frontier f JOIN analysis_edges e ON e.source_id = f.source_id AND e.dst = f.execution_id""",
+            FROM _frontier f JOIN _edges e ON e.source_id = f.source_id AND e.dst = f.execution_id""",
         out="_leads",
         max_steps=max_steps,
     )
@@ -53,7 +53,7 @@ def build_waste(con, max_steps: int = 200) -> None:
         WITH x AS (
             SELECT x.source_id, x.execution_id, x.pipeline, x.spent,
                    coalesce(x.update_time, x.create_time) AS ended
-            FROM analysis_executions x JOIN _scope USING (source_id)
+            FROM _x x JOIN _scope USING (source_id)
         ),
         after AS (
             SELECT x.source_id, x.execution_id, coalesce(g.n_from_here, 0) AS n_after
@@ -68,7 +68,7 @@ def build_waste(con, max_steps: int = 200) -> None:
             FROM graphlet_members gm
             JOIN _scope USING (source_id)
             JOIN graphlets g USING (graphlet_id)
-            JOIN analysis_executions ax ON ax.source_id = gm.source_id AND ax.execution_id = gm.entity_id
+            JOIN _x ax ON ax.source_id = gm.source_id AND ax.execution_id = gm.entity_id
             WHERE gm.entity = 'execution'
             GROUP BY ALL
         )
@@ -82,11 +82,5 @@ def build_waste(con, max_steps: int = 200) -> None:
         LEFT JOIN used_after u USING (source_id, execution_id)
         """
     )
-    con.execute(
-        """
-        UPDATE analysis_executions x SET leads_to_deployment = w.leads, undetermined = w.undetermined
-        FROM _waste w WHERE x.source_id = w.source_id AND x.execution_id = w.execution_id
-        """
-    )
-    for tmp in ("_leads", "_gstarts", "_waste"):
+    for tmp in ("_leads", "_gstarts"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")
