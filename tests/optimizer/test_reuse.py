@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.plan import PlanError
-from optimizer.reuse import check_plan, execution_plan, plan_cost, plan_execution
+from optimizer.reuse import check_plan, execution_plan, min_weight_closure, plan_cost, plan_execution
 
 INF = math.inf
 
@@ -182,3 +182,27 @@ class TestErrors:
         nx.set_node_attributes(g, 1.0, "compute_cost")
         with pytest.raises(PlanError, match="parent 'a' is pruned"):
             check_plan(g, ["b"], {"a": "prune", "b": "compute"})
+
+
+class TestMinWeightClosure:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.integers(min_value=1, max_value=8).flatmap(
+            lambda n: st.tuples(
+                st.lists(st.sampled_from([-3.0, -1.0, 0.0, 1.0, 2.5]), min_size=n, max_size=n),
+                st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=2 * n),
+            )
+        )
+    )
+    def test_equals_brute_force(self, case):
+        weights, pairs = case
+        implies = [(x, y) for x, y in pairs if x < y]  # acyclic, like the planner's
+        weight = dict(enumerate(weights))
+        chosen = min_weight_closure(weight, implies)
+        assert all(y in chosen for x, y in implies if x in chosen)
+        best = min(
+            sum(weights[i] for i in range(len(weights)) if m >> i & 1)
+            for m in range(1 << len(weights))
+            if all(m >> y & 1 for x, y in implies if m >> x & 1)
+        )
+        assert sum(weight[x] for x in chosen) == pytest.approx(best)
