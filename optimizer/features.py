@@ -1,0 +1,549 @@
+"""Features of a model training known before its trainer starts, derived from any store.
+
+One row per graphlet (a trainer execution that did work). Every value comes from records
+that existed when the trainer started (time ``s`` = the trainer's ``create_time``):
+
+- *upstream*: graphlet members created before ``s`` (executions that also finished before
+  ``s``) plus the trainer's own input artifacts; the trainer's own execution properties.
+- *properties*: every property of those entities, whatever its name. Numbers (and short JSON
+  structs such as a per-split ``blessed``, reduced to their smallest number) give min, max,
+  distinct count, gaps (for spans) and the change of the max against the previous graphlet;
+  other values give a "changed against the previous graphlet" flag.
+- *structure*: the set of upstream component types and its change; overlap of the trainer's
+  inputs with the previous graphlet's; upstream states (cached, failed) and compute.
+- *history* of the lane (pipeline and trainer node): trainings so far, pushes known before
+  ``s`` (a push is known once its graphlet ended), recent push rate, trainings and time since
+  the last known push, typical interval between pushes, whether the previous training was
+  known to push or fail.
+
+Names come only from the store's own type and property names, so stores never seen before
+get features too. All work is set-based SQL in DuckDB; nothing loops over graphlets in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import OptimizerError
+
+__all__ = ["FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES"]
+
+log = logging.getLogger(__name__)
+
+REQUIRED_TABLES = ("executions", "artifacts", "events", "properties", "associations", "contexts",
+                   "graphlets", "graphlet_members")
+
+KEY_COLUMNS = ("graphlet_id", "source_id", "pipeline", "lane", "trainer_execution_id", "started_at")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Knobs of feature extraction.
+
+    recent: window (trainings) of the recent push rate; max_json_len: longest JSON value
+    whose numbers are read as a numeric property; min_coverage: a property feature is kept
+    when present in at least this share of graphlets; max_property_features: cap on them.
+    """
+
+    recent: tuple[int, ...] = (5, 20)
+    max_json_len: int = 256
+    min_coverage: float = 0.01
+    max_property_features: int = 300
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Feature matrix: ``frame`` holds KEY_COLUMNS then one float column per name in ``columns``."""
+
+    frame: pd.DataFrame
+    columns: tuple[str, ...]
+
+    def matrix(self) -> np.ndarray:
+        """The features as a float64 array (NaN = not recorded), rows as in ``frame``."""
+        return self.frame[list(self.columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _tables(con) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def _columns(con, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $t", {"t": table}).fetchall()}
+
+
+def _check_tables(con) -> None:
+    have = _tables(con)
+    missing = [t for t in REQUIRED_TABLES if t not in have]
+    if missing:
+        raise OptimizerError(
+            f"the warehouse lacks {', '.join(missing)}; ingest stores with `frugal ingest` and "
+            "build graphlets with `frugal analyze` first")
+
+
+def _source_sql(pipeline: str | None, has_component: bool) -> str:
+    """Graphlets, their members and trainer inputs as the feature SQL reads them.
+
+    ``config_id`` is the execution whose properties describe the trainer: the trainer itself,
+    or for an upcoming training (see optimizer.hook) the previous one.
+    """
+    where = "WHERE g.pipeline = $pipeline" if pipeline is not None else ""
+    component = "g.trainer_component" if has_component else "NULL"
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _pf_src AS
+        SELECT g.graphlet_id, g.source_id, g.pipeline, g.trainer_execution_id,
+               g.trainer_execution_id AS config_id, g.started_at, g.ended_at, g.pushed,
+               CAST(g.run_context AS VARCHAR) AS run_context, CAST({component} AS VARCHAR) AS component
+        FROM graphlets g {where};
+
+        CREATE OR REPLACE TEMP TABLE _pf_msrc AS
+        SELECT m.graphlet_id, m.entity, m.entity_id FROM graphlet_members m
+        WHERE m.graphlet_id IN (SELECT graphlet_id FROM _pf_src);
+
+        CREATE OR REPLACE TEMP TABLE _pf_insrc AS
+        SELECT DISTINCT g.graphlet_id, ev.artifact_id
+        FROM _pf_src g JOIN events ev ON ev.source_id = g.source_id AND ev.execution_id = g.trainer_execution_id
+        WHERE ev.type = 'INPUT';
+    """
+
+
+_GRAPHLET_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_g AS
+    SELECT g.graphlet_id, g.source_id, g.pipeline, g.trainer_execution_id, g.config_id,
+           CASE WHEN g.trainer_execution_id IS NULL THEN g.started_at
+                ELSE coalesce(e.create_time, g.started_at) END AS s,
+           e.type_name AS trainer_type, g.run_context, g.component
+    FROM _pf_src g
+    LEFT JOIN executions e ON e.source_id = g.source_id AND e.execution_id = g.config_id;
+"""
+
+
+# Lane: the pipeline plus the trainer's node. The node context type is found per source as the
+# context type that partitions trainers most finely while holding >= 2 trainings per context,
+# exactly one context per trainer, and is not the type of run contexts.
+_LANE_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_tc AS
+    SELECT g.graphlet_id, g.source_id, c.context_id, c.type_name AS ctype, c.name AS cname
+    FROM _pf_g g
+    JOIN associations a ON a.source_id = g.source_id AND a.execution_id = g.config_id
+    JOIN contexts c ON c.source_id = a.source_id AND c.context_id = a.context_id;
+
+    CREATE OR REPLACE TEMP TABLE _pf_lanetype AS
+    WITH run_types AS (
+        SELECT DISTINCT g.source_id, c.type_name AS ctype
+        FROM graphlets g JOIN contexts c
+          ON c.source_id = g.source_id AND c.context_id = TRY_CAST(g.run_context AS BIGINT)
+        UNION
+        SELECT DISTINCT g.source_id, c.type_name AS ctype
+        FROM graphlets g JOIN contexts c
+          ON c.source_id = g.source_id AND c.name = CAST(g.run_context AS VARCHAR)
+    ), totals AS (SELECT source_id, count(*) AS n FROM _pf_g GROUP BY 1),
+    stats AS (
+        SELECT source_id, ctype, count(DISTINCT graphlet_id) AS n_g, count(DISTINCT context_id) AS n_c,
+               count(*) AS n_assoc
+        FROM _pf_tc GROUP BY 1, 2)
+    SELECT s.source_id, arg_max(s.ctype, s.n_c * 1e6 - hash(s.ctype) % 1000000) AS ctype
+    FROM stats s JOIN totals t USING (source_id)
+    WHERE s.n_g >= 0.9 * t.n AND s.n_assoc = s.n_g AND s.n_g >= 2 * s.n_c
+      AND (s.source_id, s.ctype) NOT IN (SELECT (source_id, ctype) FROM run_types)
+    GROUP BY 1;
+
+    CREATE OR REPLACE TEMP TABLE _pf_gl AS
+    SELECT g.*, g.source_id || '/' || coalesce(g.pipeline, '') || '/' ||
+                coalesce(g.component, tc.cname, g.trainer_type, '') AS lane
+    FROM _pf_g g
+    LEFT JOIN _pf_lanetype lt ON lt.source_id = g.source_id
+    LEFT JOIN _pf_tc tc ON tc.graphlet_id = g.graphlet_id AND tc.ctype = lt.ctype;
+
+    CREATE OR REPLACE TEMP TABLE _pf_order AS
+    SELECT graphlet_id, lane, s,
+           row_number() OVER w - 1 AS n_prior,
+           lag(graphlet_id) OVER w AS prev_id,
+           lag(s) OVER w AS prev_s
+    FROM _pf_gl
+    WINDOW w AS (PARTITION BY lane ORDER BY s, graphlet_id);
+"""
+
+# Upstream: members known before the trainer started, plus its inputs, plus the trainer itself.
+_UPSTREAM_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_m AS
+    SELECT graphlet_id, entity, entity_id FROM _pf_msrc
+    UNION
+    SELECT graphlet_id, 'artifact', artifact_id FROM _pf_insrc
+    UNION
+    SELECT graphlet_id, 'execution', config_id FROM _pf_g WHERE config_id IS NOT NULL;
+
+    -- siblings: executions that read the graphlet's upstream artifacts without being on a model's
+    -- way to deployment (validators, statistics), and what they wrote: validation outcomes
+    -- such as ExampleAnomalies live there, not on the trainer's lineage.
+    CREATE OR REPLACE TEMP TABLE _pf_sib AS
+    SELECT DISTINCT m.graphlet_id, ev.execution_id
+    FROM _pf_m m JOIN _pf_g g USING (graphlet_id)
+    JOIN events ev ON ev.source_id = g.source_id AND ev.artifact_id = m.entity_id AND ev.type = 'INPUT'
+    JOIN executions x ON x.source_id = ev.source_id AND x.execution_id = ev.execution_id
+    WHERE m.entity = 'artifact' AND x.create_time < g.s AND x.update_time <= g.s
+      AND NOT EXISTS (SELECT 1 FROM _pf_excl z WHERE z.source_id = ev.source_id AND z.execution_id = ev.execution_id);
+
+    INSERT INTO _pf_m
+    SELECT graphlet_id, 'execution', execution_id FROM _pf_sib
+    UNION
+    SELECT s.graphlet_id, 'artifact', ev.artifact_id
+    FROM _pf_sib s JOIN _pf_g g USING (graphlet_id)
+    JOIN events ev ON ev.source_id = g.source_id AND ev.execution_id = s.execution_id AND ev.type = 'OUTPUT';
+
+    CREATE OR REPLACE TEMP TABLE _pf_up AS
+    SELECT DISTINCT m.graphlet_id, g.source_id, m.entity, m.entity_id,
+           coalesce(e.type_name, a.type_name) AS type_name,
+           regexp_extract(coalesce(e.type_name, a.type_name, '?'), '[^.]*$') AS key,
+           coalesce(e.create_time, a.create_time) AS t,
+           e.state, e.duration_s,
+           (m.entity = 'execution' AND m.entity_id = g.config_id) AS is_trainer
+    FROM _pf_m m JOIN _pf_g g USING (graphlet_id)
+    LEFT JOIN executions e ON m.entity = 'execution' AND e.source_id = g.source_id AND e.execution_id = m.entity_id
+    LEFT JOIN artifacts a ON m.entity = 'artifact' AND a.source_id = g.source_id AND a.artifact_id = m.entity_id
+    WHERE (m.entity = 'execution' AND m.entity_id = g.config_id)
+       OR (m.entity = 'execution' AND e.create_time < g.s AND e.update_time <= g.s)
+       OR (m.entity = 'artifact' AND a.create_time < g.s);
+"""
+
+# Executions on a model's way to deployment (never siblings): by role where the analysis
+# recorded roles, else every graphlet's trainer and downstream members.
+_EXCL_ROLES_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_excl AS
+    SELECT source_id, execution_id FROM analysis_executions
+    WHERE role IN ('trainer', 'evaluator', 'infra-validator', 'pusher', 'inference')
+"""
+_EXCL_MEMBERS_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_excl AS
+    SELECT g.source_id, g.trainer_execution_id AS execution_id FROM graphlets g
+    UNION
+    SELECT g.source_id, m.entity_id FROM graphlet_members m JOIN graphlets g USING (graphlet_id)
+    JOIN executions e ON e.source_id = g.source_id AND e.execution_id = m.entity_id
+    JOIN executions t ON t.source_id = g.source_id AND t.execution_id = g.trainer_execution_id
+    WHERE m.entity = 'execution' AND e.create_time >= t.create_time
+"""
+
+_PROPS_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_p AS
+    WITH raw AS (
+        SELECT u.graphlet_id, u.entity, u.key, p.name, u.t, u.is_trainer,
+               CASE
+                 WHEN p.int_value IS NOT NULL THEN p.int_value::DOUBLE
+                 WHEN p.double_value IS NOT NULL THEN p.double_value
+                 WHEN p.bool_value IS NOT NULL THEN p.bool_value::INTEGER::DOUBLE
+                 WHEN p.string_value IS NOT NULL AND length(p.string_value) <= $maxlen
+                      AND regexp_matches(p.string_value, '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$')
+                   THEN TRY_CAST(trim(p.string_value) AS DOUBLE)
+                 WHEN p.string_value IS NOT NULL AND length(p.string_value) <= $maxlen
+                      AND regexp_matches(p.string_value, '^\\s*[\\[{]')
+                   THEN list_min(list_transform(
+                          regexp_extract_all(p.string_value, ':\\s*(-?[0-9]+(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)', 1),
+                          lambda x: TRY_CAST(x AS DOUBLE)))
+               END AS num,
+               hash(coalesce(p.string_value, CAST(p.int_value AS VARCHAR), CAST(p.double_value AS VARCHAR),
+                             CAST(p.bool_value AS VARCHAR), '')) AS h
+        FROM _pf_up u
+        JOIN properties p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id
+        -- the trainer's own record: its configuration only, not what the orchestrator writes
+        -- when it finishes (names with a leading "__", e.g. TFX's __execution_result__)
+        WHERE NOT (u.is_trainer AND starts_with(p.name, '__'))
+    )
+    SELECT graphlet_id,
+           (CASE WHEN entity = 'execution' THEN 'x.' ELSE 'a.' END) || key || '.' || name AS fkey,
+           min(num) AS vmin, max(num) AS vmax, count(DISTINCT num) AS vdistinct,
+           arg_max(h, t) AS h_latest, count(num) AS n_num
+    FROM raw GROUP BY 1, 2;
+"""
+
+
+def _long_features_sql(recent: tuple[int, ...]) -> str:
+    recent_cols = ",\n".join(
+        f"(t.pushes_before - coalesce(lag(t.pushes_before, {k}) OVER w, 0)) / "
+        f"least(t.n_prior, {k})::DOUBLE AS h_push_rate_last{k}" for k in recent)
+    return f"""
+    -- history: one timeline per lane of training starts and known pushes
+    CREATE OR REPLACE TEMP TABLE _pf_hist AS
+    WITH ev AS (
+        SELECT g.lane, o.s AS t, 0 AS kind, g.graphlet_id, NULL::DOUBLE AS gap
+        FROM _pf_gl g JOIN _pf_order o USING (graphlet_id)
+        UNION ALL
+        SELECT g.lane, gr.ended_at AS t, 1 AS kind, NULL, NULL
+        FROM _pf_gl g JOIN _pf_src gr USING (graphlet_id)
+        WHERE gr.pushed AND gr.ended_at IS NOT NULL
+    ), cum AS (
+        SELECT *,
+               sum(kind) OVER w AS pushes_le,
+               sum(1 - kind) OVER w AS trains_le,
+               max(CASE WHEN kind = 1 THEN t END) OVER w AS last_push,
+               min(CASE WHEN kind = 1 THEN t END) OVER w AS first_push
+        FROM ev
+        WINDOW w AS (PARTITION BY lane ORDER BY t, kind ROWS UNBOUNDED PRECEDING)
+    ), pushes AS (
+        SELECT lane, t, trains_le,
+               epoch(t) - epoch(lag(t) OVER (PARTITION BY lane ORDER BY t)) AS gap
+        FROM cum WHERE kind = 1
+    ), pushes_med AS (
+        SELECT lane, t, trains_le,
+               median(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS med_gap
+        FROM pushes
+    )
+    SELECT c.graphlet_id, c.lane, c.t AS s, c.pushes_le AS pushes_before, c.trains_le - 1 AS n_prior,
+           c.last_push, c.first_push,
+           pm.trains_le AS trains_at_last_push, pm.med_gap
+    FROM cum c
+    ASOF LEFT JOIN pushes_med pm ON pm.lane = c.lane AND c.t > pm.t
+    WHERE c.kind = 0;
+
+    CREATE OR REPLACE TEMP TABLE _pf_histf AS
+    SELECT t.graphlet_id,
+           t.n_prior::DOUBLE AS h_trainings_before,
+           t.pushes_before::DOUBLE AS h_pushes_before,
+           CASE WHEN t.n_prior > 0 THEN t.pushes_before / t.n_prior::DOUBLE END AS h_push_rate,
+           {recent_cols},
+           CASE WHEN t.last_push IS NOT NULL THEN (t.n_prior - (t.trains_at_last_push - 0))::DOUBLE END
+               AS h_trainings_since_push,
+           CASE WHEN t.last_push IS NULL THEN t.n_prior::DOUBLE END AS h_trainings_without_push,
+           (epoch(t.s) - epoch(t.last_push)) / 3600.0 AS h_hours_since_push,
+           CASE WHEN t.pushes_before >= 2 THEN
+                (epoch(t.last_push) - epoch(t.first_push)) / (t.pushes_before - 1) / 3600.0 END
+               AS h_mean_push_interval_h,
+           t.med_gap / 3600.0 AS h_median_push_interval_h,
+           CASE WHEN t.med_gap > 0 THEN (epoch(t.s) - epoch(t.last_push)) / t.med_gap END
+               AS h_push_age_ratio
+    FROM _pf_hist t
+    WINDOW w AS (PARTITION BY t.lane ORDER BY t.s, t.graphlet_id);
+
+    -- previous training of the lane: what was known about it at s
+    CREATE OR REPLACE TEMP TABLE _pf_prevf AS
+    SELECT o.graphlet_id,
+           (epoch(o.s) - epoch(o.prev_s)) / 3600.0 AS p_hours_since_prev_training,
+           CASE WHEN pg.ended_at < o.s THEN pg.pushed::INTEGER::DOUBLE END AS p_prev_pushed_known,
+           CASE WHEN pe.update_time <= o.s THEN (pe.state = 'FAILED')::INTEGER::DOUBLE END AS p_prev_failed,
+           CASE WHEN pe.update_time <= o.s THEN pe.duration_s END AS p_prev_trainer_s
+    FROM _pf_order o
+    LEFT JOIN _pf_src pg ON pg.graphlet_id = o.prev_id
+    LEFT JOIN executions pe ON pe.source_id = pg.source_id AND pe.execution_id = pg.trainer_execution_id;
+
+    -- upstream summary and structure
+    CREATE OR REPLACE TEMP TABLE _pf_keys AS
+    SELECT DISTINCT graphlet_id, key FROM _pf_up WHERE entity = 'execution';
+
+    CREATE OR REPLACE TEMP TABLE _pf_structf AS
+    WITH cur AS (
+        SELECT o.graphlet_id, o.prev_id FROM _pf_order o
+    ), added AS (
+        SELECT c.graphlet_id, count(*) AS n FROM cur c JOIN _pf_keys k ON k.graphlet_id = c.graphlet_id
+        WHERE c.prev_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM _pf_keys k2 WHERE k2.graphlet_id = c.prev_id AND k2.key = k.key)
+        GROUP BY 1
+    ), removed AS (
+        SELECT c.graphlet_id, count(*) AS n FROM cur c JOIN _pf_keys k ON k.graphlet_id = c.prev_id
+        WHERE NOT EXISTS (SELECT 1 FROM _pf_keys k2 WHERE k2.graphlet_id = c.graphlet_id AND k2.key = k.key)
+        GROUP BY 1
+    ), up AS (
+        SELECT graphlet_id,
+               count(DISTINCT key) FILTER (WHERE entity = 'execution') AS n_types,
+               count(*) FILTER (WHERE entity = 'execution' AND NOT is_trainer) AS n_exec,
+               count(*) FILTER (WHERE entity = 'artifact') AS n_art,
+               count(*) FILTER (WHERE entity = 'execution' AND state = 'CACHED') AS n_cached,
+               count(*) FILTER (WHERE entity = 'execution' AND state = 'FAILED' AND NOT is_trainer) AS n_failed,
+               sum(duration_s) FILTER (WHERE entity = 'execution' AND NOT is_trainer) AS up_s,
+               (epoch(max(t) FILTER (WHERE NOT is_trainer)) - epoch(min(t) FILTER (WHERE NOT is_trainer))) / 3600.0
+                   AS up_span_h
+        FROM _pf_up GROUP BY 1
+    )
+    SELECT c.graphlet_id,
+           up.n_types::DOUBLE AS u_component_types, up.n_exec::DOUBLE AS u_executions,
+           up.n_art::DOUBLE AS u_artifacts, up.n_cached::DOUBLE AS u_cached,
+           CASE WHEN up.n_exec > 0 THEN up.n_cached / up.n_exec::DOUBLE END AS u_cached_share,
+           up.n_failed::DOUBLE AS u_failed, up.up_s AS u_compute_s, up.up_span_h AS u_span_h,
+           CASE WHEN c.prev_id IS NOT NULL THEN coalesce(a.n, 0)::DOUBLE END AS d_types_added,
+           CASE WHEN c.prev_id IS NOT NULL THEN coalesce(r.n, 0)::DOUBLE END AS d_types_removed,
+           CASE WHEN c.prev_id IS NOT NULL THEN (coalesce(a.n, 0) + coalesce(r.n, 0) > 0)::INTEGER::DOUBLE END
+               AS d_structure_changed
+    FROM cur c
+    LEFT JOIN up USING (graphlet_id)
+    LEFT JOIN added a USING (graphlet_id)
+    LEFT JOIN removed r USING (graphlet_id);
+
+    -- overlap of the trainer's inputs with the previous training's inputs
+    CREATE OR REPLACE TEMP TABLE _pf_in AS SELECT DISTINCT graphlet_id, artifact_id FROM _pf_insrc;
+
+    CREATE OR REPLACE TEMP TABLE _pf_overf AS
+    WITH pairs AS (
+        SELECT o.graphlet_id, o.prev_id FROM _pf_order o WHERE o.prev_id IS NOT NULL
+    ), inter AS (
+        SELECT p.graphlet_id, count(*) AS n FROM pairs p
+        JOIN _pf_in a ON a.graphlet_id = p.graphlet_id
+        JOIN _pf_in b ON b.graphlet_id = p.prev_id AND b.artifact_id = a.artifact_id
+        GROUP BY 1
+    ), cnt AS (SELECT graphlet_id, count(*) AS n FROM _pf_in GROUP BY 1)
+    SELECT p.graphlet_id,
+           coalesce(ca.n, 0)::DOUBLE AS o_inputs,
+           (coalesce(ca.n, 0) - coalesce(i.n, 0))::DOUBLE AS o_new_inputs,
+           CASE WHEN coalesce(ca.n, 0) + coalesce(cb.n, 0) - coalesce(i.n, 0) > 0 THEN
+                coalesce(i.n, 0) / (coalesce(ca.n, 0) + coalesce(cb.n, 0) - coalesce(i.n, 0))::DOUBLE END
+               AS o_input_jaccard
+    FROM pairs p
+    LEFT JOIN inter i USING (graphlet_id)
+    LEFT JOIN cnt ca ON ca.graphlet_id = p.graphlet_id
+    LEFT JOIN cnt cb ON cb.graphlet_id = p.prev_id;
+    """
+
+
+_PROP_DIFF_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_pd AS
+    SELECT c.graphlet_id, c.fkey, c.vmin, c.vmax, c.vdistinct, c.n_num,
+           CASE WHEN o.prev_id IS NOT NULL THEN
+                (p.h_latest IS NULL OR p.h_latest <> c.h_latest)::INTEGER::DOUBLE END AS changed,
+           c.vmax - p.vmax AS dmax
+    FROM _pf_p c
+    JOIN _pf_order o USING (graphlet_id)
+    LEFT JOIN _pf_p p ON p.graphlet_id = o.prev_id AND p.fkey = c.fkey;
+"""
+
+
+def _select_property_keys(con, config: FeatureConfig) -> list[tuple[str, bool, bool]]:
+    """Property keys frequent enough to be features: (fkey, numeric, multi-valued)."""
+    n = con.execute("SELECT count(*) FROM _pf_g").fetchone()[0]
+    rows = con.execute("""
+        SELECT fkey, count(*) AS n, bool_or(n_num > 0) AS numeric, max(vdistinct) > 1 AS multi
+        FROM _pf_p GROUP BY 1 HAVING count(*) >= $minn
+        ORDER BY n DESC, fkey LIMIT $cap
+    """, {"minn": max(1, int(np.ceil(config.min_coverage * n))),
+          "cap": config.max_property_features}).fetchall()
+    return [(r[0], bool(r[2]), bool(r[3])) for r in rows]
+
+
+def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: str | None = None,
+                   property_keys: list[tuple[str, bool, bool]] | None = None, extend=None) -> FeatureSet:
+    """Build the pre-start features of every graphlet (or of one pipeline's graphlets).
+
+    ``property_keys`` fixes the property features (as returned in a previous call's
+    ``FeatureSet.columns``) so that a trained model sees the same columns; by default they are
+    chosen from the data. ``extend(con)`` may add rows to the temporary tables ``_pf_src``,
+    ``_pf_msrc`` and ``_pf_insrc`` (an upcoming training: see optimizer.hook). Uses temporary
+    tables only: works on read-only warehouses.
+    """
+    _check_tables(con)
+    for stmt in _source_sql(pipeline, "trainer_component" in _columns(con, "graphlets")).split(";"):
+        if stmt.strip():
+            con.execute(stmt, {"pipeline": pipeline} if pipeline is not None and "$pipeline" in stmt else {})
+    if extend is not None:
+        extend(con)
+    con.execute(_GRAPHLET_SQL)
+    con.execute(_LANE_SQL)
+    con.execute(_EXCL_ROLES_SQL if "analysis_executions" in _tables(con) else _EXCL_MEMBERS_SQL)
+    con.execute(_UPSTREAM_SQL)
+    con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
+    con.execute(_long_features_sql(config.recent))
+    con.execute(_PROP_DIFF_SQL)
+    keys = property_keys if property_keys is not None else _select_property_keys(con, config)
+
+    base = con.execute("""
+        SELECT g.graphlet_id, g.source_id, g.pipeline, g.lane, g.trainer_execution_id, g.s AS started_at,
+               h.* EXCLUDE (graphlet_id), p.* EXCLUDE (graphlet_id), st.* EXCLUDE (graphlet_id),
+               ov.* EXCLUDE (graphlet_id)
+        FROM _pf_gl g
+        LEFT JOIN _pf_histf h USING (graphlet_id)
+        LEFT JOIN _pf_prevf p USING (graphlet_id)
+        LEFT JOIN _pf_structf st USING (graphlet_id)
+        LEFT JOIN _pf_overf ov USING (graphlet_id)
+        ORDER BY g.s, g.graphlet_id
+    """).df()
+
+    prop_cols: list[str] = []
+    if keys:
+        con.execute("CREATE OR REPLACE TEMP TABLE _pf_keysel (fkey VARCHAR, numeric BOOLEAN, multi BOOLEAN)")
+        con.executemany("INSERT INTO _pf_keysel VALUES (?, ?, ?)", [list(k) for k in keys])
+        long = con.execute("""
+            SELECT d.graphlet_id, d.fkey, k.numeric, k.multi, d.vmin, d.vmax, d.vdistinct, d.changed, d.dmax
+            FROM _pf_pd d JOIN _pf_keysel k USING (fkey)
+        """).df()
+        wide = {}
+        idx = pd.Index(base["graphlet_id"])
+        for (fkey, numeric, multi), part in long.groupby(["fkey", "numeric", "multi"], sort=True):
+            pos = idx.get_indexer(part["graphlet_id"])
+            ok = pos >= 0
+            def put(name, values):
+                col = np.full(len(idx), np.nan)
+                col[pos[ok]] = values[ok]
+                wide[name] = col
+            if numeric:
+                put(f"{fkey}.max", part["vmax"].to_numpy(dtype=float, na_value=np.nan))
+                put(f"{fkey}.delta", part["dmax"].to_numpy(dtype=float, na_value=np.nan))
+                if multi:
+                    vmin = part["vmin"].to_numpy(dtype=float, na_value=np.nan)
+                    vmax = part["vmax"].to_numpy(dtype=float, na_value=np.nan)
+                    nd = part["vdistinct"].to_numpy(dtype=float, na_value=np.nan)
+                    put(f"{fkey}.min", vmin)
+                    put(f"{fkey}.distinct", nd)
+                    put(f"{fkey}.gaps", np.where(np.floor(vmin) == vmin, vmax - vmin + 1 - nd, np.nan))
+            put(f"{fkey}.changed", part["changed"].to_numpy(dtype=float, na_value=np.nan))
+        # also keys that are absent from every selected row still get (empty) columns
+        for fkey, numeric, multi in keys:
+            names = [f"{fkey}.changed"]
+            if numeric:
+                names += [f"{fkey}.max", f"{fkey}.delta"]
+                if multi:
+                    names += [f"{fkey}.min", f"{fkey}.distinct", f"{fkey}.gaps"]
+            for name in names:
+                wide.setdefault(name, np.full(len(idx), np.nan))
+        prop_cols = sorted(wide)
+        base = pd.concat([base, pd.DataFrame({c: wide[c] for c in prop_cols}, index=base.index)], axis=1)
+    feature_cols = [c for c in base.columns if c not in KEY_COLUMNS]
+    base[feature_cols] = base[feature_cols].astype("float64")
+    fs = FeatureSet(frame=base.reset_index(drop=True), columns=tuple(feature_cols))
+    fs.frame.attrs["property_keys"] = keys
+    log.info("built %d features for %d graphlets", len(feature_cols), len(base))
+    return fs
+
+
+def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
+    """What happened to each graphlet (for labels and the replay; never a feature).
+
+    Columns: graphlet_id, pushed, determined (the outcome is final: waste is not inside the
+    censoring window), ended_at (time the outcome is known), compute_s (all attributed
+    compute), skippable_s (the trainer and everything after it: what pruning at trainer start
+    saves), skippable_wasted_s (the part of skippable_s that led to no deployment).
+    """
+    _check_tables(con)
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    where = "WHERE g.pipeline = $pipeline" if pipeline is not None else ""
+    params = {"pipeline": pipeline} if pipeline is not None else {}
+    if "execution_waste" in have:
+        waste_join = """LEFT JOIN execution_waste w
+                          ON w.source_id = g.source_id AND w.execution_id = m.entity_id"""
+        wasted = "coalesce(NOT w.leads_to_deployment AND NOT coalesce(w.undetermined, false), NOT g.pushed)"
+        undet = "bool_or(coalesce(w.undetermined, false))"
+    else:
+        waste_join = ""
+        wasted = "NOT g.pushed"
+        undet = "false"
+    return con.execute(f"""
+        WITH skip AS (
+            SELECT g.graphlet_id,
+                   sum(coalesce(e.duration_s, 0)) AS skippable_s,
+                   sum(CASE WHEN {wasted} THEN coalesce(e.duration_s, 0) ELSE 0 END) AS skippable_wasted_s,
+                   {undet} AS undetermined
+            FROM graphlets g
+            JOIN executions t ON t.source_id = g.source_id AND t.execution_id = g.trainer_execution_id
+            JOIN graphlet_members m ON m.graphlet_id = g.graphlet_id AND m.entity = 'execution'
+            JOIN executions e ON e.source_id = g.source_id AND e.execution_id = m.entity_id
+            {waste_join}
+            WHERE e.execution_id = g.trainer_execution_id OR e.create_time >= t.create_time
+            GROUP BY 1
+        )
+        SELECT g.graphlet_id, coalesce(g.pushed, false) AS pushed,
+               NOT coalesce(s.undetermined, false) AS determined,
+               g.ended_at, coalesce(g.compute_s, 0) AS compute_s,
+               coalesce(s.skippable_s, 0) AS skippable_s,
+               coalesce(s.skippable_wasted_s, 0) AS skippable_wasted_s
+        FROM graphlets g LEFT JOIN skip s USING (graphlet_id)
+        {where}
+        ORDER BY g.graphlet_id
+    """, params).df()

@@ -1,0 +1,206 @@
+"""Pre-run hook: should the next training of a pipeline run or be pruned?
+
+``decide`` learns the policy from the warehouse's whole history (every training whose
+outcome is known), then describes the *upcoming* training of the pipeline's busiest recent
+lane as it would look if its trainer started now (``at``, default: just after the newest
+record of its source):
+
+- upstream: the previous training's upstream, plus every execution of the pipeline that
+  finished since the previous trainer started (new data, new validation results) and what
+  they wrote;
+- trainer inputs: the previous trainer's inputs, each replaced by the newest artifact of the
+  same type written since (a rolling window keeps its length);
+- trainer configuration: the previous trainer's (the hook sees provenance, not the next
+  pipeline definition).
+
+The decision says prune or run, the calibrated push probability, the threshold, and why:
+a cadence guard, the fallback, or the features that weighed most.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import OptimizerError
+from optimizer.features import FeatureConfig, build_features
+from optimizer.policy import PolicyConfig, guard_reason, train_policy
+from optimizer.predictor import Contribution
+
+__all__ = ["Decision", "decide", "NEXT_ID"]
+
+log = logging.getLogger(__name__)
+
+NEXT_ID = "__next__"
+_PATH_ROLES = ("trainer", "evaluator", "infra-validator", "pusher", "inference")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy says about one upcoming training."""
+
+    pipeline: str
+    lane: str
+    action: str                      # "prune" | "run"
+    probability: float | None        # calibrated P(push); None under the fallback
+    threshold: float | None
+    reasons: tuple[str, ...]
+    contributions: tuple[Contribution, ...]
+    at: pd.Timestamp
+    fallback: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "pipeline": self.pipeline, "lane": self.lane, "action": self.action,
+            "probability": self.probability, "threshold": self.threshold,
+            "reasons": list(self.reasons), "at": self.at.isoformat(), "fallback": self.fallback,
+            "contributions": [{"feature": c.feature, "value": c.value, "contribution": c.contribution}
+                              for c in self.contributions],
+        }
+
+
+def _last_graphlet(con, pipeline: str) -> tuple:
+    row = con.execute("""
+        SELECT g.graphlet_id, g.source_id, g.trainer_execution_id, e.create_time
+        FROM graphlets g JOIN executions e ON e.source_id = g.source_id AND e.execution_id = g.trainer_execution_id
+        WHERE g.pipeline = $p ORDER BY e.create_time DESC, g.graphlet_id DESC LIMIT 1
+    """, {"p": pipeline}).fetchone()
+    if row is None:
+        known = [r[0] for r in con.execute(
+            "SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC LIMIT 10").fetchall()]
+        hint = f"known pipelines include: {', '.join(map(str, known))}" if known else \
+            "the warehouse holds no graphlets: run `frugal analyze` first"
+        raise OptimizerError(f"pipeline {pipeline!r} has no trainings in the warehouse; {hint}")
+    return row
+
+
+def _extend_next(last: tuple, at) -> callable:
+    """Add the upcoming training as graphlet NEXT_ID to the feature SQL's source tables."""
+    gid, source_id, trainer_id, trainer_start = last
+
+    def run(con, sql: str, params: dict) -> None:
+        con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+    def extend(con) -> None:
+        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        params = {"gid": gid, "src": source_id, "at": at, "s0": trainer_start, "next": NEXT_ID}
+        run(con, """
+            INSERT INTO _pf_src
+            SELECT $next, source_id, pipeline, NULL, config_id, $at, NULL, false, NULL, component
+            FROM _pf_src WHERE graphlet_id = $gid
+        """, params)
+        con.execute("CREATE OR REPLACE TEMP TABLE _pf_new AS SELECT NULL::BIGINT AS execution_id WHERE false")
+        if "analysis_executions" in have:
+            roles = ", ".join(f"'{r}'" for r in _PATH_ROLES)
+            run(con, f"""
+                CREATE OR REPLACE TEMP TABLE _pf_new AS
+                SELECT x.execution_id FROM analysis_executions x
+                WHERE x.source_id = $src
+                  AND x.pipeline = (SELECT pipeline FROM graphlets WHERE graphlet_id = $gid)
+                  AND x.create_time >= $s0 AND x.update_time <= $at
+                  AND coalesce(x.role, '') NOT IN ({roles})
+            """, params)
+        run(con, """
+            INSERT INTO _pf_msrc
+            SELECT $next, m.entity, m.entity_id FROM graphlet_members m
+            LEFT JOIN executions e ON m.entity = 'execution' AND e.source_id = $src AND e.execution_id = m.entity_id
+            LEFT JOIN artifacts a ON m.entity = 'artifact' AND a.source_id = $src AND a.artifact_id = m.entity_id
+            WHERE m.graphlet_id = $gid AND coalesce(e.create_time, a.create_time) < $s0
+            UNION
+            SELECT $next, 'execution', execution_id FROM _pf_new
+            UNION
+            SELECT $next, 'artifact', ev.artifact_id FROM _pf_new n
+            JOIN events ev ON ev.source_id = $src AND ev.execution_id = n.execution_id AND ev.type = 'OUTPUT'
+        """, params)
+        run(con, """
+            INSERT INTO _pf_insrc
+            WITH old AS (
+                SELECT i.artifact_id, a.type_name, a.create_time,
+                       row_number() OVER (PARTITION BY a.type_name ORDER BY a.create_time, a.artifact_id) AS k
+                FROM _pf_insrc i JOIN artifacts a ON a.source_id = $src AND a.artifact_id = i.artifact_id
+                WHERE i.graphlet_id = $gid
+            ), fresh AS (
+                SELECT DISTINCT a.artifact_id, a.type_name, a.create_time
+                FROM _pf_new n
+                JOIN events ev ON ev.source_id = $src AND ev.execution_id = n.execution_id AND ev.type = 'OUTPUT'
+                JOIN artifacts a ON a.source_id = $src AND a.artifact_id = ev.artifact_id
+                WHERE a.type_name IN (SELECT type_name FROM old) AND a.create_time <= $at
+                  AND a.artifact_id NOT IN (SELECT artifact_id FROM old)
+            ), nfresh AS (SELECT type_name, count(*) AS n FROM fresh GROUP BY 1),
+            window_len AS (SELECT type_name, count(*) AS n FROM old GROUP BY 1),
+            newest AS (
+                SELECT f.artifact_id FROM (
+                    SELECT f.*, row_number() OVER (PARTITION BY type_name ORDER BY create_time DESC, artifact_id DESC) AS r
+                    FROM fresh f) f JOIN window_len w USING (type_name)
+                WHERE f.r <= w.n
+            )
+            SELECT $next, o.artifact_id FROM old o LEFT JOIN nfresh f USING (type_name)
+            WHERE o.k > coalesce(f.n, 0)
+            UNION
+            SELECT $next, artifact_id FROM newest
+        """, params)
+
+    return extend
+
+
+def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyConfig(),
+           predictor_config=None, feature_config: FeatureConfig = FeatureConfig()) -> Decision:
+    """Decide prune or run for the next training of ``pipeline`` (see the module docstring).
+
+    ``warehouse`` is a DuckDB connection or a warehouse path (opened read-only).
+    """
+    if isinstance(warehouse, (str, Path)):
+        from provenance.warehouse import connect
+
+        if not Path(warehouse).exists():
+            raise OptimizerError(f"warehouse {warehouse} does not exist; create it with `frugal ingest`")
+        con = connect(str(warehouse), read_only=True)
+    else:
+        con = warehouse
+    last = _last_graphlet(con, pipeline)
+    if at is None:
+        newest = con.execute("""
+            SELECT greatest(max(update_time), max(create_time)) FROM executions WHERE source_id = $s
+        """, {"s": last[1]}).fetchone()[0]
+        at = pd.Timestamp(newest) + pd.Timedelta(milliseconds=1)
+    at = pd.Timestamp(at)
+    at = at.tz_convert("UTC").tz_localize(None) if at.tzinfo is not None else at
+
+    from optimizer.replay import replay_frame
+
+    frame, columns, keys = replay_frame(con, feature_config, with_keys=True)
+    policy = train_policy(frame, columns, at, config, predictor_config)
+    nxt = build_features(con, feature_config, pipeline=pipeline, property_keys=keys,
+                         extend=_extend_next(last, at.to_pydatetime()))
+    row = nxt.frame[nxt.frame["graphlet_id"] == NEXT_ID]
+    if row.empty:  # pragma: no cover - the extension always adds the row
+        raise OptimizerError(f"could not describe the next training of {pipeline!r}")
+    row = row.iloc[0]
+    guard = guard_reason(row["h_trainings_before"], row["h_hours_since_push"],
+                         row["h_median_push_interval_h"], config)
+    reasons: list[str] = []
+    contributions: tuple[Contribution, ...] = ()
+    if policy.predictor is None:
+        return Decision(pipeline, row["lane"], "run", None, None, (policy.fallback,), (), at,
+                        fallback=policy.fallback)
+    X = row[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan).reshape(1, -1)
+    p = float(policy.predictor.predict(X)[0])
+    contributions = tuple(policy.predictor.explain(X, top=3)[0])
+    if guard is not None:
+        action = "run"
+        reasons.append(f"cadence guard: {guard}")
+    elif p < policy.threshold:
+        action = "prune"
+        reasons.append(f"push probability {p:.3f} is below the threshold {policy.threshold:.3f}")
+    else:
+        action = "run"
+        reasons.append(f"push probability {p:.3f} is at or above the threshold {policy.threshold:.3f}")
+    for c in contributions:
+        value = "not recorded" if c.value is None else f"{c.value:g}"
+        direction = "raises" if c.contribution > 0 else "lowers"
+        reasons.append(f"{c.feature} = {value} {direction} the odds of a push ({c.contribution:+.2f})")
+    return Decision(pipeline, row["lane"], action, p, policy.threshold, tuple(reasons), contributions, at)

@@ -1,0 +1,227 @@
+"""Pruning policy: skip a training when its predicted push probability is below a threshold.
+
+The threshold is chosen on a validation period (the latest part of the past) as the largest
+one whose replayed share of lost pushes stays within the user's budget times a safety
+factor. Two cadence guards always win over the model:
+
+- never prune one of a lane's first ``min_history`` trainings;
+- never prune when the lane's last push (in the world the policy has shaped) is older than
+  ``push_age_factor`` times its typical (median) interval between pushes, or older than
+  ``max_push_age_h``; never prune a lane that has not pushed yet.
+
+With too little history to learn from (fewer than ``min_train`` trainings with known
+outcomes, or fewer than ``min_class`` pushed or unpushed ones: e.g. the real TFX stores) the
+policy falls back to running every training, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
+           "lost_share", "REPLAY_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Budget and guards of the pruning policy (see the module docstring)."""
+
+    max_lost_pushes: float = 0.02
+    safety: float = 0.75
+    min_history: int = 5
+    push_age_factor: float = 1.0
+    max_push_age_h: float | None = None
+    min_train: int = 200
+    min_class: int = 20
+    validation_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        from optimizer.errors import OptimizerError
+
+        if not 0.0 <= self.max_lost_pushes < 1.0:
+            raise OptimizerError(
+                f"max_lost_pushes must be a share in [0, 1), got {self.max_lost_pushes}; "
+                "e.g. 0.02 for at most 2% of pushes lost")
+        if self.min_history < 0 or self.push_age_factor <= 0:
+            raise OptimizerError("min_history must be >= 0 and push_age_factor > 0")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A trained policy: predictor (None = fallback: run everything) and threshold."""
+
+    config: PolicyConfig
+    threshold: float
+    predictor: object | None = None
+    fallback: str | None = None
+    validation: dict = field(default_factory=dict)
+
+
+def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: float,
+                 config: PolicyConfig) -> str | None:
+    """Why a training must run whatever the model says, or None when pruning is allowed."""
+    if not n_prior >= config.min_history:
+        return f"one of the lane's first {config.min_history} trainings"
+    if hours_since_push is None or math.isnan(hours_since_push):
+        return "the lane has not pushed a model yet"
+    if config.max_push_age_h is not None and hours_since_push > config.max_push_age_h:
+        return f"last push {hours_since_push:.1f} h ago exceeds the limit of {config.max_push_age_h:g} h"
+    if typical_interval_h is None or math.isnan(typical_interval_h):
+        return "the lane's push cadence is not known yet (fewer than two pushes)"
+    limit = config.push_age_factor * typical_interval_h
+    if hours_since_push > limit:
+        return (f"last push {hours_since_push:.1f} h ago exceeds {config.push_age_factor:g} x the "
+                f"typical interval of {typical_interval_h:.1f} h")
+    return None
+
+
+REPLAY_COLUMNS = ("lane", "started_at", "n_prior", "hours_since_push", "typical_interval_h",
+                  "pushed", "push_time")
+
+
+def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold: float,
+                     config: PolicyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Replay trainings in time order with the policy on; return (pruned, guarded) flags.
+
+    ``frame`` has REPLAY_COLUMNS. ``hours_since_push`` is what was recorded (the world
+    without the policy) and seeds each lane's state at its first replayed training; from
+    then on the last push is the last *kept* push known before each start (``push_time`` is
+    when a pushed training's outcome became known).
+    """
+    n = len(frame)
+    pruned = np.zeros(n, dtype=bool)
+    guarded = np.zeros(n, dtype=bool)
+    if n == 0:
+        return pruned, guarded
+    start = _hours(frame["started_at"])
+    push_t = _hours(frame["push_time"])
+    pushed = frame["pushed"].to_numpy(dtype=bool)
+    n_prior = frame["n_prior"].to_numpy(dtype=float)
+    since = frame["hours_since_push"].to_numpy(dtype=float)
+    typical = frame["typical_interval_h"].to_numpy(dtype=float)
+    prob = np.asarray(prob, dtype=float)
+    order = np.lexsort((start, frame["lane"].to_numpy()))
+    lanes = frame["lane"].to_numpy()
+    cur_lane = None
+    last_push = math.nan
+    pending: list[float] = []
+    min_hist = config.min_history
+    factor = config.push_age_factor
+    max_age = config.max_push_age_h
+    for i in order:
+        s = start[i]
+        if lanes[i] != cur_lane:
+            cur_lane = lanes[i]
+            last_push = s - since[i] if not math.isnan(since[i]) else math.nan
+            pending = []
+        if pending:
+            keep = []
+            for t in pending:
+                if t < s:
+                    if math.isnan(last_push) or t > last_push:
+                        last_push = t
+                else:
+                    keep.append(t)
+            pending = keep
+        age = s - last_push
+        ok = (n_prior[i] >= min_hist and not math.isnan(age) and not math.isnan(typical[i])
+              and age <= factor * typical[i] and (max_age is None or age <= max_age))
+        if not ok:
+            guarded[i] = True
+        elif prob[i] < threshold:
+            pruned[i] = True
+            continue
+        if pushed[i] and not math.isnan(push_t[i]):
+            pending.append(push_t[i])
+    return pruned, guarded
+
+
+def _hours(col: pd.Series) -> np.ndarray:
+    """Timestamps as float hours since the epoch (NaN for missing)."""
+    values = pd.to_datetime(col, utc=True)
+    out = values.astype("int64").to_numpy(dtype=float) / 3.6e12
+    out[values.isna().to_numpy()] = np.nan
+    return out
+
+
+def lost_share(frame: pd.DataFrame, pruned: np.ndarray) -> float:
+    pushed = frame["pushed"].to_numpy(dtype=bool)
+    return float((pushed & pruned).sum() / pushed.sum()) if pushed.any() else 0.0
+
+
+def choose_threshold(frame: pd.DataFrame, prob: np.ndarray, budget: float,
+                     config: PolicyConfig) -> tuple[float, float]:
+    """Largest threshold whose replayed lost-push share stays within ``budget``.
+
+    Lost pushes grow with the threshold (up to the guards' feedback), so a bisection over
+    the sorted distinct probabilities finds it. Returns (threshold, lost share there).
+    """
+    cands = np.unique(np.concatenate([[0.0], np.asarray(prob, dtype=float), [1.0 + 1e-9]]))
+    lo, hi = 0, len(cands) - 1          # cands[lo] meets the budget (threshold 0 prunes nothing)
+    best_lost = 0.0
+    for _ in range(64):
+        if hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2
+        pruned, _ = replay_decisions(frame, prob, cands[mid], config)
+        lost = lost_share(frame, pruned)
+        if lost <= budget:
+            lo, best_lost = mid, lost
+        else:
+            hi = mid
+    return float(cands[lo]), best_lost
+
+
+def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.Timestamp,
+                 config: PolicyConfig = PolicyConfig(), predictor_config=None) -> Policy:
+    """Learn the predictor and the threshold from trainings whose outcome was known by ``train_until``.
+
+    ``data`` holds the features (``columns``) joined with the outcomes (``pushed``,
+    ``push_time`` = when the outcome was known) and REPLAY_COLUMNS. The known past is split in
+    time: the first part fits the trees, the last ``validation_share`` calibrates them and
+    chooses the threshold by replaying it under the guards.
+    """
+    from optimizer.predictor import PredictorConfig, fit_predictor
+
+    predictor_config = predictor_config or PredictorConfig()
+    until = pd.Timestamp(train_until)
+    ended = pd.to_datetime(data["push_time"], utc=True)
+    started = pd.to_datetime(data["started_at"], utc=True)
+    until = until.tz_localize("UTC") if until.tzinfo is None else until
+    known = data[(started < until) & (ended < until)].sort_values(["started_at", "graphlet_id"])
+    n = len(known)
+    n_pos = int(known["pushed"].sum())
+    n_neg = n - n_pos
+    if n < config.min_train or n_pos < config.min_class or n_neg < config.min_class:
+        reason = (f"too little history to learn from: {n} trainings with known outcomes "
+                  f"({n_pos} pushed, {n_neg} not) before {until:%Y-%m-%d %H:%M}; a model needs at least "
+                  f"{config.min_train}, with {config.min_class} of each outcome. Falling back to running "
+                  "every training (no pruning).")
+        log.warning(reason)
+        return Policy(config, threshold=0.0, predictor=None, fallback=reason,
+                      validation={"trainings": n, "pushed": n_pos})
+    cut = int(round(n * (1.0 - config.validation_share)))
+    fit, val = known.iloc[:cut], known.iloc[cut:]
+    X = lambda d: d[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)  # noqa: E731
+    predictor = fit_predictor(X(fit), fit["pushed"].to_numpy(), X(val), val["pushed"].to_numpy(),
+                              columns, predictor_config)
+    p_val = predictor.predict(X(val))
+    budget = config.max_lost_pushes * config.safety
+    threshold, lost = choose_threshold(val, p_val, budget, config)
+    pruned, _ = replay_decisions(val, p_val, threshold, config)
+    wasted = val["skippable_wasted_s"].to_numpy(dtype=float) if "skippable_wasted_s" in val else None
+    waste_share = (float(wasted[pruned].sum() / wasted.sum()) if wasted is not None and wasted.sum() > 0
+                   else float("nan"))
+    log.info("threshold %.4f: validation lost %.4f, skippable waste pruned %.3f", threshold, lost, waste_share)
+    return Policy(config, threshold=threshold, predictor=predictor, validation={
+        "fit_trainings": int(len(fit)), "validation_trainings": int(len(val)),
+        "validation_from": str(val["started_at"].iloc[0]) if len(val) else None,
+        "validation_pushes_lost": lost, "validation_skippable_waste_pruned": waste_share,
+        "budget_used": budget})

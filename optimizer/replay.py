@@ -1,0 +1,344 @@
+"""Replay evaluation: train on the past, replay the future in time order with the policy on.
+
+``evaluate`` splits the warehouse's graphlets at ``train_until``: the policy learns from
+trainings whose outcome was known by then, and every later training is replayed in time
+order as if the policy had been on. It reports
+
+- ``waste_pruned``: wasted compute the policy skips / all wasted compute of the period
+  (``waste_pruned_of_skippable``: the same over what a decision at trainer start can skip
+  at all: the trainer and everything after it);
+- ``pushes_lost``: pushed trainings the policy skips / all pushed trainings;
+- compute saved, in seconds and as a share of all compute of the period;
+- cadence per pipeline: median and longest interval between pushes, with and without;
+- the trade-off curve (waste pruned vs pushes lost over thresholds);
+- with ground truth (the simulator's true push probabilities), an oracle that prunes by the
+  true probability under the same guards, at the same lost-push budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import OptimizerError
+from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
+from optimizer.policy import (PolicyConfig, Policy, choose_threshold, lost_share, replay_decisions,
+                              train_policy)
+
+__all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
+           "tradeoff_curve", "load_truth", "tradeoff_figure", "cadence_figure", "replay_frame"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Everything an evaluation found; ``to_dict`` is what ``--format json`` prints."""
+
+    train_until: pd.Timestamp
+    policy: Policy
+    metrics: dict
+    cadence: pd.DataFrame
+    curve: pd.DataFrame
+    oracle: dict | None = None
+    oracle_curve: pd.DataFrame | None = None
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def to_dict(self) -> dict:
+        pol = self.policy
+        out = {
+            "train_until": self.train_until.isoformat(),
+            "policy": {
+                "threshold": pol.threshold, "fallback": pol.fallback,
+                "max_lost_pushes": pol.config.max_lost_pushes, "safety": pol.config.safety,
+                "min_history": pol.config.min_history, "push_age_factor": pol.config.push_age_factor,
+                "max_push_age_h": pol.config.max_push_age_h, "validation": pol.validation,
+                "top_features": ([{"feature": f, "gain": g} for f, g in pol.predictor.importance(10)]
+                                 if pol.predictor is not None else []),
+            },
+            "metrics": self.metrics,
+            "cadence_summary": cadence_summary(self.cadence),
+            "curve": self.curve.to_dict(orient="records"),
+        }
+        if self.oracle is not None:
+            out["oracle"] = self.oracle
+            out["policy_vs_oracle"] = (self.metrics["waste_pruned"] / self.oracle["waste_pruned"]
+                                       if self.oracle["waste_pruned"] > 0 else None)
+        return _jsonable(out)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if np.isnan(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    return obj
+
+
+def replay_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, with_keys: bool = False):
+    """Features joined with outcomes and the columns the replay needs.
+
+    Returns (frame, columns), or (frame, columns, property_keys) with ``with_keys``.
+    """
+    fs = build_features(con, feature_config)
+    out = graphlet_outcomes(con)
+    frame = fs.frame.merge(out, on="graphlet_id", how="left", validate="one_to_one").copy()
+    frame["n_prior"] = frame["h_trainings_before"]
+    frame["hours_since_push"] = frame["h_hours_since_push"]
+    frame["typical_interval_h"] = frame["h_median_push_interval_h"]
+    frame["push_time"] = frame["ended_at"]
+    frame["pushed"] = frame["pushed"].fillna(False).astype(bool)
+    frame = frame.sort_values(["started_at", "graphlet_id"], kind="stable").reset_index(drop=True)
+    if with_keys:
+        return frame, fs.columns, fs.frame.attrs["property_keys"]
+    return frame, fs.columns
+
+
+def replay_metrics(frame: pd.DataFrame, pruned: np.ndarray, *, wasted_total_s: float | None = None,
+                   compute_total_s: float | None = None) -> dict:
+    """The arithmetic of one replay: shares of waste pruned, pushes lost and compute saved.
+
+    ``frame`` holds pushed, skippable_s and skippable_wasted_s per training. Without totals,
+    the wasted and total compute are the skippable parts of these trainings.
+    """
+    pruned = np.asarray(pruned, dtype=bool)
+    pushed = frame["pushed"].to_numpy(dtype=bool)
+    skip = frame["skippable_s"].to_numpy(dtype=float)
+    skip_w = frame["skippable_wasted_s"].to_numpy(dtype=float)
+    skippable_wasted = float(skip_w.sum())
+    wasted_total = skippable_wasted if wasted_total_s is None else float(wasted_total_s)
+    compute_total = float(skip.sum()) if compute_total_s is None else float(compute_total_s)
+    wasted_pruned = float(skip_w[pruned].sum())
+    saved = float(skip[pruned].sum())
+    n_push = int(pushed.sum())
+    lost = int((pushed & pruned).sum())
+    return {
+        "trainings": int(len(frame)), "pruned": int(pruned.sum()),
+        "pushes": n_push, "pushes_lost_count": lost,
+        "pushes_lost": lost / n_push if n_push else 0.0,
+        "wasted_s": wasted_total, "wasted_pruned_s": wasted_pruned,
+        "waste_pruned": wasted_pruned / wasted_total if wasted_total > 0 else 0.0,
+        "skippable_wasted_s": skippable_wasted,
+        "waste_pruned_of_skippable": wasted_pruned / skippable_wasted if skippable_wasted > 0 else 0.0,
+        "compute_s": compute_total, "compute_saved_s": saved,
+        "compute_saved_share": saved / compute_total if compute_total > 0 else 0.0,
+    }
+
+
+def cadence(frame: pd.DataFrame, pruned: np.ndarray) -> pd.DataFrame:
+    """Per pipeline: pushes and the median and longest interval between pushes (hours), without and with."""
+    pruned = np.asarray(pruned, dtype=bool)
+    pushes = frame.loc[frame["pushed"].to_numpy(dtype=bool), ["pipeline", "push_time"]].copy()
+    pushes["kept"] = ~pruned[frame["pushed"].to_numpy(dtype=bool)]
+    pushes["t"] = pd.to_datetime(pushes["push_time"], utc=True).astype("int64") / 3.6e12
+    rows = []
+    for pipeline, part in pushes.groupby("pipeline", sort=True):
+        row = {"pipeline": pipeline}
+        for label, sel in (("without", part), ("with", part[part["kept"]])):
+            t = np.sort(sel["t"].dropna().to_numpy())
+            gaps = np.diff(t)
+            row[f"pushes_{label}"] = int(len(t))
+            row[f"median_h_{label}"] = float(np.median(gaps)) if len(gaps) else np.nan
+            row[f"longest_h_{label}"] = float(gaps.max()) if len(gaps) else np.nan
+        rows.append(row)
+    cols = ["pipeline", "pushes_without", "median_h_without", "longest_h_without",
+            "pushes_with", "median_h_with", "longest_h_with"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def cadence_summary(cad: pd.DataFrame, tolerance: float = 0.05) -> dict:
+    """How many pipelines kept their median interval between pushes (exactly, within ``tolerance``)."""
+    comp = cad[cad["pushes_without"] >= 3].copy()
+    if comp.empty:
+        return {"pipelines_compared": 0}
+    ratio = comp["median_h_with"] / comp["median_h_without"]
+    longest = comp["longest_h_with"] / comp["longest_h_without"]
+    exact = np.isclose(comp["median_h_with"], comp["median_h_without"], rtol=1e-9, atol=1e-9)
+    return {
+        "pipelines_compared": int(len(comp)),
+        "median_unchanged": int(exact.sum()),
+        "median_within_tolerance": int((np.abs(ratio - 1) <= tolerance).sum()),
+        "tolerance": tolerance,
+        "median_ratio_max": float(ratio.max()),
+        "median_ratio_mean": float(ratio.mean()),
+        "longest_ratio_median": float(longest.median()),
+        "longest_ratio_max": float(longest.max()),
+    }
+
+
+def tradeoff_curve(frame: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, *, points: int = 21,
+                   wasted_total_s: float | None = None, extra: tuple[float, ...] = ()) -> pd.DataFrame:
+    """Waste pruned and pushes lost when replaying at thresholds spread over the probabilities."""
+    prob = np.asarray(prob, dtype=float)
+    qs = np.unique(np.concatenate([np.quantile(prob, np.linspace(0, 1, points)) if len(prob) else [],
+                                   [0.0], np.asarray(extra, dtype=float)]))
+    rows = []
+    for th in qs:
+        pruned, _ = replay_decisions(frame, prob, float(th), config)
+        m = replay_metrics(frame, pruned, wasted_total_s=wasted_total_s)
+        rows.append({"threshold": float(th), "waste_pruned": m["waste_pruned"],
+                     "pushes_lost": m["pushes_lost"], "compute_saved_s": m["compute_saved_s"]})
+    return pd.DataFrame(rows)
+
+
+def _period_totals(con, since: pd.Timestamp) -> tuple[float | None, float | None]:
+    """All and wasted compute (s) of executions created at or after ``since``."""
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "execution_waste" not in have:
+        return None, None
+    row = con.execute("""
+        SELECT sum(w.duration_s) FILTER (WHERE NOT w.leads_to_deployment AND NOT coalesce(w.undetermined, false)),
+               sum(w.duration_s)
+        FROM execution_waste w
+        JOIN executions e ON e.source_id = w.source_id AND e.execution_id = w.execution_id
+        WHERE e.create_time >= $since
+    """, {"since": since.tz_convert("UTC").tz_localize(None).to_pydatetime()}).fetchone()
+    return (float(row[0] or 0.0), float(row[1] or 0.0))
+
+
+def load_truth(con, paths) -> pd.DataFrame:
+    """Read ground-truth JSON files (true push probability per trainer execution).
+
+    Each file lies beside its store and lists trainer executions with ``execution_id`` (or
+    ``trainer_execution_id``) and ``push_probability``; the store is matched to its source by
+    ``store`` (file name) or by the file's stem. Returns source_id, trainer_execution_id,
+    push_probability.
+    """
+    sources = con.execute("SELECT source_id, uri FROM sources").fetchall()
+    by_name = {}
+    for sid, uri in sources:
+        by_name[Path(str(uri)).name] = sid
+        by_name[Path(str(uri)).stem] = sid
+    rows = []
+    for path in map(Path, paths):
+        data = json.loads(path.read_text())
+        store = data.get("store") or data.get("store_path") or path.name.split(".")[0]
+        sid = by_name.get(Path(str(store)).name) or by_name.get(Path(str(store)).stem) \
+            or by_name.get(path.name.split(".")[0])
+        if sid is None:
+            raise OptimizerError(f"{path}: no ingested source matches its store {store!r}; ingest the "
+                                 "store beside it first")
+        trainers = data.get("trainers") or data.get("trainings") or []
+        if isinstance(trainers, dict):
+            trainers = list(trainers.values())
+        for t in trainers:
+            eid = t.get("trainer_execution_id", t.get("execution_id"))
+            p = t.get("push_probability")
+            if eid is not None and p is not None:
+                rows.append((sid, int(eid), float(p)))
+    return pd.DataFrame(rows, columns=["source_id", "trainer_execution_id", "push_probability"])
+
+
+def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), predictor_config=None,
+             feature_config: FeatureConfig = FeatureConfig(), truth: pd.DataFrame | None = None,
+             curve_points: int = 21, train_share: float = 0.6) -> ReplayResult:
+    """Train on graphlets before ``train_until`` (default: ``train_share`` of the time span) and replay the rest."""
+    frame, columns = replay_frame(con, feature_config)
+    if frame.empty:
+        raise OptimizerError("the warehouse holds no graphlets; run `frugal analyze` after ingesting stores")
+    started = pd.to_datetime(frame["started_at"], utc=True)
+    if train_until is None:
+        t0, t1 = started.min(), started.max()
+        until = t0 + (t1 - t0) * train_share
+    else:
+        until = pd.Timestamp(train_until)
+        until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+    policy = train_policy(frame, columns, until, config, predictor_config)
+    test = frame[started >= until].reset_index(drop=True)
+    if test.empty:
+        raise OptimizerError(f"no training starts at or after {until:%Y-%m-%d %H:%M}; choose an earlier "
+                             "--train-until")
+    X = test[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+    prob = policy.predictor.predict(X) if policy.predictor is not None else np.ones(len(test))
+    threshold = policy.threshold if policy.predictor is not None else 0.0
+    pruned, guarded = replay_decisions(test, prob, threshold, config)
+    wasted_total, compute_total = _period_totals(con, until)
+    metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
+    metrics["guarded"] = int(guarded.sum())
+    cad = cadence(test, pruned)
+    curve = tradeoff_curve(test, prob, config, points=curve_points, wasted_total_s=wasted_total,
+                           extra=(threshold,))
+    decisions = test[["graphlet_id", "source_id", "pipeline", "lane", "trainer_execution_id",
+                      "started_at", "pushed"]].copy()
+    decisions["probability"] = prob
+    decisions["pruned"] = pruned
+    decisions["guarded"] = guarded
+    oracle = oracle_curve = None
+    if truth is not None and not truth.empty:
+        merged = test.merge(truth, on=["source_id", "trainer_execution_id"], how="left")
+        p_true = merged["push_probability"].to_numpy(dtype=float)
+        missing = int(np.isnan(p_true).sum())
+        p_true = np.where(np.isnan(p_true), 1.0, p_true)   # unknown: never pruned by the oracle
+        budget = max(metrics["pushes_lost"], config.max_lost_pushes)
+        th_o, _ = choose_threshold(test, p_true, budget, config)
+        pr_o, _ = replay_decisions(test, p_true, th_o, config)
+        oracle = replay_metrics(test, pr_o, wasted_total_s=wasted_total, compute_total_s=compute_total)
+        oracle.update({"threshold": th_o, "budget": budget, "trainings_without_truth": missing,
+                       "cadence_summary": cadence_summary(cadence(test, pr_o))})
+        oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
+        decisions["true_probability"] = p_true
+    log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",
+             len(test), until, metrics["waste_pruned"], metrics["pushes_lost"])
+    return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions)
+
+
+def tradeoff_figure(result: ReplayResult):
+    """Matplotlib figure: waste pruned vs pushes lost over thresholds (policy, oracle, chosen point)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    c = result.curve.sort_values("pushes_lost")
+    ax.plot(100 * c["pushes_lost"], 100 * c["waste_pruned"], marker="o", ms=3, label="predictor")
+    if result.oracle_curve is not None:
+        o = result.oracle_curve.sort_values("pushes_lost")
+        ax.plot(100 * o["pushes_lost"], 100 * o["waste_pruned"], ls="--", label="oracle (true probability)")
+    m = result.metrics
+    ax.scatter([100 * m["pushes_lost"]], [100 * m["waste_pruned"]], color="red", zorder=5,
+               label=f"chosen threshold {result.policy.threshold:.3f}")
+    ax.axvline(100 * result.policy.config.max_lost_pushes, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("pushes lost (%)")
+    ax.set_ylabel("wasted compute pruned (%)")
+    ax.set_title("Pruning trade-off on the replayed period")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def cadence_figure(result: ReplayResult):
+    """Matplotlib figure: per pipeline, median interval between pushes with vs without the policy."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cad = result.cadence[result.cadence["pushes_without"] >= 3]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(cad["median_h_without"], cad["median_h_with"], s=10, label="median interval")
+    ax.scatter(cad["longest_h_without"], cad["longest_h_with"], s=10, marker="x", label="longest interval")
+    lim = np.nanmax(np.concatenate([cad[["longest_h_without", "longest_h_with"]].to_numpy().ravel(), [1.0]]))
+    ax.plot([0, lim], [0, lim], color="grey", lw=0.8)
+    ax.set_xscale("symlog")
+    ax.set_yscale("symlog")
+    ax.set_xlabel("hours between pushes, without pruning")
+    ax.set_ylabel("hours between pushes, with pruning")
+    ax.set_title("Deployment cadence per pipeline")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
