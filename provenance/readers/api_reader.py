@@ -1,9 +1,11 @@
 """General path: read any MLMD store (SQLite, MySQL, PostgreSQL) through the ml_metadata API.
 
 Produces the same staging batch as the SQLite reader, so both give identical warehouse rows.
-Incremental reads ask for nodes whose ``last_update_time_since_epoch`` reached the watermark
-(or with new ids) and for the edges of those nodes: events of changed executions,
-attributions and associations of changed nodes, parents of changed contexts. The API has no
+Attributions and associations come from lineage queries of 100 nodes each (the API has no
+bulk call for them). Incremental reads ask for nodes whose ``last_update_time_since_epoch``
+reached the watermark (or with new ids) and for the edges of those nodes: events of changed
+executions, attributions and associations of changed nodes and contexts, parents of changed
+contexts. The API has no
 row ids for edges, so an edge added later between two unchanged nodes (rare: MLMD writes
 edges together with their nodes) is picked up by the next full read; the API also cannot
 see deletions. The SQLite reader has neither limit.
@@ -65,6 +67,21 @@ def _properties(entity: str, nodes: Iterable, out: list[tuple]) -> None:
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
     for i in range(0, len(ids), _CHUNK):
         yield ids[i:i + _CHUNK]
+
+
+def _id_ranges(ids: list[int], size: int = 100) -> Iterable[tuple[int, int]]:
+    """(first, last) of consecutive slices of ``size`` sorted ids."""
+    for i in range(0, len(ids), size):
+        chunk = ids[i:i + size]
+        yield chunk[0], chunk[-1]
+
+
+def _lineage_query(field: str, bounds: tuple[int, int]):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    query = pb.LineageSubgraphQueryOptions(max_num_hops=0)
+    getattr(query, field).filter_query = f"id >= {bounds[0]} AND id <= {bounds[1]}"
+    return query
 
 
 def _marks(nodes: list, prev: dict | None) -> dict:
@@ -158,15 +175,18 @@ def read_api(
     attributions: set[tuple[int, int]] = set()
     associations: set[tuple[int, int]] = set()
     parents: set[tuple[int, int]] = set()
+    # Edges of nodes, 100 nodes per call (the most a lineage query starts from).
+    for ids in _id_ranges(sorted(a.id for a in artifacts)):
+        graph = store.get_lineage_subgraph(_lineage_query("starting_artifacts", ids), ["attributions"])
+        attributions.update((r.context_id, r.artifact_id) for r in graph.attributions)
+    for ids in _id_ranges(sorted(x.id for x in executions)):
+        graph = store.get_lineage_subgraph(_lineage_query("starting_executions", ids), ["associations"])
+        associations.update((r.context_id, r.execution_id) for r in graph.associations)
     for c in contexts:
-        attributions.update((c.id, a.id) for a in store.get_artifacts_by_context(c.id))
-        associations.update((c.id, x.id) for x in store.get_executions_by_context(c.id))
         parents.update((c.id, p.id) for p in store.get_parent_contexts_by_context(c.id))
-    if not full:
-        for a in artifacts:
-            attributions.update((c.id, a.id) for c in store.get_contexts_by_artifact(a.id))
-        for x in executions:
-            associations.update((c.id, x.id) for c in store.get_contexts_by_execution(x.id))
+        if not full:  # a new context may group nodes that did not change (a cached run)
+            attributions.update((c.id, a.id) for a in store.get_artifacts_by_context(c.id))
+            associations.update((c.id, x.id) for x in store.get_executions_by_context(c.id))
     put("attributions", sorted(attributions))
     put("associations", sorted(associations))
     put("parent_contexts", sorted(parents))

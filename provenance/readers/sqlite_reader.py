@@ -6,6 +6,10 @@ use a watermark: node rows whose ``last_update_time_since_epoch`` reached the la
 (MLMD updates nodes and their properties in place and bumps that time) or whose id is new,
 and edge rows (events, attributions, associations) with ids above the last maximum. A store
 that lost rows or was replaced is re-read in full.
+
+Edges are read as the ml_metadata API sees them, so that both readers agree: events of
+existing executions, attributions of existing artifacts, associations of existing executions,
+parents of existing contexts. What dangles on the other side is kept and reported.
 """
 
 from __future__ import annotations
@@ -149,8 +153,8 @@ def read_sqlite(
         where: dict[str, str] = {}
         node_where: dict[str, str] = {}
         for name, (table, _, idcol) in _NODES.items():
-            if full:
-                node_where[name], where[name] = "1=1", "1=1"
+            if full:  # properties of nodes that exist (as the API reads them)
+                node_where[name], where[name] = "1=1", f"{idcol} IN (SELECT id FROM {table})"
             else:
                 upd = int(prev[name].get("update_ms") or 0)
                 mid = int(prev[name].get("max_id") or 0)
@@ -205,16 +209,18 @@ def read_sqlite(
         put("properties", pa.concat_tables([props, special]))
         put("events", _query(cur, "events", f"""
             SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch
-            FROM Event WHERE {edge_where['events']}"""))
+            FROM Event WHERE {edge_where['events']} AND execution_id IN (SELECT id FROM Execution)"""))
         put("event_steps", _query(cur, "event_steps", f"""
             SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath
             WHERE {'1=1' if full else 'event_id > ' + str(int(prev['events'].get('max_id') or 0))}"""))
         put("attributions", _query(cur, "attributions",
-            f"SELECT context_id, artifact_id FROM Attribution WHERE {edge_where['attributions']}"))
+            f"SELECT context_id, artifact_id FROM Attribution WHERE {edge_where['attributions']} "
+            "AND artifact_id IN (SELECT id FROM Artifact)"))
         put("associations", _query(cur, "associations",
-            f"SELECT context_id, execution_id FROM Association WHERE {edge_where['associations']}"))
+            f"SELECT context_id, execution_id FROM Association WHERE {edge_where['associations']} "
+            "AND execution_id IN (SELECT id FROM Execution)"))
         put("parent_contexts", _query(cur, "parent_contexts",
-            "SELECT context_id, parent_context_id FROM ParentContext"))
+            "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"))
         cur.close()
     finally:
         acon.close()
