@@ -4,7 +4,9 @@ Builds three temporary tables that the graphlet, waste and run-history analyses 
 first two are persisted at the end as ``analysis_executions`` and ``analysis_artifacts``):
 
 - ``_x``: one row per execution with its role, pipeline, component, run context and whether
-  it did work (COMPLETE or FAILED; CACHED executions did none).
+  it did work (COMPLETE or FAILED; CACHED executions did none). A NEW or RUNNING execution
+  that evidently died (its component ran again, the store moved on after its last update, or
+  a NEW one was updated at its end: pre-2020 TFX leaves ``new`` behind) counts as FAILED.
 - ``_a``: one row per artifact with its role, its *producer* and the ``pushed`` / ``blessed``
   flags.
 - ``_edges``: execution -> execution edges along OUTPUT -> INPUT events.
@@ -134,8 +136,6 @@ def _build_executions(con) -> None:
         ),
         base AS (
             SELECT x.source_id, x.execution_id, x.type_name, r.role, x.state,
-                   x.state IN {_in(WORK_STATES)} AS did_work,
-                   x.state IN {_in(SPENT_STATES)} AS spent,
                    coalesce(pe.pipeline_ctx, xp.pipeline_name, pe.ctx_pipeline_name, x.source_id) AS pipeline,
                    pe.node_name, xp.component_id AS x_component_id, pe.ctx_component_id,
                    pe.run_id, pe.run_name, x.create_time, x.update_time, x.duration_s
@@ -144,14 +144,32 @@ def _build_executions(con) -> None:
             LEFT JOIN type_roles r ON r.kind = 'execution' AND r.type_name = x.type_name
             LEFT JOIN per_exec pe USING (source_id, execution_id)
             LEFT JOIN xprops xp USING (source_id, execution_id)
+        ),
+        named AS (
+            SELECT *, coalesce(x_component_id, ctx_component_id,
+                               CASE WHEN starts_with(node_name, pipeline || '.')
+                                    THEN substr(node_name, length(pipeline) + 2) ELSE node_name END,
+                               type_name, 'unknown') AS component,
+                   -- a NEW/RUNNING execution died (pre-2020 TFX leaves `new` behind) when its
+                   -- component ran again later or the store moved on after its last update
+                   state IN ('NEW', 'RUNNING') AND (
+                       create_time < max(create_time) OVER (
+                           PARTITION BY source_id, pipeline,
+                                        coalesce(x_component_id, ctx_component_id, node_name, type_name))
+                       OR coalesce(update_time, create_time) < max(create_time) OVER (PARTITION BY source_id)
+                       OR (state = 'NEW' AND update_time > create_time)  -- ended without finishing
+                   ) AS died
+            FROM base
         )
-        SELECT source_id, execution_id, type_name, role, state, did_work, spent, pipeline,
-               coalesce(x_component_id, ctx_component_id,
-                        CASE WHEN starts_with(node_name, pipeline || '.')
-                             THEN substr(node_name, length(pipeline) + 2) ELSE node_name END,
-                        type_name, 'unknown') AS component,
-               run_id AS run_context_id, run_name AS run_context, create_time, update_time, duration_s
-        FROM base
+        SELECT source_id, execution_id, type_name, role,
+               CASE WHEN died THEN 'FAILED' ELSE state END AS state,
+               died OR state IN {_in(WORK_STATES)} AS did_work,
+               died OR state IN {_in(SPENT_STATES)} AS spent,
+               pipeline, component,
+               run_id AS run_context_id, run_name AS run_context, create_time, update_time,
+               CASE WHEN died THEN coalesce(duration_s, epoch(update_time - create_time)) ELSE duration_s END
+                   AS duration_s
+        FROM named
         """
     )
 
