@@ -177,6 +177,10 @@ _UPSTREAM_SQL = """
     UNION
     SELECT graphlet_id, 'execution', config_id FROM _pf_g WHERE config_id IS NOT NULL;
 
+"""
+
+# Siblings, two hops out (statistics -> validator): run _SIBLING_SQL twice.
+_SIBLING_SQL = """
     -- siblings: executions that read the graphlet's upstream artifacts without being on a model's
     -- way to deployment (validators, statistics), and what they wrote: validation outcomes
     -- such as ExampleAnomalies live there, not on the trainer's lineage.
@@ -189,12 +193,16 @@ _UPSTREAM_SQL = """
       AND NOT EXISTS (SELECT 1 FROM _pf_excl z WHERE z.source_id = ev.source_id AND z.execution_id = ev.execution_id);
 
     INSERT INTO _pf_m
-    SELECT graphlet_id, 'execution', execution_id FROM _pf_sib
-    UNION
-    SELECT s.graphlet_id, 'artifact', ev.artifact_id
-    FROM _pf_sib s JOIN _pf_g g USING (graphlet_id)
-    JOIN events ev ON ev.source_id = g.source_id AND ev.execution_id = s.execution_id AND ev.type = 'OUTPUT';
+    (SELECT graphlet_id, 'execution', execution_id FROM _pf_sib
+     UNION
+     SELECT s.graphlet_id, 'artifact', ev.artifact_id
+     FROM _pf_sib s JOIN _pf_g g USING (graphlet_id)
+     JOIN events ev ON ev.source_id = g.source_id AND ev.execution_id = s.execution_id AND ev.type = 'OUTPUT')
+    EXCEPT SELECT graphlet_id, entity, entity_id FROM _pf_m;
 
+"""
+
+_UPSTREAM_FINAL_SQL = """
     CREATE OR REPLACE TEMP TABLE _pf_up AS
     SELECT DISTINCT m.graphlet_id, g.source_id, m.entity, m.entity_id,
            coalesce(e.type_name, a.type_name) AS type_name,
@@ -439,6 +447,9 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     con.execute(_LANE_SQL)
     con.execute(_EXCL_ROLES_SQL if "analysis_executions" in _tables(con) else _EXCL_MEMBERS_SQL)
     con.execute(_UPSTREAM_SQL)
+    for _hop in range(2):
+        con.execute(_SIBLING_SQL)
+    con.execute(_UPSTREAM_FINAL_SQL)
     con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
     con.execute(_long_features_sql(config.recent))
     con.execute(_PROP_DIFF_SQL)

@@ -1,9 +1,138 @@
-"""`frugal prune`: not yet available."""
+"""`frugal prune`: evaluate the pruning policy on history, or decide for a pipeline's next training."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+__all__ = ["register", "evaluate_lines"]
+
+
+def _open(warehouse: Path):
+    from optimizer.errors import OptimizerError
+    from provenance.warehouse import connect
+
+    if not warehouse.exists():
+        raise OptimizerError(f"warehouse {warehouse} does not exist; create it with `frugal ingest` "
+                             "and `frugal analyze`")
+    return connect(str(warehouse), read_only=True)
+
+
+def evaluate_lines(data: dict) -> list[str]:
+    """Human table of an evaluation (``ReplayResult.to_dict()``)."""
+    m = data["metrics"]
+    pol = data["policy"]
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    lines = [f"trained on trainings before {data['train_until']}; replayed {m['trainings']:,} later trainings"]
+    if pol["fallback"]:
+        lines.append(f"fallback: {pol['fallback']}")
+    else:
+        lines.append(f"threshold: prune when P(push) < {pol['threshold']:.4f} "
+                     f"(budget {pct(pol['max_lost_pushes'])} lost pushes)")
+    rows = [("", "policy")]
+    oracle = data.get("oracle")
+    if oracle:
+        rows[0] = ("", "policy", "oracle")
+
+    def row(label, key, fmt):
+        vals = [fmt(m[key])] + ([fmt(oracle[key])] if oracle else [])
+        rows.append((label, *vals))
+
+    row("trainings pruned", "pruned", lambda v: f"{v:,}")
+    row("waste pruned", "waste_pruned", pct)
+    row("  of what trainer-time pruning can skip", "waste_pruned_of_skippable", pct)
+    row("pushes lost", "pushes_lost", pct)
+    row("pushes lost (count)", "pushes_lost_count", lambda v: f"{v:,} of {m['pushes']:,}")
+    row("compute saved (s)", "compute_saved_s", lambda v: f"{v:,.0f}")
+    row("compute saved (share of all)", "compute_saved_share", pct)
+    width = max(len(r[0]) for r in rows) + 2
+    for r in rows:
+        lines.append(r[0].ljust(width) + "".join(str(v).rjust(16) for v in r[1:]))
+    cad = data.get("cadence_summary", {})
+    if cad.get("pipelines_compared"):
+        lines.append(
+            f"cadence: median interval between pushes unchanged in {cad['median_unchanged']} of "
+            f"{cad['pipelines_compared']} pipelines (within {pct(cad['tolerance'])}: "
+            f"{cad['median_within_tolerance']}); longest interval x{cad['longest_ratio_median']:.2f} "
+            f"(median over pipelines), at most x{cad['longest_ratio_max']:.2f}")
+    if oracle and data.get("policy_vs_oracle") is not None:
+        lines.append(f"policy reaches {pct(data['policy_vs_oracle'])} of the oracle's waste pruned")
+    if pol["top_features"]:
+        lines.append("top features: " + ", ".join(f["feature"] for f in pol["top_features"][:5]))
+    return lines
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the command to the application (nothing yet)."""
+    """Attach `frugal prune evaluate` and `frugal prune decide` to the application."""
+    prune = typer.Typer(help="Predict and prune trainings that will not push a model.", no_args_is_help=True)
+    app.add_typer(prune, name="prune")
+
+    @prune.command("evaluate")
+    def evaluate_command(
+        warehouse: Path = typer.Option(..., "--warehouse", "-w", help="Analyzed DuckDB warehouse."),
+        train_until: str = typer.Option(None, "--train-until",
+                                        help="Learn from trainings before this UTC date/time, replay the rest "
+                                             "(default: the first 60% of the time span)."),
+        max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
+                                              help="Budget: share of pushes the policy may lose."),
+        ground_truth: list[Path] = typer.Option(
+            None, "--ground-truth",
+            help="Ground-truth JSON with true push probabilities (simulated corpora): adds the oracle."),
+        fmt: str = typer.Option("table", "--format", help="table or json."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the predictor."),
+    ) -> None:
+        """Train on the past, replay the future as if the policy had been on, and report."""
+        import pandas as pd
+
+        from optimizer.errors import OptimizerError
+        from optimizer.policy import PolicyConfig
+        from optimizer.predictor import PredictorConfig
+        from optimizer.replay import evaluate, load_truth
+
+        if fmt not in ("table", "json"):
+            raise OptimizerError(f"--format must be table or json, not {fmt!r}")
+        until = None
+        if train_until:
+            try:
+                until = pd.Timestamp(train_until)
+            except ValueError as exc:
+                raise OptimizerError(f"--train-until {train_until!r} is not a date; use e.g. 2026-02-01 or "
+                                     "2026-02-01T12:00") from exc
+        con = _open(warehouse)
+        truth = load_truth(con, ground_truth) if ground_truth else None
+        result = evaluate(con, train_until=until, config=PolicyConfig(max_lost_pushes=max_lost_pushes),
+                          predictor_config=PredictorConfig(seed=seed), truth=truth)
+        data = result.to_dict()
+        if fmt == "json":
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            for line in evaluate_lines(data):
+                typer.echo(line)
+
+    @prune.command("decide")
+    def decide_command(
+        warehouse: Path = typer.Option(..., "--warehouse", "-w", help="Analyzed DuckDB warehouse."),
+        pipeline: str = typer.Option(..., "--pipeline", "-p", help="Pipeline name (as in graphlets.pipeline)."),
+        max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
+                                              help="Budget: share of pushes the policy may lose."),
+        fmt: str = typer.Option("table", "--format", help="table or json."),
+    ) -> None:
+        """Say prune or run for the pipeline's next training, with the probability and why."""
+        from optimizer.errors import OptimizerError
+        from optimizer.hook import decide
+        from optimizer.policy import PolicyConfig
+
+        if fmt not in ("table", "json"):
+            raise OptimizerError(f"--format must be table or json, not {fmt!r}")
+        con = _open(warehouse)
+        d = decide(con, pipeline, config=PolicyConfig(max_lost_pushes=max_lost_pushes))
+        if fmt == "json":
+            typer.echo(json.dumps(d.to_dict(), indent=2))
+            return
+        prob = "n/a" if d.probability is None else f"{d.probability:.3f}"
+        typer.echo(f"{d.action.upper()}  {d.pipeline} ({d.lane})  P(push) = {prob}"
+                   + (f"  threshold {d.threshold:.3f}" if d.threshold is not None else ""))
+        for reason in d.reasons:
+            typer.echo(f"  - {reason}")

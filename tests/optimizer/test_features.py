@@ -1,0 +1,109 @@
+"""Pre-start features: no leakage from anything recorded after a trainer started; real stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
+from provenance.ingest import ingest
+from provenance.warehouse import connect
+
+ALL_KEYS = FeatureConfig(min_coverage=0.0)
+
+
+def _runs(n: int) -> list[dict]:
+    return [{"span": 1 + i // 2, "anomalies_ok": i % 3 != 1, "lr": 0.01 * (1 + i % 2),
+             "blessed": i % 4 != 2, "pushed": i % 4 != 2} for i in range(n)]
+
+
+def _features(store, tmp_path, name):
+    warehouse = tmp_path / f"{name}.duckdb"
+    ingest([str(store)], str(warehouse))
+    analysis.analyze(str(warehouse))
+    con = connect(str(warehouse), read_only=True)
+    fs = build_features(con, ALL_KEYS)
+    con.close()
+    return fs.frame.set_index("trainer_execution_id"), fs.columns
+
+
+def test_changing_records_after_a_trainer_started_changes_none_of_its_features(mlmd_history, tmp_path):
+    history = mlmd_history(_runs(8))
+    base, columns = _features(history.path, tmp_path, "base")
+    assert len(base) == 8
+    cut = 5
+    trainer = history.ids[cut]["trainer"]
+    mutated = history.copy(tmp_path / "mutated" / history.path.name)
+    # everything below was recorded after trainer `cut` started
+    mutated.set_custom("artifact", history.ids[cut]["pushed_model"], "pushed", 0)
+    mutated.set_custom("artifact", history.ids[cut]["blessing"], "blessed", 0)
+    mutated.set_custom("execution", history.ids[cut]["evaluator"], "threshold", 0.9)
+    for later in history.ids[cut + 1:]:
+        mutated.set_custom("artifact", later["anomalies"], "blessed", '{"train": 0, "eval": 0}')
+        mutated.set_custom("artifact", later["examples"], "span", 99)
+        mutated.set_custom("artifact", later["pushed_model"], "pushed", 1)
+        mutated.set_custom("execution", later["trainer"], "custom_config", '{"lr": 0.5}')
+        mutated.set_custom("execution", later["gen"], "input_base", "/elsewhere")
+    mlmd_history.write_runs(mutated, _runs(3))
+    after, columns_after = _features(mutated.path, tmp_path, "mutated")
+
+    assert set(columns) <= set(columns_after)
+    early = base.index[base["started_at"] <= base.loc[trainer, "started_at"]]
+    assert trainer in early and len(early) == cut + 1
+    pd.testing.assert_frame_equal(base.loc[early, list(columns)], after.loc[early, list(columns)],
+                                  check_exact=True)
+    # the mutations are visible to later trainings: the test can fail
+    later = base.index.difference(early)
+    assert not base.loc[later, list(columns)].equals(after.loc[later, list(columns)])
+    assert (after.loc[later, "a.Examples.span.max"] == 99).all()
+    assert (after.loc[later, "a.ExampleAnomalies.blessed.max"] == 0).all()
+
+
+def test_features_follow_the_recorded_history(mlmd_history, tmp_path):
+    runs = _runs(8)
+    history = mlmd_history(runs)
+    frame, columns = _features(history.path, tmp_path, "h")
+    frame = frame.loc[[ids["trainer"] for ids in history.ids]]
+    assert frame["h_trainings_before"].tolist() == list(range(8))
+    pushed = [r["pushed"] for r in runs]
+    # every earlier run ended (pushed) before the next trainer started
+    assert frame["h_pushes_before"].tolist() == [sum(pushed[:i]) for i in range(8)]
+    assert frame["a.Examples.span.max"].tolist() == [r["span"] for r in runs]
+    # validation outcome of the same run (ExampleValidator does not feed the trainer); the
+    # per-split struct reads as its smallest number
+    assert frame["a.ExampleAnomalies.blessed.max"].tolist() == [float(r["anomalies_ok"]) for r in runs]
+    lr_changed = [np.nan] + [float(runs[i]["lr"] != runs[i - 1]["lr"]) for i in range(1, 8)]
+    np.testing.assert_array_equal(frame["x.Trainer.custom_config.changed"].to_numpy(), lr_changed)
+    since = [np.nan] + [0.0 if pushed[i - 1] else 1.0 for i in range(1, 8)]
+    np.testing.assert_array_equal(frame["h_trainings_since_push"].to_numpy(), since)
+
+
+def test_real_tfx_store_outcomes_and_features(tfx_store, tfx_ground_truth, tmp_path):
+    store = tfx_store("penguin_prod")
+    warehouse = tmp_path / "w.duckdb"
+    ingest([str(store)], str(warehouse))
+    analysis.analyze(str(warehouse))
+    con = connect(str(warehouse), read_only=True)
+    truth = tfx_ground_truth("penguin_prod")
+    trainers = {n["Trainer"]["execution_id"] for n in (r["nodes"] for r in truth["runs"])
+                if n["Trainer"]["status"] == "executed"}
+    fs = build_features(con)
+    assert set(fs.frame["trainer_execution_id"]) == trainers
+    assert fs.frame["lane"].nunique() == 1
+    out = graphlet_outcomes(con)
+    assert len(out) == len(trainers)
+    unpushed = out[~out["pushed"] & out["determined"]]
+    assert len(unpushed) > 0
+    np.testing.assert_allclose(unpushed["skippable_wasted_s"], unpushed["skippable_s"])
+    assert (out.loc[out["pushed"], "skippable_wasted_s"] == 0).all()
+    assert (out["skippable_s"] <= out["compute_s"] + 1e-9).all()
+
+
+def test_build_features_rejects_a_warehouse_without_graphlets(tmp_path):
+    from optimizer.errors import OptimizerError
+
+    con = connect(str(tmp_path / "empty.duckdb"))
+    with pytest.raises(OptimizerError, match="frugal analyze"):
+        build_features(con)
