@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 COMPUTE, LOAD, PRUNE = "compute", "load", "prune"
 DEFAULT_COMPUTE_S = 1.0
+DEFAULT_OVERHEAD_S = 2.0
 DEFAULT_SIZE_BYTES = 1 << 20
 LOAD_BYTES_PER_S = 40e6  # Parquet -> Python rows, conservative
 WRITE_BYTES_PER_S = 20e6  # Python rows -> Parquet, conservative
@@ -138,12 +139,13 @@ class CostHistory:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.data: dict[str, dict[str, Any]] = {"fingerprints": {}, "components": {}}
+        self.data: dict[str, dict[str, Any]] = {"fingerprints": {}, "components": {}, "runner": {}}
         if path is not None and path.exists():
             try:
                 loaded = json.loads(path.read_text())
                 self.data["fingerprints"].update(loaded.get("fingerprints", {}))
                 self.data["components"].update(loaded.get("components", {}))
+                self.data["runner"].update(loaded.get("runner", {}))
             except (OSError, ValueError) as e:
                 log.warning("ignoring unreadable cost history %s: %s", path, e)
 
@@ -162,6 +164,15 @@ class CostHistory:
     def load_s(self, fp: str, size_bytes: int) -> float:
         measured = self.fp(fp).get("load_s")
         return float(measured) if measured else LOAD_FIXED_S + size_bytes / LOAD_BYTES_PER_S
+
+    def overhead_s(self) -> float:
+        """Fixed seconds of starting and finishing one Beam pipeline (measured; default 2 s)."""
+        return float(self.data.get("runner", {}).get("overhead_s", DEFAULT_OVERHEAD_S))
+
+    def observe_overhead(self, seconds: float) -> None:
+        r = self.data.setdefault("runner", {})
+        old = r.get("overhead_s")
+        r["overhead_s"] = round(seconds if old is None else 0.5 * old + 0.5 * seconds, 4)
 
     def write_s(self, fp: str, size_bytes: int) -> float:
         measured = self.fp(fp).get("write_s")
@@ -221,6 +232,7 @@ def annotate_dag(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Ma
             recurrence=history.recurrence(key),
             component=key,
             materialized=name in stored,
+            measured=bool(history.comp(key).get("compute_s")),
         )
     return g
 
@@ -250,7 +262,7 @@ def _compute_all_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> dict[Hash
     return {n: COMPUTE if n in need else PRUNE for n in dag.nodes}
 
 
-def _plan(dag: nx.DiGraph, outputs: Sequence[str], opts: RunOptions) -> dict[Hashable, str]:
+def _plan(dag: nx.DiGraph, outputs: Sequence[str], opts: RunOptions, overhead_s: float = 0.0) -> dict[Hashable, str]:
     if not opts.reuse:
         return _compute_all_plan(dag, outputs)
     if opts.strategy == "exact":
@@ -259,7 +271,29 @@ def _plan(dag: nx.DiGraph, outputs: Sequence[str], opts: RunOptions) -> dict[Has
         raise PipelineError(f"unknown reuse strategy {opts.strategy!r}: use 'optimal' or 'exact'")
     from optimizer.reuse import plan_execution
 
-    return plan_execution(dag, outputs)
+    plan = plan_execution(dag, outputs)
+    return _without_beam_if_cheaper(dag, plan, outputs, overhead_s)
+
+
+def _plan_cost(dag: nx.DiGraph, plan: Mapping[Hashable, str]) -> float:
+    return sum(dag.nodes[n]["compute_cost"] if a == COMPUTE else dag.nodes[n]["load_cost"]
+               for n, a in plan.items() if a != PRUNE)
+
+
+def _without_beam_if_cheaper(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
+                             overhead_s: float) -> dict[Hashable, str]:
+    """Starting a Beam pipeline has a fixed cost, paid when anything is computed. The minimum
+    cut is optimal among plans that compute; the only cheaper alternative is loading every
+    output with no Beam pipeline at all, so compare the two."""
+    plan = dict(plan)
+    if not any(a == COMPUTE for a in plan.values()):
+        return plan
+    if not all(math.isfinite(dag.nodes[o]["load_cost"]) for o in outputs):
+        return plan
+    load_only = {n: LOAD if n in outputs else PRUNE for n in dag.nodes}
+    if _plan_cost(dag, load_only) <= _plan_cost(dag, plan) + overhead_s:
+        return load_only
+    return plan
 
 
 def _materializations(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
@@ -270,8 +304,17 @@ def _materializations(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Se
     from optimizer.materialize import choose_materializations
 
     budget = math.inf if opts.budget_bytes is None else opts.budget_bytes
-    chosen = choose_materializations(dag, budget, policy=opts.policy, plan=plan, outputs=outputs)
-    return {n for n in chosen if plan.get(n) == COMPUTE and not dag.nodes[n]["materialized"]}, chosen
+    chosen = set(choose_materializations(dag, budget, policy=opts.policy, plan=plan, outputs=outputs))
+    # A component never measured has only default costs, so the policy cannot judge it yet:
+    # store it while the budget allows (its real costs are known after this run, and eviction
+    # then keeps what the policy values), as Helix decides once a node's cost is observed.
+    room = budget - sum(dag.nodes[n]["size_bytes"] for n in chosen)
+    for n in nx.topological_sort(dag):
+        d = dag.nodes[n]
+        if plan.get(n) == COMPUTE and not d["measured"] and n not in chosen and d["size_bytes"] <= room:
+            chosen.add(n)
+            room -= d["size_bytes"]
+    return {n for n in chosen if plan.get(n) == COMPUTE and not dag.nodes[n]["materialized"]}, frozenset(chosen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,7 +548,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
                     if m is not None:
                         stored[name] = m.size_bytes
             dag = annotate_dag(pipeline, fps, stored, history)
-            plan = _plan(dag, outputs, opts)
+            plan = _plan(dag, outputs, opts, history.overhead_s())
             write, wanted = _materializations(dag, plan, outputs, opts)
             collect = {n for n in pipeline.topological_order() if plan[n] == COMPUTE and n not in write
                        and (n in outputs or not pipeline.component(n).produces_rows)}
@@ -592,10 +635,14 @@ def _record_costs(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hash
     """Feed the measured seconds and sizes of this run into the history; returns sizes."""
     sizes: dict[str, int] = {}
     computed = [n for n in pipeline.topological_order() if plan[n] == COMPUTE]
-    if not seconds and computed:  # no per-transform timings: split the wall time by estimates
+    if computed and not any(v.get("compute") for v in seconds.values()):
+        # no per-transform timings (runner without Fn API monitoring): split the wall time
         est = {n: history.compute_s(f"{pipeline.name}.{n}", fps[n]) for n in computed}
         total = sum(est.values()) or 1.0
-        seconds = {n: {"compute": wall * est[n] / total, "load": 0.0, "write": 0.0} for n in computed}
+        seconds = {**seconds, **{n: {"compute": wall * est[n] / total, "load": 0.0, "write": 0.0} for n in computed}}
+    if computed and wall > 0 and any(v.get("compute") for v in seconds.values()):
+        busy = sum(v.get("compute", 0.0) + v.get("load", 0.0) + v.get("write", 0.0) for v in seconds.values())
+        history.observe_overhead(max(wall - busy, 0.0))
     for name in pipeline.topological_order():
         key, fp = f"{pipeline.name}.{name}", fps[name]
         m = store.manifest(fp) if store is not None else None

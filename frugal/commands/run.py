@@ -1,9 +1,98 @@
-"""`frugal run`: not yet available."""
+"""`frugal run`: run a pipeline file with planned reuse and record it into MLMD."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import typer
+
+from pipelines.errors import PipelineError
+
+__all__ = ["parse_bytes", "register"]
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_bytes(text: str) -> int:
+    """``"500000"``, ``"200MB"``, ``"1.5GiB"`` -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text or "")
+    if not m or m.group(2).lower() not in _UNITS:
+        raise PipelineError(f"budget {text!r} is not a size: give bytes, e.g. 500000000 or 500MB or 2GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _short(value: object, limit: int = 160) -> str:
+    try:
+        text = json.dumps(value, sort_keys=True, default=lambda v: f"<{type(v).__name__}>")
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the command to the application (nothing yet)."""
+    """Attach `frugal run` to the application."""
+
+    @app.command(
+        "run",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def run_command(
+        ctx: typer.Context,
+        pipeline_file: Path = typer.Argument(..., metavar="PIPELINE_FILE",
+                                             help="Python file defining `pipeline` (a pipelines.api.Pipeline)."),
+        store: Path = typer.Option(None, "--store", help="MLMD SQLite store to record the run into."),
+        artifacts: Path = typer.Option(Path("frugal-artifacts"), "--artifacts",
+                                       help="Folder of materialized outputs (content-addressed)."),
+        budget: str = typer.Option(None, "--budget", help="Byte budget of the artifact folder (e.g. 500MB)."),
+        no_reuse: bool = typer.Option(False, "--no-reuse", help="Compute everything; load and store nothing."),
+        policy: str = typer.Option("frugal", "--policy",
+                                   help="Materialization policy: frugal, helix, experiment_graph, all, none."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    ) -> None:
+        """Run PIPELINE_FILE once: plan compute/load/prune per component, build one Beam pipeline
+        from the plan, store what pays off, and record the run into MLMD.
+
+        Arguments after `--` go to Beam, e.g. `-- --runner=FlinkRunner --flink_master=host:8081`
+        (the artifact folder must then be on storage that the workers share).
+        """
+        from pipelines.api import load_pipeline
+        from pipelines.runner import RunOptions, run_pipeline
+
+        beam_args = tuple(ctx.args)
+        pipeline = load_pipeline(pipeline_file)
+        opts = RunOptions(
+            artifacts=None if no_reuse else artifacts,
+            mlmd_store=store,
+            budget_bytes=parse_bytes(budget) if budget else None,
+            reuse=not no_reuse,
+            policy=policy,
+            beam_args=beam_args,
+        )
+        result = run_pipeline(pipeline, opts)
+        if as_json:
+            typer.echo(json.dumps({
+                "run_id": result.run_id,
+                "wall_s": round(result.wall_s, 3),
+                "beam_used": result.beam_used,
+                "store_bytes": result.store_bytes,
+                "evicted": list(result.evicted),
+                "nodes": {n: {"action": r.action, "seconds": r.seconds, "stored": r.materialized,
+                              "fingerprint": r.fingerprint} for n, r in result.nodes.items()},
+                "outputs": {k: json.loads(_short(v, 10**9)) for k, v in result.outputs.items()},
+            }, sort_keys=True))
+            return
+        typer.echo(f"run {result.run_id} of {pipeline.name}: {result.wall_s:.2f} s"
+                   f"{'' if result.beam_used else ' (nothing to compute: no Beam pipeline started)'}")
+        typer.echo(f"{'component':20s} {'action':8s} {'seconds':>8s} {'stored':>6s}  fingerprint")
+        for n, r in result.nodes.items():
+            typer.echo(f"{n:20s} {r.action:8s} {r.seconds:8.2f} {'yes' if r.materialized else '':>6s}  {r.fingerprint[:12]}")
+        for k, v in result.outputs.items():
+            typer.echo(f"output {k}: {_short(v)}")
+        if not no_reuse:
+            typer.echo(f"artifacts: {result.store_bytes:,} bytes in {artifacts}"
+                       + (f" ({len(result.evicted)} evicted)" if result.evicted else ""))
+        if store is not None:
+            typer.echo(f"recorded into MLMD store {store}")
