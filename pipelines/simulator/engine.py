@@ -251,9 +251,10 @@ class PipelineSim:
         r.executions.append((xid, s.exec_type[node.kind], None if s.legacy else state,
                              None if s.legacy else self._uuid(), t0, t1))
         # properties (template keyed by node configuration)
-        tpl = node.templates.get(token)
+        tpl_key = token if node.kind != "example_gen" else self.code_version  # span is not configuration
+        tpl = node.templates.get(tpl_key)
         if tpl is None:
-            tpl = node.templates[token] = w.template(self._exec_props(node, token))
+            tpl = node.templates[tpl_key] = w.template(self._exec_props(node, token))
         r.templates.append((xid, tpl, 0))
         # contexts
         if self.pipeline_ctx == 0 and self.current:

@@ -33,7 +33,7 @@ __all__ = [
 
 # Cadence (hours between scheduled runs) and its weight across pipelines.
 CADENCES_H = (1, 2, 3, 6, 12, 24, 48, 72, 168)
-CADENCE_WEIGHTS = (0.03, 0.03, 0.05, 0.09, 0.16, 0.34, 0.12, 0.08, 0.10)
+CADENCE_WEIGHTS = (0.01, 0.015, 0.04, 0.08, 0.15, 0.37, 0.13, 0.09, 0.115)
 # Median seconds per component kind before the pipeline's size factor.
 DURATION_MEDIAN_S = {
     "example_gen": 240.0, "statistics_gen": 150.0, "schema_gen": 25.0, "example_validator": 30.0,
@@ -44,7 +44,7 @@ TRAINER_VARIANTS = ("wide", "deep", "gbdt", "linear")
 TFX_VERSIONS = ("1.14.0", "1.15.1", "1.16.0", "1.17.1", "1.19.0", "1.21.0")
 
 # Outcome model coefficients (log-odds of blessing).
-ALPHA_MEAN, ALPHA_SD = 1.0, 1.3       # pipeline propensity: varies strongly between pipelines
+ALPHA_MEAN, ALPHA_SD = 1.4, 1.3       # pipeline propensity: varies strongly between pipelines
 BRANCH_SD = 0.6                        # each trainer variant differs from its pipeline
 B_ANOMALY = -2.0                       # ExampleValidator found anomalies in the newest span
 B_DRIFT = -1.1                         # latent drift of the newest span (not in MLMD)

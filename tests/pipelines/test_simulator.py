@@ -110,7 +110,7 @@ def test_variety(corpus):
 
 
 def test_outcomes_are_noisy_and_vary_between_pipelines(tmp_path):
-    res = simulate(tmp_path / "o", pipelines=100, days=20, seed=7, progress=False)
+    res = simulate(tmp_path / "o", pipelines=60, days=45, seed=7, progress=False)
     gt = _gt(res)
     assert 0.30 <= res.counts["not_pushed_fraction"] <= 0.45
     rates = {}
