@@ -25,6 +25,7 @@ ml_metadata); tests use it to check that both paths produce stores the API reads
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import os
 import sqlite3
@@ -205,7 +206,11 @@ class BulkStoreWriter:
         self.rows = _Chunk()
         self._flush_rows = flush_rows
         self._templates: dict[tuple, int] = {}
-        self._ids = {"artifact": 0, "execution": 0, "context": 0, "event": 0}
+        # id counters; ``next(writer.event_ids)`` is the fast path for hot loops
+        self.artifact_ids, self.execution_ids = itertools.count(1), itertools.count(1)
+        self.context_ids, self.event_ids = itertools.count(1), itertools.count(1)
+        self._ids = {"artifact": self.artifact_ids, "execution": self.execution_ids,
+                     "context": self.context_ids, "event": self.event_ids}
         self.counts = {"artifacts": 0, "executions": 0, "contexts": 0, "events": 0, "rows": 0}
         self._closed = False
         # keep_rows: every flushed chunk and template is kept (tests compare them with API reads)
@@ -219,8 +224,7 @@ class BulkStoreWriter:
     # ids -------------------------------------------------------------------------------
     def next_id(self, kind: str) -> int:
         """Allocate the next id of ``kind`` (artifact, execution, context, event)."""
-        self._ids[kind] += 1
-        return self._ids[kind]
+        return next(self._ids[kind])
 
     def template(self, rows: Iterable[tuple[str, int, int | None, str | None]]) -> int:
         """Register a property set (name, is_custom, int_value, string_value) once; return its id."""

@@ -247,7 +247,7 @@ class PipelineSim:
         else:
             state = FAILED if fail else COMPLETE
             t1 = t0 + max(1, int(dur_s * 1000))
-        xid = w.next_id("execution")
+        xid = next(w.execution_ids)
         r.executions.append((xid, s.exec_type[node.kind], None if s.legacy else state,
                              None if s.legacy else self._uuid(), t0, t1))
         # properties (template keyed by node configuration)
@@ -258,25 +258,25 @@ class PipelineSim:
         r.templates.append((xid, tpl, 0))
         # contexts
         if self.pipeline_ctx == 0 and self.current:
-            self.pipeline_ctx = cid = w.next_id("context")
+            self.pipeline_ctx = cid = next(w.context_ids)
             r.contexts.append((cid, s.ctx_type["pipeline"], self.spec.name, t0 - 90, t0 - 90))
         if self.current:
             if node.ctx == 0:
-                node.ctx = cid = w.next_id("context")
+                node.ctx = cid = next(w.context_ids)
                 r.contexts.append((cid, s.ctx_type["node"], f"{self.spec.name}.{node.node_id}", t0 - 10, t0 - 10))
             cache = None
             if self.sync and not internal:
                 if cached:
                     cache = node.cache_ctx
                 else:
-                    cache = w.next_id("context")
+                    cache = next(w.context_ids)
                     digest = hashlib.sha256(f"{self.spec.name}|{node.node_id}|{xid}|{key!r}".encode()).hexdigest()
                     r.contexts.append((cache, s.ctx_type["execution_cache"], digest, t0 + 15, t0 + 15))
                     if not fail:
                         node.cache_ctx = cache
             r.associations.append((xid, self.pipeline_ctx, self.run_ctx or None, node.ctx, cache))
         else:
-            cid = w.next_id("context")
+            cid = next(w.context_ids)
             name = f"{self.run_name}.{node.node_id}"
             r.contexts.append((cid, s.ctx_type["component_run"], name, t0 - 5, t0 - 5))
             r.context_props.extend(((cid, "pipeline_name", 0, None, self.spec.name),
@@ -287,39 +287,47 @@ class PipelineSim:
                                       (xid, "run_id", 0, None, self.run_id)))
         # input events
         ev = r.events
-        steps: dict[int, list[tuple[str, int]]] = {}
-        for logical, ids in inputs:
-            path = comp.in_key(logical)
-            for i, aid in enumerate(ids):
-                steps.setdefault(aid, []).append((path, i))
-        for aid, path_steps in steps.items():
-            eid = w.next_id("event")
-            if len(path_steps) == 1:
-                ev.append((eid, aid, xid, INPUT, t0, path_steps[0][0], path_steps[0][1]))
-            else:  # one event per (artifact, execution, type); MLMD concatenates the paths
-                ev.append((eid, aid, xid, INPUT, t0, None, None))
-                for path, i in path_steps:
-                    r.event_paths.append((eid, 0, None, path))
-                    r.event_paths.append((eid, 1, i, None))
+        event_ids = w.event_ids
+        in_paths = comp.in_paths
+        if node.kind != "evaluator":  # only the Evaluator can read one artifact under two keys
+            for logical, ids in inputs:
+                path = in_paths[logical]
+                for i, aid in enumerate(ids):
+                    ev.append((next(event_ids), aid, xid, INPUT, t0, path, i))
+        else:
+            steps: dict[int, list[tuple[str, int]]] = {}
+            for logical, ids in inputs:
+                path = in_paths[logical]
+                for i, aid in enumerate(ids):
+                    steps.setdefault(aid, []).append((path, i))
+            for aid, path_steps in steps.items():
+                eid = next(event_ids)
+                if len(path_steps) == 1:
+                    ev.append((eid, aid, xid, INPUT, t0, path_steps[0][0], path_steps[0][1]))
+                else:  # one event per (artifact, execution, type); MLMD concatenates the paths
+                    ev.append((eid, aid, xid, INPUT, t0, None, None))
+                    for path, i in path_steps:
+                        r.event_paths.append((eid, 0, None, path))
+                        r.event_paths.append((eid, 1, i, None))
         # outputs
         if cached:
             out = node.outputs
             for logical, ids in out.items():
                 path = comp.out(logical)[0]
                 for i, aid in enumerate(ids):
-                    ev.append((w.next_id("event"), aid, xid, OUTPUT, t1, path, i))
+                    ev.append((next(w.event_ids), aid, xid, OUTPUT, t1, path, i))
         elif fail or outputs is None:
             out = {}
         else:
             out = {}
             for logical, path, art_type, extra in outputs:
-                aid = w.next_id("artifact")
+                aid = next(w.artifact_ids)
                 uri = f"{self.root}/{node.node_id}/{path}/{xid}"
                 r.artifacts.append((aid, s.art_type[art_type], uri, LIVE, None, t1, t1))
                 r.templates.append((aid, s.art_template(art_type, self.spec.tfx_version, self.spec.name), 1))
                 for name, custom, iv, sv in extra:
                     r.artifact_props.append((aid, name, custom, iv, sv))
-                ev.append((w.next_id("event"), aid, xid, OUTPUT, t1, path, 0))
+                ev.append((next(w.event_ids), aid, xid, OUTPUT, t1, path, 0))
                 out[logical] = [aid]
             node.key = key
             node.outputs = out
@@ -368,16 +376,16 @@ class PipelineSim:
         if self.current:
             if self.sync:
                 self.run_name = s.unique_run_name(iso)
-                self.run_ctx = cid = w.next_id("context")
+                self.run_ctx = cid = next(w.context_ids)
                 r.contexts.append((cid, s.ctx_type["pipeline_run"], self.run_name, t_ms, t_ms))
                 if self.pipeline_ctx == 0:
-                    self.pipeline_ctx = pid = w.next_id("context")
+                    self.pipeline_ctx = pid = next(w.context_ids)
                     r.contexts.append((pid, s.ctx_type["pipeline"], spec.name, t_ms - 90, t_ms - 90))
                 r.parent_contexts.append((cid, self.pipeline_ctx))
         else:
             self.run_id = iso[:19]
             self.run_name = s.unique_run_name(f"{spec.name}.{self.run_id}")
-            self.run_ctx = cid = w.next_id("context")
+            self.run_ctx = cid = next(w.context_ids)
             r.contexts.append((cid, s.ctx_type["run"], self.run_name, t_ms, t_ms))
             r.context_props.extend(((cid, "pipeline_name", 0, None, spec.name),
                                     (cid, "run_id", 0, None, self.run_id)))
@@ -549,7 +557,7 @@ class PipelineSim:
                                                   internal=True)
                 if baseline is not None:
                     for i, (aid, path) in enumerate(((baseline[0], "model"), (baseline[1], "model_blessing"))):
-                        self.w.rows.events.append((self.w.next_id("event"), aid, rx, INTERNAL_OUTPUT,
+                        self.w.rows.events.append((next(self.w.event_ids), aid, rx, INTERNAL_OUTPUT,
                                                    cursor, path, 0))
                 ev = self._node("evaluator", b)
                 extra = [("blessed", 1, int(blessed), None), ("current_model", 1, None, self.model_uri[model_id]),
