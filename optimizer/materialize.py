@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from optimizer.costs import CostModel, frequency_from_history, recurrence_from_history
 from optimizer.plan import COMPUTE, LOAD, PlanError, StoreEntry
@@ -177,7 +178,45 @@ class _Graph:
                     lm |= load[p]
             comp[i] = cm
             load[i] = lm
-        return [_bits_sum(comp[i], self.compute) + _bits_sum(load[i], self.load) for i in range(n)]
+        ca, la = np.asarray(self.compute), np.asarray(self.load)
+        return [_bits_sum(comp[i], self.compute, ca) + _bits_sum(load[i], self.load, la) for i in range(n)]
+
+    def recreation_of(self, i: int, materialized: set[int]) -> float:
+        """:meth:`recreation` of one node, by a walk up its unmaterialized ancestors."""
+        seen = {i}
+        stack = [i]
+        total = 0.0
+        while stack:
+            x = stack.pop()
+            if x != i and x in materialized:
+                total += self.load[x]
+                continue
+            total += self.compute[x]
+            for p in self.parents[x]:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return total
+
+    def need_of(self, i: int, materialized: set[int]) -> float:
+        """:meth:`need` of one node, by the same recurrence over its descendants only."""
+        below = {i}
+        stack = [i]
+        while stack:
+            x = stack.pop()
+            for w in self.children[x]:
+                if w not in below:
+                    below.add(w)
+                    stack.append(w)
+        need: dict[int, float] = {}
+        for x in sorted(below, reverse=True):  # indexes are a topological order
+            p = 1.0 if x in self.outputs else 0.0
+            for w in self.children[x]:
+                comp = min(need[w], 1.0 - self.recurrence[w]) if w in materialized else need[w]
+                if comp > p:
+                    p = comp
+            need[x] = max(p, 0.0)
+        return need[i]
 
     def need(self, materialized: set[int]) -> list[float]:
         """P(node must be produced next run) given stored nodes that recur shadow their ancestors.
@@ -198,7 +237,14 @@ class _Graph:
         return need
 
 
-def _bits_sum(mask: int, values: list[float]) -> float:
+def _bits_sum(mask: int, values: list[float], array: np.ndarray | None = None) -> float:
+    """Sum of ``values[i]`` over the set bits ``i`` of ``mask``."""
+    if array is not None and mask.bit_count() > 32:
+        bits = np.unpackbits(
+            np.frombuffer(mask.to_bytes((len(values) + 7) // 8, "little"), dtype=np.uint8),
+            bitorder="little",
+        )[: len(values)]
+        return float(array[bits.astype(bool)].sum())
     total = 0.0
     while mask:
         low = mask & -mask
@@ -261,12 +307,29 @@ def _fill(order: Iterable[int], size: list[int], budget: float) -> set[int]:
 
 
 def _helix(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
+    # A node's recreation cost depends only on its ancestors, which come earlier in the
+    # topological order: one pass decides every node with the final stored set above it.
     materialized = {i for i in range(len(g.nodes)) if g.stored[i]}
+    is_candidate = set(candidates)
     chosen: set[int] = set()
     used = 0
-    for i in candidates:  # topological order
-        rc = g.recreation(materialized)[i]
-        if rc > config.helix_factor * g.load[i] and used + g.size[i] <= budget:
+    n = len(g.nodes)
+    comp = [0] * n
+    load = [0] * n
+    ca, la = np.asarray(g.compute), np.asarray(g.load)
+    for i in range(n):
+        cm, lm = 1 << i, 0
+        for p in g.parents[i]:
+            if p in materialized:
+                lm |= 1 << p
+            else:
+                cm |= comp[p]
+                lm |= load[p]
+        comp[i], load[i] = cm, lm
+        if i not in is_candidate or used + g.size[i] > budget:
+            continue
+        rc = _bits_sum(cm, g.compute, ca) + _bits_sum(lm, g.load, la)
+        if rc > config.helix_factor * g.load[i]:
             chosen.add(i)
             materialized.add(i)
             used += g.size[i]
@@ -282,41 +345,42 @@ def _experiment_graph(g: _Graph, candidates: list[int], budget: float, config: M
 
 
 def _frugal(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
-    chosen: set[int] = set()
     stored = {i for i in range(len(g.nodes)) if g.stored[i]}
+    materialized = set(stored)
+    uses = [_expected_uses(r, config.horizon_runs) for r in g.recurrence]
 
-    def gains() -> list[float]:
-        materialized = stored | chosen
-        rc = g.recreation(materialized)
-        need = g.need(materialized)
-        out = []
-        for i in range(len(g.nodes)):
-            r = g.recurrence[i]
-            p_use = max(0.0, r + need[i] - 1.0)
-            out.append(p_use * _expected_uses(r, config.horizon_runs) * (rc[i] - g.load[i]) - g.write[i])
-        return out
+    def gain(i: int, rc: float, need: float) -> float:
+        p_use = max(0.0, g.recurrence[i] + need - 1.0)
+        return p_use * uses[i] * (rc - g.load[i]) - g.write[i]
 
-    gain = gains()
-    heap = [(-gain[i] / max(g.size[i], 1), i) for i in candidates if gain[i] > 0]
+    # Values only fall as the stored set grows (recreation costs and needs both shrink), so
+    # a lazy greedy is exact: re-evaluate the best candidate, take it if it still leads.
+    rc_all = g.recreation(materialized)
+    need_all = g.need(materialized)
+    heap = []
+    for i in candidates:
+        v = gain(i, rc_all[i], need_all[i])
+        if v > 0:
+            heap.append((-v / max(g.size[i], 1), i))
     heapq.heapify(heap)
+    chosen: set[int] = set()
+    fresh: set[int] = set(i for _, i in heap)  # values computed with the current set
     used = 0
-    stale = False
     while heap:
-        neg, i = heapq.heappop(heap)
+        _, i = heapq.heappop(heap)
         if used + g.size[i] > budget:
             continue
-        if stale:
-            gain = gains()
-            stale = False
-        density = gain[i] / max(g.size[i], 1)
-        if gain[i] <= 0:
-            continue
-        if heap and density < -heap[0][0] - 1e-15:
-            heapq.heappush(heap, (-density, i))  # its value dropped: re-rank it
+        if i not in fresh:
+            v = gain(i, g.recreation_of(i, materialized), g.need_of(i, materialized))
+            if v <= 0:
+                continue
+            fresh.add(i)
+            heapq.heappush(heap, (-v / max(g.size[i], 1), i))
             continue
         chosen.add(i)
+        materialized.add(i)
         used += g.size[i]
-        stale = True
+        fresh.clear()
     return chosen
 
 
