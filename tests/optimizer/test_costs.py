@@ -113,6 +113,7 @@ class TestWarehouse:
         con = duckdb.connect(str(tmp_path / "w.duckdb"))
         create_schema(con)
         t0 = datetime(2026, 1, 1)
+        contexts: set[int] = set()
         execs = [  # id, state, duration, run, component, fingerprint, output size
             (1, "COMPLETE", 12.0, "run-1", "p.Transform", "fpT1", 300),
             (2, "COMPLETE", 40.0, "run-1", "p.Trainer", "fpM1", 20),
@@ -130,8 +131,10 @@ class TestWarehouse:
             con.execute("INSERT INTO properties (source_id, entity, entity_id, name, is_custom, string_value)"
                         " VALUES ('s', 'execution', ?, 'fingerprint', true, ?)", [eid, fp])
             for cid, ctype, name in ((100 + eid, "node", comp), (200 + int(run[-1]), "pipeline_run", run)):
-                con.execute("INSERT OR IGNORE INTO contexts (source_id, context_id, type_name, name) VALUES ('s', ?, ?, ?)",
-                            [cid, ctype, name])
+                if cid not in contexts:
+                    contexts.add(cid)
+                    con.execute("INSERT INTO contexts (source_id, context_id, type_name, name) VALUES ('s', ?, ?, ?)",
+                                [cid, ctype, name])
                 con.execute("INSERT INTO associations VALUES ('s', ?, ?)", [cid, eid])
             if size is not None:
                 con.execute("INSERT INTO artifacts (source_id, artifact_id, type_name) VALUES ('s', ?, 'Examples')", [eid])
