@@ -161,3 +161,42 @@ class TestWarehouse:
         con = duckdb.connect(str(tmp_path / "empty.duckdb"))
         with pytest.raises(PlanError, match="frugal ingest"):
             records_from_warehouse(con)
+
+
+class TestRealTfxStore:
+    def test_history_of_a_real_tfx_store(self, tfx_store, tfx_ground_truth, tmp_path):
+        """Penguin pipeline run by TFX: states per component match the ground truth, TFX's
+        cache key serves as fingerprint, and every cached run reuses an earlier computation."""
+        from collections import Counter
+
+        from provenance import ingest
+
+        ingest([tfx_store("penguin_prod")], tmp_path / "w.duckdb", progress=False)
+        con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+        rows = records_from_warehouse(con)
+        truth = tfx_ground_truth("penguin_prod")
+        expected = Counter(
+            (f"{truth['pipeline_name']}.{node}", d["mlmd_execution_state"])
+            for run in truth["runs"]
+            for node, d in run["nodes"].items()
+            if d.get("mlmd_execution_state") in ("COMPLETE", "CACHED")
+        )
+        assert Counter((r.component, r.state) for r in rows) == expected
+        computed: dict[str, set] = {}
+        for r in rows:
+            if r.state == "COMPLETE" and r.fingerprint is not None:
+                computed.setdefault(r.component, set()).add(r.fingerprint)
+            if r.state == "CACHED":
+                assert r.fingerprint in computed.get(r.component, set())
+        # costs of the trainer come from its own computed runs, loads from its cached ones
+        trainer = "penguin_prod.Trainer"
+        g = nx.DiGraph()
+        g.add_node("new-trainer-fp", component=trainer)
+        est = estimate_costs(g, rows)["new-trainer-fp"]
+        durations = sorted(r.duration_s for r in rows if r.component == trainer and r.state == "COMPLETE")
+        assert est.basis == "component"
+        assert est.compute_cost == pytest.approx(
+            durations[len(durations) // 2] if len(durations) % 2 else
+            (durations[len(durations) // 2 - 1] + durations[len(durations) // 2]) / 2
+        )
+        assert est.load_cost < est.compute_cost
