@@ -406,6 +406,16 @@ def _with_sizes(dag: nx.DiGraph) -> nx.DiGraph:
     return h
 
 
+def _entry(e: Any) -> StoreEntry:
+    """A StoreEntry from itself, a mapping, or any object with the same attribute names."""
+    if isinstance(e, StoreEntry):
+        return e
+    if isinstance(e, Mapping):
+        return StoreEntry.from_mapping(e)
+    fields = [f for f in StoreEntry.__dataclass_fields__ if f != "extra"]
+    return StoreEntry.from_mapping({f: getattr(e, f) for f in fields if hasattr(e, f)})
+
+
 def choose_evictions(
     entries: Iterable[StoreEntry | Mapping[str, Any]],
     budget_bytes: int,
@@ -421,13 +431,15 @@ def choose_evictions(
     ``"helix"``/``"all"`` least recently used first; ``"none"`` evicts every entry. Pinned
     entries and ``protect`` keys (e.g. what the current run just chose) are never evicted; if
     they alone exceed the budget, every other entry is returned and the store stays over.
+    ``entries`` are :class:`StoreEntry` values, plain rows, or objects with the same
+    attribute names (missing ones take StoreEntry's defaults).
     """
     if policy not in POLICIES:
         raise PlanError(f"unknown eviction policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if not isinstance(budget_bytes, (int, float)) or budget_bytes < 0:
         raise PlanError(f"budget_bytes={budget_bytes!r}; give the store budget in bytes (>= 0)")
     config = config or MaterializationConfig()
-    rows = [e if isinstance(e, StoreEntry) else StoreEntry.from_mapping(e) for e in entries]
+    rows = [_entry(e) for e in entries]
     keep = set(protect)
     evictable = [e for e in rows if not e.pinned and e.key not in keep]
     if policy == "none":

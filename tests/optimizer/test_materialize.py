@@ -194,3 +194,10 @@ class TestEvictions:
             choose_evictions([{"key": "a"}], 5)
         with pytest.raises(PlanError, match="recurrence"):
             choose_evictions([{"key": "a", "size_bytes": 1, "recurrence": math.inf}], 5)
+
+    def test_objects_with_the_same_attributes(self):
+        from types import SimpleNamespace
+
+        rows = [SimpleNamespace(key="a", size_bytes=5, last_used=2.0, node="x"),
+                SimpleNamespace(key="b", size_bytes=5, last_used=1.0, node="y")]
+        assert choose_evictions(rows, 5, policy="helix") == ["b"]
