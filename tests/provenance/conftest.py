@@ -75,6 +75,7 @@ def assert_same_warehouse():
 # --- MLMD stores written with the real ml_metadata API -------------------------------------
 
 UNICODE = "naïve 模型 🚀 Ωμέγα \u2028 \"quoted\" \\ back"
+PORTABLE_UNICODE = "naïve 模型 🚀 Ωμέγα \"quoted\" 'single'"
 HUGE_LEN = 3 * 1024 * 1024
 
 
@@ -93,10 +94,13 @@ def open_store(config):
     return metadata_store.MetadataStore(config)
 
 
-def write_rich_store(store) -> dict:
+def write_rich_store(store, portable: bool = False, huge_len: int = HUGE_LEN) -> dict:
     """Write a small pipeline with every property type, unicode, a huge value and edges.
 
-    Returns the ids it wrote, for assertions and for later in-place updates.
+    ``portable`` avoids what MLMD's own server backends cannot store: 64-bit ints (MySQL keeps
+    int_value in a 32-bit INT) and backslashes (MLMD's PostgreSQL escaping breaks on them).
+    ``huge_len``: length of the huge string (MLMD's PostgreSQL indexes string values, so it
+    cannot store values over ~8 KB). Returns the ids it wrote, for assertions and for later in-place updates.
     """
     from google.protobuf import struct_pb2
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -117,16 +121,17 @@ def write_rich_store(store) -> dict:
 
     ex = pb.Artifact(type_id=examples_tid, uri="/data/ünïcode/examples", name="examples-1",
                      state=pb.Artifact.LIVE, external_id="ext-ex-1")
-    ex.properties["span"].int_value = -(2 ** 62)
+    ex.properties["span"].int_value = -(2 ** 31) if portable else -(2 ** 62)
+    text = PORTABLE_UNICODE if portable else UNICODE
     ex.properties["ratio"].double_value = 0.1 + 0.2
-    ex.properties["note"].string_value = UNICODE
+    ex.properties["note"].string_value = text
     meta = struct_pb2.Struct()
     meta.update({"train": 1.0, "eval": 0.0, "nested": {"ok": True, "names": ["a", "ß"]}, "none": None})
     ex.properties["meta"].struct_value.CopyFrom(meta)
     spec_msg = pb.Artifact(uri="packed://inside", name="packed")  # a known proto type
     ex.properties["spec"].proto_value.Pack(spec_msg)
     ex.properties["ok"].bool_value = True
-    ex.custom_properties["huge"].string_value = "x" * HUGE_LEN
+    ex.custom_properties["huge"].string_value = "x" * huge_len
     ex.custom_properties["empty"].string_value = ""
     ex.custom_properties["flag"].bool_value = False
     ex.custom_properties["opaque"].proto_value.type_url = "type.googleapis.com/unknown.Message"
@@ -136,7 +141,7 @@ def write_rich_store(store) -> dict:
     model.custom_properties["pushed"].int_value = 0
 
     pipeline = pb.Context(type_id=pipe_tid, name="my_pipeline")
-    pipeline.custom_properties["owner"].string_value = UNICODE
+    pipeline.custom_properties["owner"].string_value = text
     run = pb.Context(type_id=run_tid, name="run-1")
     pipe_id, run_id = store.put_contexts([pipeline, run])
     store.put_parent_contexts([pb.ParentContext(child_id=run_id, parent_id=pipe_id)])
@@ -164,6 +169,29 @@ def write_rich_store(store) -> dict:
     }
 
 
+def update_store(store, ids) -> dict:
+    """In-place updates and inserts, as a running pipeline makes them."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    trainer = store.get_executions_by_id([ids["trainer"]])[0]
+    trainer.last_known_state = pb.Execution.COMPLETE
+    trainer.custom_properties["added_later"].string_value = "yes ✓"
+    model = store.get_artifacts_by_id([ids["model"]])[0]
+    model.state = pb.Artifact.LIVE
+    model.custom_properties["pushed"].int_value = 1
+    out_ev = pb.Event(type=pb.Event.OUTPUT)
+    out_ev.path.steps.add().key = "model"
+    store.put_execution(trainer, [(model, out_ev)], store.get_contexts_by_id([ids["run"]]))
+    # a new run: new context, execution, artifact, events
+    run2 = store.put_contexts([pb.Context(type_id=store.get_context_type("pipeline_run").id, name="run-2")])[0]
+    gen = pb.Execution(type_id=store.get_execution_type("ExampleGen").id, last_known_state=pb.Execution.CACHED)
+    ex = store.get_artifacts_by_id([ids["examples"]])[0]
+    ev = pb.Event(type=pb.Event.OUTPUT)
+    ev.path.steps.add().key = "examples"
+    gen_id, _, _ = store.put_execution(gen, [(ex, ev)], store.get_contexts_by_id([ids["pipeline"], run2]))
+    return {"run2": run2, "gen2": gen_id}
+
+
 @pytest.fixture
 def rich_store(tmp_path):
     """A fresh SQLite MLMD store written with the API; returns (path, ids)."""
@@ -180,4 +208,5 @@ def mlmd_api():
     import types
 
     return types.SimpleNamespace(sqlite_config=sqlite_config, open_store=open_store, write_rich_store=write_rich_store,
+                                 update_store=update_store,
                                  UNICODE=UNICODE, HUGE_LEN=HUGE_LEN)

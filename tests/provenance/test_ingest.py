@@ -74,35 +74,13 @@ def test_api_and_sqlite_paths_identical_on_rich_store(rich_store, tmp_path, asse
     assert_same_warehouse(tmp_path / "a.duckdb", tmp_path / "s.duckdb")
 
 
-def _update_store(path, ids, mlmd_api) -> dict:
-    """In-place updates and inserts, as a running pipeline makes them."""
-    store = mlmd_api.open_store(mlmd_api.sqlite_config(path))
-    trainer = store.get_executions_by_id([ids["trainer"]])[0]
-    trainer.last_known_state = pb.Execution.COMPLETE
-    trainer.custom_properties["added_later"].string_value = "yes ✓"
-    model = store.get_artifacts_by_id([ids["model"]])[0]
-    model.state = pb.Artifact.LIVE
-    model.custom_properties["pushed"].int_value = 1
-    out_ev = pb.Event(type=pb.Event.OUTPUT)
-    out_ev.path.steps.add().key = "model"
-    store.put_execution(trainer, [(model, out_ev)], store.get_contexts_by_id([ids["run"]]))
-    # a new run: new context, execution, artifact, events
-    run2 = store.put_contexts([pb.Context(type_id=store.get_context_type("pipeline_run").id, name="run-2")])[0]
-    gen = pb.Execution(type_id=store.get_execution_type("ExampleGen").id, last_known_state=pb.Execution.CACHED)
-    ex = store.get_artifacts_by_id([ids["examples"]])[0]
-    ev = pb.Event(type=pb.Event.OUTPUT)
-    ev.path.steps.add().key = "examples"
-    gen_id, _, _ = store.put_execution(gen, [(ex, ev)], store.get_contexts_by_id([ids["pipeline"], run2]))
-    return {"run2": run2, "gen2": gen_id}
-
-
 @pytest.mark.parametrize("via", ["sqlite", "api"])
 def test_incremental_ingest_applies_updates_and_inserts(rich_store, via, tmp_path, mlmd_api, assert_same_warehouse,
                                                        assert_keys_unique):
     path, ids = rich_store
     wh = tmp_path / "w.duckdb"
     first = ingest([path], wh, via=via, progress=False)
-    new = _update_store(path, ids, mlmd_api)
+    new = mlmd_api.update_store(mlmd_api.open_store(mlmd_api.sqlite_config(path)), ids)
     second = ingest([path], wh, via=via, progress=False)
     assert not second.sources[0].full
     assert second.store_rows < first.store_rows
