@@ -252,3 +252,47 @@ def test_cli(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "bad"), "--pipelines", "3", "--days", "4", "--seed", "9",
                  "--mode", "nope"]) == 2
     assert "--mode must be one of" in capsys.readouterr().err
+
+
+def _shape(path: Path) -> tuple[dict, dict, dict]:
+    db = _db(path)
+    shapes: tuple[dict, dict, dict] = ({}, {}, {})
+    queries = (
+        "SELECT DISTINCT t.name, p.name, p.is_custom_property FROM ExecutionProperty p "
+        "JOIN Execution e ON e.id = p.execution_id JOIN Type t ON t.id = e.type_id",
+        "SELECT DISTINCT t.name, p.name, p.is_custom_property FROM ArtifactProperty p "
+        "JOIN Artifact a ON a.id = p.artifact_id JOIN Type t ON t.id = a.type_id",
+        "SELECT DISTINCT t.name, v.type, p.step_key FROM Event v JOIN EventPath p ON p.event_id = v.id "
+        "JOIN Execution e ON e.id = v.execution_id JOIN Type t ON t.id = e.type_id WHERE p.step_key IS NOT NULL",
+    )
+    for shape, query in zip(shapes, queries):
+        for type_name, a, b in db.execute(query):
+            shape.setdefault(type_name, set()).add((a, b))
+    return shapes
+
+
+def test_store_looks_like_the_real_tfx_store(corpus, tfx_dir):
+    """Every property and event path the real TFX store has on a type, the simulated store has too;
+    the only extras come from what the penguin pipeline lacks (Transform, Tuner, InfraValidator, failures)."""
+    real = _shape(tfx_dir / "penguin_prod.sqlite")
+    mine = _shape(corpus.store_paths[0])
+    allowed_extras = {("__execution_result__", 1), (3, "transform_graph"), (3, "hyperparameters"),
+                      (3, "infra_blessing")}
+    common = 0
+    for real_shape, my_shape in zip(real, mine):
+        for type_name in set(real_shape) & set(my_shape):
+            common += 1
+            assert real_shape[type_name] <= my_shape[type_name], type_name
+            assert my_shape[type_name] - real_shape[type_name] <= allowed_extras, type_name
+    assert common >= 20
+
+
+def test_attribution_rule_is_the_one_real_tfx_follows(tfx_dir):
+    """The writer derives attributions by this rule; it reproduces the real store's exactly."""
+    db = _db(tfx_dir / "penguin_prod.sqlite")
+    real = set(db.execute("SELECT context_id, artifact_id FROM Attribution"))
+    derived = set(db.execute(
+        "SELECT DISTINCT a.context_id, e.artifact_id FROM Event e JOIN Association a ON a.execution_id = e.execution_id "
+        "JOIN Context c ON c.id = a.context_id JOIN Type t ON t.id = c.type_id "
+        "WHERE t.name != 'execution_cache' OR e.type = 4"))
+    assert real == derived and len(real) > 300
