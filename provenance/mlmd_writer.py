@@ -18,8 +18,8 @@ callers need no protobufs. Three shortcuts keep the Python side small:
 * execution and artifact properties that repeat (the same configuration on every run) are
   registered once as a *template* and attached by id.
 
-``write_with_api`` is the slow, reference path (``put_lineage_subgraph`` style calls through
-ml_metadata); tests use it to check that both paths produce stores the API reads identically.
+Tests read stores written here back through the ml_metadata API and compare every entity,
+property, event path, association and attribution with the rows written (``keep_rows``).
 """
 
 from __future__ import annotations
@@ -247,28 +247,34 @@ class BulkStoreWriter:
     def flush(self) -> None:
         """Write the buffered rows into the MLMD tables (one transaction stays open)."""
         r, db = self.rows, self._db
-        db.executemany(
+        written = 0
+
+        def put(sql: str, rows=None) -> None:  # into an MLMD table: count what lands there
+            nonlocal written
+            cur = db.execute(sql) if rows is None else db.executemany(sql, rows)
+            written += max(cur.rowcount, 0)
+
+        put(
             "INSERT INTO Artifact(id, type_id, uri, state, name, create_time_since_epoch, "
             "last_update_time_since_epoch) VALUES (?,?,?,?,?,?,?)", r.artifacts)
-        db.executemany(
+        put(
             "INSERT INTO Execution(id, type_id, last_known_state, name, create_time_since_epoch, "
             "last_update_time_since_epoch) VALUES (?,?,?,?,?,?)", r.executions)
-        db.executemany(
+        put(
             "INSERT INTO Context(id, type_id, name, create_time_since_epoch, "
             "last_update_time_since_epoch) VALUES (?,?,?,?,?)", r.contexts)
-        db.executemany("INSERT INTO ParentContext(context_id, parent_context_id) VALUES (?,?)",
+        put("INSERT INTO ParentContext(context_id, parent_context_id) VALUES (?,?)",
                        r.parent_contexts)
         for table, key, rows in (("ArtifactProperty", "artifact_id", r.artifact_props),
                                  ("ExecutionProperty", "execution_id", r.execution_props),
                                  ("ContextProperty", "context_id", r.context_props)):
-            db.executemany(
-                f"INSERT INTO {table}({key}, name, is_custom_property, int_value, string_value) "
+            put(f"INSERT INTO {table}({key}, name, is_custom_property, int_value, string_value) "
                 "VALUES (?,?,?,?,?)", rows)
         if r.templates:
             db.executemany("INSERT INTO temp.stage_template VALUES (?,?,?)", r.templates)
             for kind, table, key in ((0, "ExecutionProperty", "execution_id"),
                                      (1, "ArtifactProperty", "artifact_id")):
-                db.execute(
+                put(
                     f"INSERT INTO {table}({key}, name, is_custom_property, int_value, string_value) "
                     "SELECT s.execution_or_artifact_id, t.name, t.is_custom, t.int_value, t.string_value "
                     "FROM temp.stage_template s JOIN temp.templates t ON t.template_id = s.template_id "
@@ -276,25 +282,25 @@ class BulkStoreWriter:
             db.execute("DELETE FROM temp.stage_template")
         db.executemany("INSERT INTO temp.stage_event VALUES (?,?,?,?,?,?,?)", r.events)
         db.executemany("INSERT INTO temp.stage_assoc VALUES (?,?,?,?,?)", r.associations)
-        db.execute(
+        put(
             "INSERT INTO Event(id, artifact_id, execution_id, type, milliseconds_since_epoch) "
             "SELECT id, artifact_id, execution_id, type, ms FROM temp.stage_event")
         # TFX writes each path as [key step, index step]; key rows first keeps that order.
-        db.execute("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) "
+        put("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) "
                    "SELECT id, 0, NULL, step_key FROM temp.stage_event WHERE step_key IS NOT NULL")
-        db.execute("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) "
+        put("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) "
                    "SELECT id, 1, step_index, NULL FROM temp.stage_event WHERE step_key IS NOT NULL")
         # events with several steps (one artifact under two keys) come in their own order
-        db.executemany("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) VALUES (?,?,?,?)",
-                       r.event_paths)
+        put("INSERT INTO EventPath(event_id, is_index_step, step_index, step_key) VALUES (?,?,?,?)",
+            r.event_paths)
         # CROSS JOIN fixes the loop order (events/executions outer, context slot inner), so the
         # rows come out in TFX's order without a sort.
-        db.execute(
+        put(
             "INSERT INTO Association(context_id, execution_id) SELECT ctx, execution_id FROM ("
             f"SELECT {_SLOT} AS ctx, a.execution_id FROM temp.stage_assoc a CROSS JOIN temp.slots o"
             ") WHERE ctx IS NOT NULL")
         # Attribution as TFX records it: every context of the execution, the cache only via OUTPUT.
-        db.execute(
+        put(
             "INSERT OR IGNORE INTO Attribution(context_id, artifact_id) SELECT ctx, artifact_id FROM ("
             f"SELECT {_SLOT} AS ctx, e.artifact_id FROM temp.stage_event e CROSS JOIN temp.stage_assoc a "
             f"CROSS JOIN temp.slots o WHERE a.execution_id = e.execution_id AND (o.k < 3 OR e.type = {_OUTPUT})"
@@ -305,8 +311,7 @@ class BulkStoreWriter:
         self.counts["executions"] += len(r.executions)
         self.counts["contexts"] += len(r.contexts)
         self.counts["events"] += len(r.events)
-        self.counts["rows"] += (r.size() + len(r.contexts) + len(r.parent_contexts) + len(r.context_props)
-                                + 2 * len(r.events) + len(r.event_paths))
+        self.counts["rows"] += written
         if self.kept is not None:
             self.kept.append(r)
         self.rows = _Chunk()
