@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
+from types import MappingProxyType
 
 import networkx as nx
 from networkx.algorithms.flow import preflow_push
@@ -252,7 +253,7 @@ def execution_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> ExecutionPla
         else:
             decisions[v] = LOAD
             total += L[i]
-    return ExecutionPlan(decisions=decisions, cost=total)
+    return ExecutionPlan(decisions=MappingProxyType(decisions), cost=total)
 
 
 def min_weight_closure(weight: Mapping[int, float], implies: Iterable[tuple[int, int]]) -> set[int]:
