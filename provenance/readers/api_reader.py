@@ -32,7 +32,7 @@ _CHUNK = 5000
 def _table(name: str, rows: list[tuple]) -> pa.Table:
     schema = STAGING_SCHEMAS[name]
     cols = list(zip(*rows)) if rows else [()] * len(schema)
-    return pa.table([pa.array(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
+    return pa.Table.from_arrays([pa.array(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
 
 
 def _opt(msg, field: str):

@@ -49,7 +49,38 @@ _SENTINEL = {pa.int64(): "0", pa.string(): "''", pa.float64(): "0.0"}
 _CAST = {pa.int64(): "INTEGER", pa.string(): "TEXT", pa.float64(): "REAL"}
 
 
-def _query(cur, name: str, select: str) -> pa.Table:
+class _ArrowSqlite:
+    """A read-only SQLite connection that returns query results as Arrow tables.
+
+    Uses the low-level ADBC driver interface: its DB-API layer imports pandas, which costs
+    about a second per process.
+    """
+
+    def __init__(self, uri: str):
+        import adbc_driver_manager
+        import adbc_driver_sqlite
+
+        self._db = adbc_driver_sqlite.connect(uri)
+        self._conn = adbc_driver_manager.AdbcConnection(self._db)
+
+    def query(self, sql: str) -> pa.Table:
+        import adbc_driver_manager
+
+        stmt = adbc_driver_manager.AdbcStatement(self._conn)
+        try:
+            stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(_BATCH_ROWS)})
+            stmt.set_sql_query(sql)
+            stream, _ = stmt.execute_query()
+            return pa.RecordBatchReader._import_from_c(stream.address).read_all()
+        finally:
+            stmt.close()
+
+    def close(self) -> None:
+        self._conn.close()
+        self._db.close()
+
+
+def _query(cur: _ArrowSqlite, name: str, select: str) -> pa.Table:
     """Run ``select`` (columns in the staging order of ``name``) and return an Arrow table.
 
     The driver infers column types from the first rows; a typed sentinel row in front and a
@@ -59,9 +90,7 @@ def _query(cur, name: str, select: str) -> pa.Table:
     sentinel = ", ".join(f"{_SENTINEL[f.type]} AS {f.name}" for f in schema)
     outer = ", ".join(f"CAST({f.name} AS {_CAST[f.type]}) AS {f.name}" for f in schema)
     cols = ", ".join(f.name for f in schema)
-    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_BATCH_ROWS)})
-    cur.execute(f"WITH q({cols}) AS ({select}) SELECT {sentinel} UNION ALL SELECT {outer} FROM q")
-    table = cur.fetch_arrow_table().slice(1)
+    table = cur.query(f"WITH q({cols}) AS ({select}) SELECT {sentinel} UNION ALL SELECT {outer} FROM q").slice(1)
     return table.cast(schema)
 
 
@@ -85,20 +114,12 @@ def _special_properties(con: sqlite3.Connection, where: dict[str, str]) -> pa.Ta
     cols = list(zip(*rows)) if rows else [[] for _ in range(6)]
     schema = STAGING_SCHEMAS["properties"]
     n = len(rows)
-    return pa.table(
-        {
-            "entity": pa.array(cols[0], pa.string()),
-            "entity_id": pa.array(cols[1], pa.int64()),
-            "name": pa.array(cols[2], pa.string()),
-            "is_custom": pa.array(cols[3], pa.int64()),
-            "value_type": pa.array(cols[4], pa.string()),
-            "int_value": pa.nulls(n, pa.int64()),
-            "double_value": pa.nulls(n, pa.float64()),
-            "string_value": pa.array(cols[5], pa.string()),
-            "bool_value": pa.nulls(n, pa.int64()),
-        },
-        schema=schema,
-    )
+    arrays = [
+        pa.array(cols[0], pa.string()), pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.string()),
+        pa.array(cols[3], pa.int64()), pa.array(cols[4], pa.string()), pa.nulls(n, pa.int64()),
+        pa.nulls(n, pa.float64()), pa.array(cols[5], pa.string()), pa.nulls(n, pa.int64()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)  # (pa.table(dict) would import pandas)
 
 
 def _store_marks(con: sqlite3.Connection) -> dict:
@@ -138,13 +159,11 @@ def read_sqlite(
     on_table: Callable[[str, int], None] | None = None,
 ) -> Batch:
     """Read a SQLite MLMD store: in full, or the delta since ``watermark`` when it still applies."""
-    import adbc_driver_sqlite.dbapi as adbc
-
     version = sqlite_schema_version(spec.path)
     check_supported(version, str(spec.path))
     uri = f"file:{spec.path}?mode=ro"
     scon = sqlite3.connect(uri, uri=True)
-    acon = adbc.connect(uri)
+    acon = _ArrowSqlite(uri)
     try:
         scon.execute("BEGIN")  # one snapshot for the marks and the special-value query
         marks = _store_marks(scon)
@@ -165,7 +184,7 @@ def read_sqlite(
             name: "1=1" if full else f"id > {int(prev[name].get('max_id') or 0)}"
             for name in ("events", "attributions", "associations")
         }
-        cur = acon.cursor()
+        cur = acon
         tables: dict[str, pa.Table] = {}
 
         def put(name: str, table: pa.Table) -> None:
@@ -221,7 +240,6 @@ def read_sqlite(
             "AND execution_id IN (SELECT id FROM Execution)"))
         put("parent_contexts", _query(cur, "parent_contexts",
             "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"))
-        cur.close()
     finally:
         acon.close()
         scon.rollback()

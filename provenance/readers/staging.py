@@ -97,4 +97,4 @@ def event_paths(steps: pa.Table) -> pa.Table:
     has_key = first_key >= 0
     path_key = pc.if_else(pa.array(has_key), text.take(pa.array(np.where(has_key, first_key, 0))),
                           pa.nulls(len(starts), pa.string()))
-    return pa.table([pa.array(keys[starts]), paths, path_key], schema=out_schema)
+    return pa.Table.from_arrays([pa.array(keys[starts]), paths, path_key], schema=out_schema)
