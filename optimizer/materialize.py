@@ -52,6 +52,7 @@ __all__ = [
     "choose_materializations",
     "choose_evictions",
     "recreation_costs",
+    "estimate_recurrence",
 ]
 
 POLICIES = ("frugal", "helix", "experiment_graph", "all", "none")
@@ -90,6 +91,54 @@ def _expected_uses(r: float, horizon: int) -> float:
     if r >= 1.0:
         return float(horizon)
     return (1.0 - r**horizon) / (1.0 - r)
+
+
+def _recurrences(
+    dag: nx.DiGraph, order: list[Hashable], parents: list[list[int]], history: Any,
+    config: MaterializationConfig,
+) -> list[float]:
+    """P(reuse) per node (topological index): the ``recurrence`` attribute, else history
+    smoothed by a structural prior, else that prior; never above a parent's."""
+    q = config.own_change_rate
+    if q is None:
+        q = 1.0 / max(len(order), 1)
+    anc = [0] * len(order)
+    for i in range(len(order)):
+        for p in parents[i]:
+            anc[i] |= anc[p] | (1 << p)
+    prior = {v: (1.0 - q) ** (anc[i].bit_count() + 1) for i, v in enumerate(order)}
+    fp_rec = recurrence_from_history(dag, history, prior=prior) if history is not None else prior
+    rec: list[float] = []
+    for i, v in enumerate(order):
+        r = dag.nodes[v].get("recurrence")
+        try:
+            r = float(r) if r is not None else fp_rec[v]
+        except (TypeError, ValueError):
+            r = math.nan
+        if not 0 <= r <= 1:
+            raise PlanError(f"node {v!r} has recurrence={dag.nodes[v].get('recurrence')!r}; "
+                            "give a probability between 0 and 1")
+        for p in parents[i]:
+            r = min(r, rec[p])  # a parent's new fingerprint changes the child's
+        rec.append(r)
+    return rec
+
+
+def estimate_recurrence(
+    dag: nx.DiGraph, history: Any = None, *, config: MaterializationConfig | None = None
+) -> dict[Hashable, float]:
+    """P(reuse) of every node as the frugal policy sees it (for store entries, reports).
+
+    The node's ``recurrence`` attribute, else its component's fingerprint recurrence in
+    ``history`` (rows ``(run, component, fingerprint)``) smoothed by the structural prior
+    ``(1 - own_change_rate) ** (ancestors + 1)``, else that prior; clamped to its parents'.
+    """
+    config = config or MaterializationConfig()
+    order = _topological_order(dag)
+    pos = {v: i for i, v in enumerate(order)}
+    parents = [[pos[p] for p in dag.pred[v]] for v in order]
+    rec = _recurrences(dag, order, parents, history, config)
+    return {v: rec[i] for i, v in enumerate(order)}
 
 
 class _Graph:
@@ -134,27 +183,7 @@ class _Graph:
             self.outputs = {i for i, ch in enumerate(self.children) if not ch}
         else:
             self.outputs = {self.pos[o] for o in outputs if o in self.pos}
-        # recurrence: attribute, else history smoothed by a structural prior, else the prior;
-        # never above a parent's (a parent's new fingerprint changes the child's)
-        q = config.own_change_rate
-        if q is None:
-            q = 1.0 / max(len(order), 1)
-        anc = [0] * len(order)
-        for i in range(len(order)):
-            for p in self.parents[i]:
-                anc[i] |= anc[p] | (1 << p)
-        prior = {v: (1.0 - q) ** (anc[i].bit_count() + 1) for i, v in enumerate(order)}
-        fp_rec = recurrence_from_history(dag, history, prior=prior) if history is not None else prior
-        rec: list[float] = []
-        for i, v in enumerate(order):
-            r = dag.nodes[v].get("recurrence")
-            r = float(r) if r is not None else fp_rec[v]
-            if not 0 <= r <= 1:
-                raise PlanError(f"node {v!r} has recurrence={r!r}; give a probability between 0 and 1")
-            for p in self.parents[i]:
-                r = min(r, rec[p])
-            rec.append(r)
-        self.recurrence = rec
+        self.recurrence = _recurrences(dag, order, self.parents, history, config)
         freq = frequency_from_history(dag, history) if history is not None else {}
         self.frequency = [float(dag.nodes[v].get("frequency", freq.get(v, 1.0))) for v in order]
         self.potential = [float(dag.nodes[v].get("potential", 0.0)) for v in order]

@@ -201,3 +201,14 @@ class TestEvictions:
         rows = [SimpleNamespace(key="a", size_bytes=5, last_used=2.0, node="x"),
                 SimpleNamespace(key="b", size_bytes=5, last_used=1.0, node="y")]
         assert choose_evictions(rows, 5, policy="helix") == ["b"]
+
+
+class TestEstimateRecurrence:
+    def test_structural_prior_and_clamp(self, chain):
+        from optimizer.materialize import estimate_recurrence
+
+        r = estimate_recurrence(chain, config=MaterializationConfig(own_change_rate=0.1))
+        assert r["raw"] == pytest.approx(0.9)
+        assert r["eval"] == pytest.approx(0.9**5)
+        chain.nodes["train"]["recurrence"] = 1.0  # never above its parent feat (0.9^3)
+        assert estimate_recurrence(chain, config=MaterializationConfig(own_change_rate=0.1))["train"] == pytest.approx(0.9**3)
