@@ -368,9 +368,14 @@ def _helix(g: _Graph, candidates: list[int], budget: float, config: Materializat
 def _experiment_graph(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
     scratch = g.recreation(set())
     ratio = {i: g.frequency[i] * scratch[i] / max(g.size[i], 1) for i in candidates}
-    top = max(ratio.values()) or 1.0
-    utility = {i: config.alpha * g.potential[i] + (1 - config.alpha) * ratio[i] / top for i in candidates}
-    return _fill(sorted(candidates, key=lambda i: (-utility[i], i)), g.size, budget)
+    top = max((r for r in ratio.values() if r < math.inf), default=0.0) or 1.0
+    utility = {
+        i: config.alpha * g.potential[i] + (1 - config.alpha) * min(ratio[i] / top, 1.0)
+        for i in candidates
+    }
+    # outputs that cannot be recreated (infinite cost) first, then by utility
+    key = lambda i: (scratch[i] < math.inf, -utility[i], i)  # noqa: E731
+    return _fill(sorted(candidates, key=key), g.size, budget)
 
 
 def _frugal(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
@@ -380,6 +385,8 @@ def _frugal(g: _Graph, candidates: list[int], budget: float, config: Materializa
 
     def gain(i: int, rc: float, need: float) -> float:
         p_use = max(0.0, g.recurrence[i] + need - 1.0)
+        if p_use == 0.0:
+            return -g.write[i]  # (also avoids 0 x inf for outputs that cannot be recreated)
         return p_use * uses[i] * (rc - g.load[i]) - g.write[i]
 
     # Values only fall as the stored set grows (recreation costs and needs both shrink), so

@@ -138,6 +138,14 @@ class TestFrugal:
         assert choose_materializations(chain, 60) == {"feat"}
 
 
+class TestIrreplaceable:
+    @pytest.mark.parametrize("policy", ["frugal", "helix", "experiment_graph", "all"])
+    def test_stored_source_that_cannot_be_recomputed_is_kept_first(self, chain, policy):
+        chain.nodes["raw"].update(compute_cost=math.inf, load_cost=1.0)
+        nx.set_node_attributes(chain, 0.8, "recurrence")
+        assert "raw" in choose_materializations(chain, 100, policy=policy)
+
+
 class TestErrors:
     def test_unknown_policy(self, chain):
         with pytest.raises(PlanError, match="choose one of frugal, helix"):
