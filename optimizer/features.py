@@ -185,12 +185,20 @@ _SIBLING_SQL = """
     -- way to deployment (validators, statistics), and what they wrote: validation outcomes
     -- such as ExampleAnomalies live there, not on the trainer's lineage.
     CREATE OR REPLACE TEMP TABLE _pf_sib AS
-    SELECT DISTINCT m.graphlet_id, ev.execution_id
-    FROM _pf_m m JOIN _pf_g g USING (graphlet_id)
-    JOIN events ev ON ev.source_id = g.source_id AND ev.artifact_id = m.entity_id AND ev.type = 'INPUT'
-    JOIN executions x ON x.source_id = ev.source_id AND x.execution_id = ev.execution_id
-    WHERE m.entity = 'artifact' AND x.create_time < g.s AND x.update_time <= g.s
-      AND NOT EXISTS (SELECT 1 FROM _pf_excl z WHERE z.source_id = ev.source_id AND z.execution_id = ev.execution_id);
+    WITH pairs AS MATERIALIZED (
+        SELECT DISTINCT m.graphlet_id, ev.source_id, ev.execution_id
+        FROM _pf_m m JOIN _pf_g g USING (graphlet_id)
+        JOIN events ev ON ev.source_id = g.source_id AND ev.artifact_id = m.entity_id
+        WHERE m.entity = 'artifact' AND ev.type = 'INPUT'
+    ), kept AS MATERIALIZED (
+        SELECT p.* FROM pairs p
+        LEFT JOIN _pf_excl z ON z.source_id = p.source_id AND z.execution_id = p.execution_id
+        WHERE z.execution_id IS NULL
+    )
+    SELECT k.graphlet_id, k.execution_id
+    FROM kept k JOIN _pf_g g USING (graphlet_id)
+    JOIN executions x ON x.source_id = k.source_id AND x.execution_id = k.execution_id
+    WHERE x.create_time < g.s AND x.update_time <= g.s;
 
     INSERT INTO _pf_m
     (SELECT graphlet_id, 'execution', execution_id FROM _pf_sib
@@ -238,7 +246,7 @@ _EXCL_MEMBERS_SQL = """
 _PROPS_SQL = """
     CREATE OR REPLACE TEMP TABLE _pf_p AS
     WITH raw AS (
-        SELECT u.graphlet_id, u.entity, u.key, p.name, u.t, u.is_trainer,
+        SELECT u.graphlet_id, u.entity, u.entity_id, u.key, p.name, u.t, u.is_trainer,
                CASE
                  WHEN p.int_value IS NOT NULL THEN p.int_value::DOUBLE
                  WHEN p.double_value IS NOT NULL THEN p.double_value
@@ -263,7 +271,7 @@ _PROPS_SQL = """
     SELECT graphlet_id,
            (CASE WHEN entity = 'execution' THEN 'x.' ELSE 'a.' END) || key || '.' || name AS fkey,
            min(num) AS vmin, max(num) AS vmax, count(DISTINCT num) AS vdistinct,
-           arg_max(h, t) AS h_latest, count(num) AS n_num
+           arg_max(h, struct_pack(t := t, id := entity_id)) AS h_latest, count(num) AS n_num
     FROM raw GROUP BY 1, 2;
 """
 
@@ -359,7 +367,7 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
                count(*) FILTER (WHERE entity = 'artifact') AS n_art,
                count(*) FILTER (WHERE entity = 'execution' AND state = 'CACHED') AS n_cached,
                count(*) FILTER (WHERE entity = 'execution' AND state = 'FAILED' AND NOT is_trainer) AS n_failed,
-               sum(duration_s) FILTER (WHERE entity = 'execution' AND NOT is_trainer) AS up_s,
+               round(sum(duration_s) FILTER (WHERE entity = 'execution' AND NOT is_trainer), 6) AS up_s,
                (epoch(max(t) FILTER (WHERE NOT is_trainer)) - epoch(min(t) FILTER (WHERE NOT is_trainer))) / 3600.0
                    AS up_span_h
         FROM _pf_up GROUP BY 1
@@ -538,8 +546,8 @@ def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
     return con.execute(f"""
         WITH skip AS (
             SELECT g.graphlet_id,
-                   sum(coalesce(e.duration_s, 0)) AS skippable_s,
-                   sum(CASE WHEN {wasted} THEN coalesce(e.duration_s, 0) ELSE 0 END) AS skippable_wasted_s,
+                   round(sum(coalesce(e.duration_s, 0)), 6) AS skippable_s,
+                   round(sum(CASE WHEN {wasted} THEN coalesce(e.duration_s, 0) ELSE 0 END), 6) AS skippable_wasted_s,
                    {undet} AS undetermined
             FROM graphlets g
             JOIN executions t ON t.source_id = g.source_id AND t.execution_id = g.trainer_execution_id

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
-           "lost_share", "REPLAY_COLUMNS"]
+           "lost_share", "REPLAY_COLUMNS", "hours_since_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold: float,
     guarded = np.zeros(n, dtype=bool)
     if n == 0:
         return pruned, guarded
-    start = _hours(frame["started_at"])
-    push_t = _hours(frame["push_time"])
+    start = hours_since_epoch(frame["started_at"])
+    push_t = hours_since_epoch(frame["push_time"])
     pushed = frame["pushed"].to_numpy(dtype=bool)
     n_prior = frame["n_prior"].to_numpy(dtype=float)
     since = frame["hours_since_push"].to_numpy(dtype=float)
@@ -143,12 +143,11 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold: float,
     return pruned, guarded
 
 
-def _hours(col: pd.Series) -> np.ndarray:
+def hours_since_epoch(col) -> np.ndarray:
     """Timestamps as float hours since the epoch (NaN for missing)."""
-    values = pd.to_datetime(col, utc=True)
-    out = values.astype("int64").to_numpy(dtype=float) / 3.6e12
-    out[values.isna().to_numpy()] = np.nan
-    return out
+    values = pd.to_datetime(pd.Series(col), utc=True)
+    hours = (values - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(hours=1)
+    return hours.to_numpy(dtype=float, na_value=np.nan)
 
 
 def lost_share(frame: pd.DataFrame, pruned: np.ndarray) -> float:

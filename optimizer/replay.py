@@ -27,7 +27,7 @@ import pandas as pd
 
 from optimizer.errors import OptimizerError
 from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
-from optimizer.policy import (PolicyConfig, Policy, choose_threshold, lost_share, replay_decisions,
+from optimizer.policy import (Policy, PolicyConfig, choose_threshold, hours_since_epoch, replay_decisions,
                               train_policy)
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
@@ -143,7 +143,7 @@ def cadence(frame: pd.DataFrame, pruned: np.ndarray) -> pd.DataFrame:
     pruned = np.asarray(pruned, dtype=bool)
     pushes = frame.loc[frame["pushed"].to_numpy(dtype=bool), ["pipeline", "push_time"]].copy()
     pushes["kept"] = ~pruned[frame["pushed"].to_numpy(dtype=bool)]
-    pushes["t"] = pd.to_datetime(pushes["push_time"], utc=True).astype("int64") / 3.6e12
+    pushes["t"] = hours_since_epoch(pushes["push_time"])
     rows = []
     for pipeline, part in pushes.groupby("pipeline", sort=True):
         row = {"pipeline": pipeline}
@@ -206,7 +206,7 @@ def _period_totals(con, since: pd.Timestamp) -> tuple[float | None, float | None
         JOIN executions e ON e.source_id = w.source_id AND e.execution_id = w.execution_id
         WHERE e.create_time >= $since
     """, {"since": since.tz_convert("UTC").tz_localize(None).to_pydatetime()}).fetchone()
-    return (float(row[0] or 0.0), float(row[1] or 0.0))
+    return (round(float(row[0] or 0.0), 6), round(float(row[1] or 0.0), 6))
 
 
 def load_truth(con, paths) -> pd.DataFrame:
@@ -256,11 +256,11 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     else:
         until = pd.Timestamp(train_until)
         until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
-    policy = train_policy(frame, columns, until, config, predictor_config)
     test = frame[started >= until].reset_index(drop=True)
     if test.empty:
         raise OptimizerError(f"no training starts at or after {until:%Y-%m-%d %H:%M}; choose an earlier "
                              "--train-until")
+    policy = train_policy(frame, columns, until, config, predictor_config)
     X = test[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
     prob = policy.predictor.predict(X) if policy.predictor is not None else np.ones(len(test))
     threshold = policy.threshold if policy.predictor is not None else 0.0

@@ -1,0 +1,121 @@
+"""Pruning policy: guards, replay in time order with the policy's own push history, threshold choice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optimizer.errors import OptimizerError
+from optimizer.policy import (PolicyConfig, choose_threshold, guard_reason, lost_share, replay_decisions,
+                              train_policy)
+
+T0 = pd.Timestamp("2026-03-01 00:00")
+CONFIG = PolicyConfig(min_history=2, push_age_factor=1.5)
+
+
+def hand_history() -> tuple[pd.DataFrame, np.ndarray]:
+    """Two lanes whose replay is worked out by hand in the tests below."""
+    h = pd.Timedelta(hours=1)
+    a = pd.DataFrame({
+        "graphlet_id": [f"a{i}" for i in range(6)], "lane": "A", "pipeline": "pa",
+        "started_at": [T0 + i * h for i in range(6)],
+        "n_prior": [10, 11, 12, 13, 14, 15], "hours_since_push": [0.5] * 6, "typical_interval_h": [1.0] * 6,
+        "pushed": [True, False, True, True, False, True],
+        "skippable_s": [10, 20, 30, 40, 50, 60], "skippable_wasted_s": [0, 20, 0, 0, 50, 0],
+    })
+    b = pd.DataFrame({
+        "graphlet_id": ["b0", "b1", "b2"], "lane": "B", "pipeline": "pb",
+        "started_at": [T0 + 0.5 * h, T0 + 1.5 * h, T0 + 2.5 * h],
+        "n_prior": [0, 1, 2], "hours_since_push": [math.nan] * 3, "typical_interval_h": [math.nan, math.nan, 1.0],
+        "pushed": [False, True, False],
+        "skippable_s": [5, 6, 7], "skippable_wasted_s": [5, 0, 7],
+    })
+    frame = pd.concat([a, b], ignore_index=True)
+    frame["push_time"] = frame["started_at"] + 0.25 * h      # when each outcome became known
+    prob = np.array([0.9, 0.1, 0.2, 0.05, 0.1, 0.95, 0.01, 0.01, 0.01])
+    return frame, prob
+
+
+class TestGuardReason:
+    def test_first_trainings_always_run(self):
+        assert "first 2" in guard_reason(1, 0.1, 1.0, CONFIG)
+
+    def test_lane_that_never_pushed_runs(self):
+        assert "not pushed" in guard_reason(5, math.nan, 1.0, CONFIG)
+
+    def test_stale_last_push_runs(self):
+        assert "exceeds 1.5 x" in guard_reason(5, 1.6, 1.0, CONFIG)
+        assert guard_reason(5, 1.5, 1.0, CONFIG) is None
+
+    def test_absolute_limit(self):
+        cfg = PolicyConfig(min_history=0, push_age_factor=10, max_push_age_h=24)
+        assert "limit of 24 h" in guard_reason(3, 25, 10, cfg)
+
+    def test_unknown_cadence_runs(self):
+        assert "cadence is not known" in guard_reason(5, 0.5, math.nan, CONFIG)
+
+
+class TestReplayDecisions:
+    def test_hand_worked_replay(self):
+        frame, prob = hand_history()
+        pruned, guarded = replay_decisions(frame, prob, 0.3, CONFIG)
+        # A: a1 pruned; a2 guarded (last kept push 1.75 h ago); a3 pruned (a pushed training: lost);
+        # a4 and a5 guarded because a3's push never happened under the policy.
+        # B: b0, b1 among the first trainings; b2 pruned once b1's push is known.
+        assert pruned.tolist() == [False, True, False, True, False, False, False, False, True]
+        assert guarded.tolist() == [False, False, True, False, True, True, True, True, False]
+        assert lost_share(frame, pruned) == pytest.approx(1 / 5)
+
+    def test_without_the_pruned_push_the_guard_would_not_fire(self):
+        frame, prob = hand_history()
+        prob = prob.copy()
+        prob[3] = 0.9                        # a3 runs and pushes at 3.25 h
+        pruned, guarded = replay_decisions(frame, prob, 0.3, CONFIG)
+        assert pruned[:6].tolist() == [False, True, False, False, True, False]
+        assert guarded[:6].tolist() == [False, False, True, False, False, True]
+
+    def test_order_of_rows_does_not_matter(self):
+        frame, prob = hand_history()
+        perm = np.random.default_rng(0).permutation(len(frame))
+        p1, g1 = replay_decisions(frame, prob, 0.3, CONFIG)
+        p2, g2 = replay_decisions(frame.iloc[perm].reset_index(drop=True), prob[perm], 0.3, CONFIG)
+        assert (p2 == p1[perm]).all() and (g2 == g1[perm]).all()
+
+    def test_threshold_zero_prunes_nothing(self):
+        frame, prob = hand_history()
+        pruned, _ = replay_decisions(frame, prob, 0.0, CONFIG)
+        assert not pruned.any()
+
+
+class TestChooseThreshold:
+    @pytest.mark.parametrize("budget", [0.0, 0.2, 0.5])
+    def test_largest_threshold_within_budget(self, budget):
+        frame, prob = hand_history()
+        th, lost = choose_threshold(frame, prob, budget, CONFIG)
+        pruned, _ = replay_decisions(frame, prob, th, CONFIG)
+        assert lost_share(frame, pruned) == lost <= budget
+        higher = sorted(p for p in set(prob.tolist()) | {1.0 + 1e-9} if p > th)
+        if higher:
+            over, _ = replay_decisions(frame, prob, higher[0], CONFIG)
+            assert lost_share(frame, over) > budget or lost_share(frame, over) == lost
+
+    def test_zero_budget_loses_no_push(self):
+        frame, prob = hand_history()
+        th, lost = choose_threshold(frame, prob, 0.0, CONFIG)
+        assert lost == 0.0 and th > 0.0
+
+
+def test_too_little_history_falls_back_to_running_everything():
+    frame, _ = hand_history()
+    frame["f"] = 1.0
+    policy = train_policy(frame, ("f",), T0 + pd.Timedelta(days=1), CONFIG)
+    assert policy.predictor is None
+    assert "too little history" in policy.fallback and "9 trainings" in policy.fallback
+
+
+def test_bad_budget_is_refused_with_a_hint():
+    with pytest.raises(OptimizerError, match="0.02"):
+        PolicyConfig(max_lost_pushes=1.5)

@@ -1,0 +1,164 @@
+"""Replay evaluation: arithmetic on a hand-made history, determinism, end to end on a simulated corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from frugal.cli import main
+from optimizer.features import build_features
+from optimizer.policy import PolicyConfig, replay_decisions
+from optimizer.predictor import PredictorConfig, fit_predictor
+from optimizer.replay import (cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
+                              tradeoff_figure)
+from provenance.warehouse import connect
+
+T0 = pd.Timestamp("2026-03-01 00:00")
+H = pd.Timedelta(hours=1)
+CONFIG = PolicyConfig(min_history=2, push_age_factor=1.5)
+
+
+def hand_history() -> tuple[pd.DataFrame, np.ndarray]:
+    """The history of test_policy: pruned a1, a3 (a push) and b2 at threshold 0.3."""
+    a = pd.DataFrame({
+        "lane": "A", "pipeline": "pa", "started_at": [T0 + i * H for i in range(6)],
+        "n_prior": [10, 11, 12, 13, 14, 15], "hours_since_push": [0.5] * 6, "typical_interval_h": [1.0] * 6,
+        "pushed": [True, False, True, True, False, True],
+        "skippable_s": [10.0, 20, 30, 40, 50, 60], "skippable_wasted_s": [0.0, 20, 0, 0, 50, 0],
+    })
+    b = pd.DataFrame({
+        "lane": "B", "pipeline": "pb", "started_at": [T0 + 0.5 * H, T0 + 1.5 * H, T0 + 2.5 * H],
+        "n_prior": [0, 1, 2], "hours_since_push": [math.nan] * 3, "typical_interval_h": [math.nan, math.nan, 1.0],
+        "pushed": [False, True, False], "skippable_s": [5.0, 6, 7], "skippable_wasted_s": [5.0, 0, 7],
+    })
+    frame = pd.concat([a, b], ignore_index=True)
+    frame["push_time"] = frame["started_at"] + 0.25 * H
+    return frame, np.array([0.9, 0.1, 0.2, 0.05, 0.1, 0.95, 0.01, 0.01, 0.01])
+
+
+class TestReplayArithmetic:
+    def test_shares_of_waste_pushes_and_compute(self):
+        frame, prob = hand_history()
+        pruned, _ = replay_decisions(frame, prob, 0.3, CONFIG)
+        m = replay_metrics(frame, pruned, wasted_total_s=100.0, compute_total_s=400.0)
+        assert m["pruned"] == 3 and m["trainings"] == 9
+        assert (m["pushes"], m["pushes_lost_count"], m["pushes_lost"]) == (5, 1, pytest.approx(0.2))
+        assert m["wasted_pruned_s"] == 27.0                  # a1 (20) + b2 (7); a3 pushed: no waste
+        assert m["waste_pruned"] == pytest.approx(0.27)
+        assert m["skippable_wasted_s"] == 82.0
+        assert m["waste_pruned_of_skippable"] == pytest.approx(27 / 82)
+        assert m["compute_saved_s"] == 67.0                  # 20 + 40 + 7
+        assert m["compute_saved_share"] == pytest.approx(67 / 400)
+
+    def test_without_totals_the_skippable_parts_are_the_denominators(self):
+        frame, prob = hand_history()
+        pruned, _ = replay_decisions(frame, prob, 0.3, CONFIG)
+        m = replay_metrics(frame, pruned)
+        assert m["waste_pruned"] == pytest.approx(27 / 82)
+        assert m["compute_saved_share"] == pytest.approx(67 / 228)
+
+    def test_cadence_with_and_without(self):
+        frame, prob = hand_history()
+        pruned, _ = replay_decisions(frame, prob, 0.3, CONFIG)
+        cad = cadence(frame, pruned).set_index("pipeline")
+        # pa pushes at 0.25, 2.25, 3.25, 5.25 h; the policy drops 3.25
+        assert cad.loc["pa", "pushes_without"] == 4 and cad.loc["pa", "pushes_with"] == 3
+        assert cad.loc["pa", "median_h_without"] == pytest.approx(2.0)
+        assert cad.loc["pa", "longest_h_without"] == pytest.approx(2.0)
+        assert cad.loc["pa", "median_h_with"] == pytest.approx(2.5)
+        assert cad.loc["pa", "longest_h_with"] == pytest.approx(3.0)
+        assert cad.loc["pb", "pushes_without"] == 1 and math.isnan(cad.loc["pb", "median_h_without"])
+        s = cadence_summary(cad.reset_index())
+        assert s["pipelines_compared"] == 1 and s["median_unchanged"] == 0
+        assert s["median_ratio_max"] == pytest.approx(1.25) and s["longest_ratio_max"] == pytest.approx(1.5)
+
+
+def test_predictor_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(scale=0.7, size=600) > 0).astype(float)
+    cols = tuple(f"f{i}" for i in range(5))
+    runs = [fit_predictor(X[:400], y[:400], X[400:], y[400:], cols, PredictorConfig(seed=7)) for _ in range(2)]
+    p1, p2 = (r.predict(X) for r in runs)
+    np.testing.assert_array_equal(p1, p2)
+    assert ((p1 > 0) & (p1 < 1)).all()
+    # calibrated on the validation period: mean prediction near the observed rate there
+    assert abs(runs[0].predict(X[400:]).mean() - y[400:].mean()) < 0.05
+    top = runs[0].explain(X[:1], top=2)[0]
+    assert len(top) <= 2 and all(c.feature in cols for c in top)
+    assert runs[0].importance(1)[0][0] == "f0"
+
+
+@pytest.fixture(scope="module")
+def sim_eval(prune_sim):
+    con = connect(str(prune_sim.warehouse), read_only=True)
+    truth = load_truth(con, prune_sim.ground_truth)
+    result = evaluate(con, truth=truth, predictor_config=PredictorConfig(seed=1))
+    return con, truth, result
+
+
+def test_evaluation_on_a_simulated_corpus_is_consistent(sim_eval, prune_sim):
+    con, truth, r = sim_eval
+    assert r.policy.predictor is not None and r.policy.fallback is None
+    d = r.decisions
+    assert len(d) == r.metrics["trainings"] and int(d["pruned"].sum()) == r.metrics["pruned"]
+    assert int((d["pruned"] & d["pushed"]).sum()) == r.metrics["pushes_lost_count"]
+    assert not (d["pruned"] & d["guarded"]).any()
+    assert (pd.to_datetime(d["started_at"], utc=True) >= r.train_until).all()
+    assert r.metrics["pruned"] > 0 and 0 < r.metrics["waste_pruned"] <= 1
+    assert r.policy.validation["validation_pushes_lost"] <= r.policy.config.max_lost_pushes * r.policy.config.safety
+    # the oracle sees every replayed training's true probability and keeps to the budget
+    assert r.oracle["trainings_without_truth"] == 0
+    assert r.oracle["pushes_lost"] <= max(r.metrics["pushes_lost"], r.policy.config.max_lost_pushes)
+    assert len(truth) >= len(d)
+    # the curve starts at no pruning and contains the chosen point
+    assert r.curve.iloc[0]["waste_pruned"] == 0
+    chosen = r.curve[np.isclose(r.curve["threshold"], r.policy.threshold)]
+    assert chosen["waste_pruned"].iloc[0] == pytest.approx(r.metrics["waste_pruned"])
+    data = json.loads(json.dumps(r.to_dict()))
+    assert data["metrics"]["pushes_lost"] == pytest.approx(r.metrics["pushes_lost"])
+    assert tradeoff_figure(r).axes[0].get_xlabel() == "pushes lost (%)"
+    assert len(cadence_figure(r).axes[0].collections) == 2
+
+
+def test_evaluation_is_deterministic(sim_eval):
+    con, truth, r = sim_eval
+    f1, f2 = (build_features(con).frame for _ in range(2))
+    pd.testing.assert_frame_equal(f1, f2, check_exact=True)
+    again = evaluate(con, truth=truth, predictor_config=PredictorConfig(seed=1))
+    pd.testing.assert_frame_equal(r.decisions, again.decisions)
+    assert r.policy.threshold == again.policy.threshold
+    assert r.to_dict() == again.to_dict()
+
+
+def test_cli_evaluate_json_and_errors(prune_sim, capsys):
+    args = ["prune", "evaluate", "--warehouse", str(prune_sim.warehouse), "--format", "json",
+            "--train-until", "2026-01-22", "--max-lost-pushes", "0.05"]
+    for p in prune_sim.ground_truth:
+        args += ["--ground-truth", str(p)]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["train_until"].startswith("2026-01-22")
+    assert data["policy"]["max_lost_pushes"] == 0.05
+    assert data["oracle"]["budget"] >= 0.05
+    assert set(data["metrics"]) >= {"waste_pruned", "pushes_lost", "compute_saved_s", "compute_saved_share"}
+    assert main(["prune", "evaluate", "--warehouse", str(prune_sim.warehouse), "--format", "xml"]) == 2
+    assert "table or json" in capsys.readouterr().err
+    assert main(["prune", "evaluate", "--warehouse", str(prune_sim.warehouse), "--train-until", "2031-01-01"]) == 2
+    assert "earlier --train-until" in capsys.readouterr().err
+    assert main(["prune", "evaluate", "--warehouse", "/nonexistent/w.duckdb"]) == 2
+    assert "frugal ingest" in capsys.readouterr().err
+
+
+def test_cli_evaluate_table(sim_eval):
+    from frugal.commands.prune import evaluate_lines
+
+    data = sim_eval[2].to_dict()
+    text = "\n".join(evaluate_lines(data))
+    assert "waste pruned" in text and "oracle" in text and "cadence:" in text
+    assert f"{100 * data['metrics']['waste_pruned']:.1f}%" in text
