@@ -162,7 +162,7 @@ def _run(con, roles: Roles, config: AnalysisConfig, sources: list[str] | None, f
     if todo or gone:
         con.executemany("INSERT INTO _scope VALUES (?)", [(s,) for s in todo + gone])
         log.info("analysing %d source(s): %s", len(todo), ", ".join(todo))
-        build_lineage(con, config.fingerprint_properties)
+        build_lineage(con, config.fingerprint_properties, config.baseline_keys)
         build_graphlets(con, config.max_steps)
         build_waste(con, config.max_steps)
         build_component_runs(con, config.volatile_properties)

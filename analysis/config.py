@@ -14,7 +14,8 @@ class AnalysisConfig:
     ``fingerprint_properties``: artifact properties holding a content fingerprint; two input
     artifacts with the same fingerprint count as the same input when looking for redundant
     runs. ``volatile_properties``: execution properties that differ on every run (run ids,
-    bookkeeping) and are ignored when comparing runs. ``max_steps``: bound on the iterated
+    bookkeeping) and are ignored when comparing runs. ``baseline_keys``: event path keys under
+    which an execution reads a model as its baseline (no lineage edge). ``max_steps``: bound on the iterated
     joins that walk lineage (a fixpoint is normally reached in fewer steps than the longest
     pipeline path).
     """
@@ -26,4 +27,5 @@ class AnalysisConfig:
         "run_id", "pipeline_run_id", "state", "__external_execution_index__",
         "execution_result", "checksum_md5", "stateful_working_dir",
     )
+    baseline_keys: tuple[str, ...] = ("baseline_model",)
     max_steps: int = 200

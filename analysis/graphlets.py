@@ -150,12 +150,12 @@ def build_graphlets(con, max_steps: int = 200) -> None:
           ON a.source_id = m.source_id AND a.producer_id = m.execution_id
         UNION ALL
         -- inputs with no recorded producer (external data) of the trainer and its upstream
-        SELECT DISTINCT m.graphlet_id, 'artifact', a.artifact_id, a.role, m.source_id, 'upstream', false
-        FROM _mx m
-        JOIN events ev ON ev.source_id = m.source_id AND ev.execution_id = m.execution_id
-                      AND ev.type = 'INPUT'
-        JOIN _a a ON a.source_id = ev.source_id AND a.artifact_id = ev.artifact_id
-        WHERE m.position IN ('trainer', 'upstream') AND a.producer_id IS NULL
+        SELECT DISTINCT m.graphlet_id, 'artifact', ext.artifact_id, ext.role, m.source_id, 'upstream', false
+        FROM (SELECT ev.source_id, ev.execution_id, a.artifact_id, a.role
+              FROM _a a JOIN events ev USING (source_id, artifact_id)
+              WHERE a.producer_id IS NULL AND ev.type = 'INPUT') ext
+        JOIN _mx m ON m.source_id = ext.source_id AND m.execution_id = ext.execution_id
+        WHERE m.position IN ('trainer', 'upstream')
         """
     )
     con.execute(

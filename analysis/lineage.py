@@ -14,8 +14,11 @@ first two are persisted at the end as ``analysis_executions`` and ``analysis_art
 An artifact's producer is the *earliest* non-cached, non-resolver execution that recorded an
 OUTPUT event to it. Later OUTPUT events to the same artifact are re-emissions and make no edge:
 a CACHED execution re-emits the outputs of the run it reuses, and a resolver re-emits the
-baseline model. When an execution consumes several models (an Evaluator with a baseline), only
-the newest model makes an edge: the baseline is a yardstick, not an ingredient.
+baseline model. A model read as a baseline makes no edge either: the baseline is a yardstick,
+not an ingredient. Baseline inputs are those whose event path starts with a baseline key
+(TFX: ``baseline_model``; when the candidate is its own baseline MLMD keeps one event with path
+``model/0/baseline_model/0``, which counts as the candidate); when an execution still reads
+several models, only the newest makes an edge.
 
 All work is set-based SQL in DuckDB over the sources in the temporary table ``_scope``.
 """
@@ -88,11 +91,12 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def build_lineage(con, fingerprint_properties: tuple[str, ...] = ()) -> None:
+def build_lineage(con, fingerprint_properties: tuple[str, ...] = (),
+                  baseline_keys: tuple[str, ...] = ("baseline_model",)) -> None:
     """Build the temporary lineage tables ``_x``, ``_a``, ``_edges`` for ``_scope``."""
     _build_executions(con)
     _build_artifacts(con, fingerprint_properties)
-    _build_edges(con)
+    _build_edges(con, baseline_keys)
 
 
 def _build_executions(con) -> None:
@@ -149,27 +153,32 @@ def _build_executions(con) -> None:
             SELECT *, coalesce(x_component_id, ctx_component_id,
                                CASE WHEN starts_with(node_name, pipeline || '.')
                                     THEN substr(node_name, length(pipeline) + 2) ELSE node_name END,
-                               type_name, 'unknown') AS component,
-                   -- a NEW/RUNNING execution died (pre-2020 TFX leaves `new` behind) when its
-                   -- component ran again later or the store moved on after its last update
-                   state IN ('NEW', 'RUNNING') AND (
-                       create_time < max(create_time) OVER (
-                           PARTITION BY source_id, pipeline,
-                                        coalesce(x_component_id, ctx_component_id, node_name, type_name))
-                       OR coalesce(update_time, create_time) < max(create_time) OVER (PARTITION BY source_id)
-                       OR (state = 'NEW' AND update_time > create_time)  -- ended without finishing
-                   ) AS died
+                               type_name, 'unknown') AS component
             FROM base
+        ),
+        -- a NEW/RUNNING execution died (pre-2020 TFX leaves `new` behind) when its component
+        -- ran again later, the store moved on after its last update, or a NEW one was updated
+        -- at its end
+        unfinished AS (SELECT * FROM named WHERE state IN ('NEW', 'RUNNING')),
+        died AS (
+            SELECT u.source_id, u.execution_id
+            FROM unfinished u
+            WHERE (u.state = 'NEW' AND u.update_time > u.create_time)
+               OR EXISTS (SELECT 1 FROM named n WHERE n.source_id = u.source_id AND n.pipeline = u.pipeline
+                          AND n.component = u.component AND n.create_time > u.create_time)
+               OR EXISTS (SELECT 1 FROM named n WHERE n.source_id = u.source_id
+                          AND n.create_time > coalesce(u.update_time, u.create_time))
         )
-        SELECT source_id, execution_id, type_name, role,
-               CASE WHEN died THEN 'FAILED' ELSE state END AS state,
-               died OR state IN {_in(WORK_STATES)} AS did_work,
-               died OR state IN {_in(SPENT_STATES)} AS spent,
-               pipeline, component,
-               run_id AS run_context_id, run_name AS run_context, create_time, update_time,
-               CASE WHEN died THEN coalesce(duration_s, epoch(update_time - create_time)) ELSE duration_s END
-                   AS duration_s
-        FROM named
+        SELECT n.source_id, n.execution_id, n.type_name, n.role,
+               CASE WHEN d.execution_id IS NOT NULL THEN 'FAILED' ELSE n.state END AS state,
+               d.execution_id IS NOT NULL OR n.state IN {_in(WORK_STATES)} AS did_work,
+               d.execution_id IS NOT NULL OR n.state IN {_in(SPENT_STATES)} AS spent,
+               n.pipeline, n.component,
+               n.run_id AS run_context_id, n.run_name AS run_context, n.create_time, n.update_time,
+               CASE WHEN d.execution_id IS NOT NULL
+                    THEN coalesce(n.duration_s, epoch(n.update_time - n.create_time))
+                    ELSE n.duration_s END AS duration_s
+        FROM named n LEFT JOIN died d USING (source_id, execution_id)
         """
     )
 
@@ -211,21 +220,22 @@ def _build_artifacts(con, fingerprint_properties: tuple[str, ...]) -> None:
     )
 
 
-def _build_edges(con) -> None:
+def _build_edges(con, baseline_keys: tuple[str, ...]) -> None:
+    baseline = _in(baseline_keys) if baseline_keys else "(NULL)"
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _edges AS
         WITH inputs AS (
             SELECT ev.source_id, ev.execution_id AS dst, ev.artifact_id, a.role, a.create_time,
-                   a.producer_id
+                   a.producer_id, a.role = 'model' AND coalesce(ev.path_key IN {baseline}, false) AS is_baseline
             FROM events ev
             JOIN _a a USING (source_id, artifact_id)
             WHERE ev.type = 'INPUT' AND a.producer_id IS NOT NULL
               AND ev.source_id IN (SELECT source_id FROM _scope)
         ),
         newest_model AS (
-            SELECT source_id, dst, arg_max(artifact_id, {'t': create_time, 'id': artifact_id}) AS artifact_id
-            FROM inputs WHERE role = 'model' GROUP BY ALL
+            SELECT source_id, dst, arg_max(artifact_id, {{'t': create_time, 'id': artifact_id}}) AS artifact_id
+            FROM inputs WHERE role = 'model' AND NOT is_baseline GROUP BY ALL
         ),
         kept AS (
             SELECT i.* FROM inputs i WHERE i.role IS DISTINCT FROM 'model'

@@ -42,7 +42,8 @@ _counter = itertools.count()
 
 def oracle_leads(record: dict) -> set[int]:
     """Executions from which a pushed deployment is reachable, by the documented rules,
-    computed independently of the SQL: networkx over the recorded events."""
+    computed independently of the SQL: networkx over the recorded events (producer = first
+    non-cached, non-resolver OUTPUT; baseline inputs make no edge)."""
     ex = record["executions"]
     producer: dict[int, int] = {}
     for eid, aid, typ, _ in sorted(record["events"]):
@@ -51,8 +52,8 @@ def oracle_leads(record: dict) -> set[int]:
     g = nx.DiGraph()
     g.add_nodes_from(ex)
     inputs: dict[int, list[int]] = {}
-    for eid, aid, typ, _ in record["events"]:
-        if typ == "INPUT":
+    for eid, aid, typ, key in record["events"]:
+        if typ == "INPUT" and key != "baseline_model":
             inputs.setdefault(eid, []).append(aid)
     for eid, arts in inputs.items():
         models = [a for a in arts if record["artifacts"][a]["kind"] == "model"]
