@@ -1,0 +1,70 @@
+"""Pre-run hook: a decision for the next training of a pipeline, with probability and reasons."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import analysis
+from frugal.cli import main
+from optimizer.errors import OptimizerError
+from optimizer.features import build_features
+from optimizer.hook import NEXT_ID, _extend_next, _last_graphlet, decide
+from provenance.ingest import ingest
+from provenance.warehouse import connect
+
+
+@pytest.fixture
+def tfx_warehouse(tfx_store, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    ingest([str(tfx_store("penguin_prod")), str(tfx_store("penguin_minimal"))], str(warehouse))
+    analysis.analyze(str(warehouse))
+    return warehouse
+
+
+def test_real_tfx_stores_fall_back_to_running(tfx_warehouse):
+    for pipeline in ("penguin_prod", "penguin_minimal"):
+        d = decide(tfx_warehouse, pipeline)
+        assert d.action == "run" and d.probability is None
+        assert "too little history" in d.fallback and d.reasons == (d.fallback,)
+
+
+def test_unknown_pipeline_names_the_known_ones(tfx_warehouse):
+    with pytest.raises(OptimizerError, match="penguin_prod"):
+        decide(tfx_warehouse, "no_such_pipeline")
+
+
+def test_next_training_continues_the_lane(tfx_warehouse):
+    con = connect(str(tfx_warehouse), read_only=True)
+    last = _last_graphlet(con, "penguin_prod")
+    at = pd.Timestamp(last[3]) + pd.Timedelta(hours=1)
+    fs = build_features(con, pipeline="penguin_prod", extend=_extend_next(last, at.to_pydatetime()))
+    f = fs.frame.set_index("graphlet_id")
+    nxt, prev = f.loc[NEXT_ID], f.loc[last[0]]
+    assert nxt["lane"] == prev["lane"]
+    assert nxt["h_trainings_before"] == prev["h_trainings_before"] + 1
+    assert nxt["started_at"] == at
+    # same data and configuration as the previous training: nothing new, nothing changed
+    assert nxt["o_input_jaccard"] == 1.0 and nxt["o_new_inputs"] == 0
+    assert nxt["x.Trainer.custom_config.changed"] == 0
+    assert nxt["h_hours_since_push"] > prev["h_hours_since_push"]
+
+
+def test_decision_on_a_simulated_corpus(prune_sim, capsys):
+    con = connect(str(prune_sim.warehouse), read_only=True)
+    pipeline = con.execute("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
+    d = decide(con, pipeline)
+    assert d.fallback is None and 0.0 < d.probability < 1.0 and d.threshold is not None
+    assert d.action in ("prune", "run")
+    guarded = any(r.startswith("cadence guard") for r in d.reasons)
+    assert d.action == ("prune" if d.probability < d.threshold and not guarded else "run")
+    assert 1 <= len(d.contributions) <= 3 and len(d.reasons) == 1 + len(d.contributions)
+    assert d == decide(con, pipeline)                       # deterministic
+    assert main(["prune", "decide", "--warehouse", str(prune_sim.warehouse), "--pipeline", pipeline,
+                 "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["action"] == d.action and data["probability"] == pytest.approx(d.probability)
+    assert main(["prune", "decide", "--warehouse", str(prune_sim.warehouse), "--pipeline", "nope"]) == 2
+    assert "has no trainings" in capsys.readouterr().err
