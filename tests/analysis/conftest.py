@@ -101,7 +101,7 @@ def build_store(path: Path, plan: dict) -> dict:
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    names = LEGACY_TYPES if plan["legacy"] else CURRENT_TYPES
+    names = {**(LEGACY_TYPES if plan["legacy"] else CURRENT_TYPES), **plan.get("names", {})}
     cfg = pb.ConnectionConfig()
     cfg.sqlite.filename_uri = str(path)
     cfg.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
