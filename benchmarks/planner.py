@@ -22,7 +22,6 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Hashable
 from pathlib import Path
 
 import networkx as nx
