@@ -58,7 +58,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate a small corpus, ingest it with the real TFX stores, analyze, write the report."""
         result = run_demo(out, pipelines=pipelines, days=days, seed=seed, quiet=quiet)
-        typer.echo(f"\n{result['summary']}")
+        from frugal.commands.analyze import summary_lines
+
+        typer.echo("")
+        for line in summary_lines(result["summary"]):
+            typer.echo(line)
         typer.echo(f"warehouse: {result['warehouse']}")
         typer.echo(f"report:    {result['report']}  (open it in a browser)")
         typer.echo(f"try:       frugal sql --warehouse {result['warehouse']} \"SELECT * FROM graphlets LIMIT 5\"")
