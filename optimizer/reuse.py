@@ -256,7 +256,9 @@ def execution_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> ExecutionPla
     return ExecutionPlan(decisions=MappingProxyType(decisions), cost=total)
 
 
-def min_weight_closure(weight: Mapping[int, float], implies: Iterable[tuple[int, int]]) -> set[int]:
+def min_weight_closure(
+    weight: Mapping[int, float], implies: Iterable[tuple[int, int]], *, reduce: bool = True
+) -> set[int]:
     """A minimum-weight set of variables closed under ``x => y`` implications (smallest on ties).
 
     First shrinks the problem with exact rules: a variable of weight >= 0 that nothing
@@ -264,7 +266,7 @@ def min_weight_closure(weight: Mapping[int, float], implies: Iterable[tuple[int,
     weight >= 0 implied by a single variable is chosen exactly with it; one of weight < 0
     implying a single variable exactly with that one (both merge). What remains is solved as a
     minimum s-t cut (positive weights to the sink, negative from the source, implications of
-    infinite capacity).
+    infinite capacity). ``reduce=False`` skips the rules (to test the cut on its own).
     """
     w: dict[int, float] = dict(weight)
     out: dict[int, set[int]] = {x: set() for x in w}
@@ -275,7 +277,7 @@ def min_weight_closure(weight: Mapping[int, float], implies: Iterable[tuple[int,
             inn[y].add(x)
     fixed: dict[int, bool] = {}
     merged: dict[int, int] = {}
-    work = list(w)
+    work = list(w) if reduce else []
     while work:
         x = work.pop()
         if x not in w:

@@ -201,20 +201,25 @@ class TestErrors:
 
 
 class TestMinWeightClosure:
-    @settings(max_examples=300, deadline=None)
+    @pytest.mark.parametrize("reduce", [True, False], ids=["reduced", "cut-only"])
+    @settings(max_examples=200, deadline=None)
     @given(
-        st.integers(min_value=1, max_value=8).flatmap(
+        case=st.integers(min_value=1, max_value=8).flatmap(
             lambda n: st.tuples(
-                st.lists(st.sampled_from([-3.0, -1.0, 0.0, 1.0, 2.5]), min_size=n, max_size=n),
+                st.lists(
+                    st.one_of(st.sampled_from([-3.0, -1.0, 0.0, 1.0, 2.5]),
+                              st.floats(min_value=-10, max_value=10, allow_nan=False)),
+                    min_size=n, max_size=n,
+                ),
                 st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=2 * n),
             )
         )
     )
-    def test_equals_brute_force(self, case):
+    def test_equals_brute_force(self, case, reduce):
         weights, pairs = case
         implies = [(x, y) for x, y in pairs if x < y]  # acyclic, like the planner's
         weight = dict(enumerate(weights))
-        chosen = min_weight_closure(weight, implies)
+        chosen = min_weight_closure(weight, implies, reduce=reduce)
         assert all(y in chosen for x, y in implies if x in chosen)
         best = min(
             sum(weights[i] for i in range(len(weights)) if m >> i & 1)
@@ -222,3 +227,44 @@ class TestMinWeightClosure:
             if all(m >> y & 1 for x, y in implies if m >> x & 1)
         )
         assert sum(weight[x] for x in chosen) == pytest.approx(best)
+
+
+def textbook_plan_cost(dag: nx.DiGraph, outputs) -> float:
+    """The project-selection network without any reduction, through networkx.minimum_cut."""
+    f = nx.DiGraph()
+    f.add_nodes_from(("s", "t"))
+    const = 0.0
+    for v, d in dag.nodes(data=True):
+        c, l = d["compute_cost"], d.get("load_cost", INF)
+        a, b = ("a", v), ("b", v)
+        f.add_edge(a, "t", capacity=c if l == INF else l)
+        if l == INF:
+            f.add_edges_from((a, ("a", p)) for p in dag.pred[v])
+        else:
+            f.add_edge(b, a)
+            if c < l:
+                f.add_edge("s", b, capacity=l - c)
+                const += c - l
+            else:
+                f.add_edge(b, "t", capacity=c - l)
+            f.add_edges_from((b, ("a", p)) for p in dag.pred[v])
+    f.add_edges_from(("s", ("a", o)) for o in outputs)
+    return nx.minimum_cut(f, "s", "t")[0] + const
+
+
+class TestLargerDags:
+    @pytest.mark.parametrize("seed", range(6))
+    def test_equals_the_textbook_cut_on_300_nodes(self, seed):
+        """Larger DAGs leave a real network after the reductions; costs must still agree."""
+        rng = random.Random(seed)
+        g = nx.DiGraph()
+        for v in range(300):
+            stored = rng.random() < 0.8
+            g.add_node(v, compute_cost=rng.lognormvariate(0, 1.5),
+                       load_cost=rng.lognormvariate(0.5, 1.5) if stored else INF)
+            if v:
+                g.add_edges_from((rng.randrange(max(0, v - 30), v), v) for _ in range(rng.choice((1, 2, 3))))
+        outputs = [v for v in g if g.out_degree(v) == 0] if seed % 2 else rng.sample(range(300), 10)
+        plan = execution_plan(g, outputs)
+        check_plan(g, outputs, plan.decisions)
+        assert plan.cost == pytest.approx(textbook_plan_cost(g, outputs), rel=1e-9)
