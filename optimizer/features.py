@@ -97,7 +97,8 @@ def _source_sql(pipeline: str | None, has_component: bool) -> str:
         CREATE OR REPLACE TEMP TABLE _pf_src AS
         SELECT g.graphlet_id, g.source_id, g.pipeline, g.trainer_execution_id,
                g.trainer_execution_id AS config_id, g.started_at, g.ended_at, g.pushed,
-               CAST(g.run_context AS VARCHAR) AS run_context, CAST({component} AS VARCHAR) AS component
+               CAST(g.run_context AS VARCHAR) AS run_context, CAST({component} AS VARCHAR) AS component,
+               g.blessed
         FROM graphlets g {where};
 
         CREATE OR REPLACE TEMP TABLE _pf_msrc AS
@@ -279,7 +280,10 @@ _PROPS_SQL = """
 def _long_features_sql(recent: tuple[int, ...]) -> str:
     recent_cols = ",\n".join(
         f"(t.pushes_before - coalesce(lag(t.pushes_before, {k}) OVER w, 0)) / "
-        f"least(t.n_prior, {k})::DOUBLE AS h_push_rate_last{k}" for k in recent)
+        f"least(t.n_prior, {k})::DOUBLE AS h_push_rate_last{k},\n"
+        f"(t.blessed_before - coalesce(lag(t.blessed_before, {k}) OVER w, 0)) / "
+        f"nullif(t.ended_before - coalesce(lag(t.ended_before, {k}) OVER w, 0), 0)::DOUBLE AS h_bless_rate_last{k}"
+        for k in recent)
     return f"""
     -- history: one timeline per lane of training starts and known pushes
     CREATE OR REPLACE TEMP TABLE _pf_hist AS
@@ -290,10 +294,17 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
         SELECT g.lane, gr.ended_at AS t, 1 AS kind, NULL, NULL
         FROM _pf_gl g JOIN _pf_src gr USING (graphlet_id)
         WHERE gr.pushed AND gr.ended_at IS NOT NULL
+        UNION ALL
+        -- outcomes (blessed or not, failed or not) are known when the graphlet ended
+        SELECT g.lane, gr.ended_at AS t, 2 AS kind, NULL, coalesce(gr.blessed, false)::INTEGER::DOUBLE
+        FROM _pf_gl g JOIN _pf_src gr USING (graphlet_id)
+        WHERE gr.ended_at IS NOT NULL
     ), cum AS (
         SELECT *,
-               sum(kind) OVER w AS pushes_le,
-               sum(1 - kind) OVER w AS trains_le,
+               sum((kind = 1)::INTEGER) OVER w AS pushes_le,
+               sum((kind = 0)::INTEGER) OVER w AS trains_le,
+               sum((kind = 2)::INTEGER) OVER w AS ended_le,
+               sum(CASE WHEN kind = 2 THEN gap ELSE 0 END) OVER w AS blessed_le,
                max(CASE WHEN kind = 1 THEN t END) OVER w AS last_push,
                min(CASE WHEN kind = 1 THEN t END) OVER w AS first_push
         FROM ev
@@ -308,7 +319,7 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
         FROM pushes
     )
     SELECT c.graphlet_id, c.lane, c.t AS s, c.pushes_le AS pushes_before, c.trains_le - 1 AS n_prior,
-           c.last_push, c.first_push,
+           c.last_push, c.first_push, c.ended_le AS ended_before, c.blessed_le AS blessed_before,
            pm.trains_le AS trains_at_last_push, pm.med_gap
     FROM cum c
     ASOF LEFT JOIN pushes_med pm ON pm.lane = c.lane AND c.t > pm.t
@@ -319,6 +330,9 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
            t.n_prior::DOUBLE AS h_trainings_before,
            t.pushes_before::DOUBLE AS h_pushes_before,
            CASE WHEN t.n_prior > 0 THEN t.pushes_before / t.n_prior::DOUBLE END AS h_push_rate,
+           CASE WHEN t.ended_before > 0 THEN t.pushes_before / t.ended_before::DOUBLE END AS h_push_rate_ended,
+           CASE WHEN t.ended_before > 0 THEN t.blessed_before / t.ended_before::DOUBLE END AS h_bless_rate,
+           (t.n_prior - t.ended_before)::DOUBLE AS h_trainings_running,
            {recent_cols},
            CASE WHEN t.last_push IS NOT NULL THEN (t.n_prior - (t.trains_at_last_push - 0))::DOUBLE END
                AS h_trainings_since_push,

@@ -90,7 +90,7 @@ def _extend_next(last: tuple, at) -> callable:
         params = {"gid": gid, "src": source_id, "at": at, "s0": trainer_start, "next": NEXT_ID}
         run(con, """
             INSERT INTO _pf_src
-            SELECT $next, source_id, pipeline, NULL, config_id, $at, NULL, false, NULL, component
+            SELECT $next, source_id, pipeline, NULL, config_id, $at, NULL, false, NULL, component, false
             FROM _pf_src WHERE graphlet_id = $gid
         """, params)
         con.execute("CREATE OR REPLACE TEMP TABLE _pf_new AS SELECT NULL::BIGINT AS execution_id WHERE false")

@@ -34,9 +34,9 @@ class PolicyConfig:
     """Budget and guards of the pruning policy (see the module docstring)."""
 
     max_lost_pushes: float = 0.02
-    safety: float = 0.75
+    safety: float = 0.9
     min_history: int = 5
-    push_age_factor: float = 1.0
+    push_age_factor: float = 2.0
     max_push_age_h: float | None = None
     min_train: int = 200
     min_class: int = 20
