@@ -94,7 +94,7 @@ def _draw(con, folder: Path, summary: dict) -> dict[str, str]:
             "SELECT started_at, pushed, ended_at FROM graphlets WHERE source_id = ? AND pipeline = ? ORDER BY 1",
             [b["source_id"], b["pipeline"]]).fetchall()
         series.append({"label": f"{b['source_id']}/{b['pipeline']}", "trained": [r[0] for r in rows],
-                       "pushed": [r[2] or r[0] for r in rows if r[1]]})
+                       "pushed": sorted(r[2] or r[0] for r in rows if r[1])})
     timeline_figure(folder / "timeline.png", series)
     figs["timeline"] = "timeline.png"
     for key, gid in summary["example_graphlets"].items():

@@ -59,19 +59,22 @@ def bar_figure(path: Path, labels: list[str], total: list[float], wasted: list[f
 
 
 def timeline_figure(path: Path, series: list[dict]) -> Path:
-    """Trainings (dots) and pushes (triangles) over time, one row per busy pipeline."""
-    fig, ax = plt.subplots(figsize=(7, 0.8 * max(len(series), 1) + 1.5))
+    """Cumulative trainings (solid) and pushes (dashed) over time for the busiest pipelines:
+    the gap between the two lines is the trainings that were never deployed."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     for i, s in enumerate(series):
-        ax.scatter(s["trained"], [i] * len(s["trained"]), s=10, color="#5b7fa6", label="training" if i == 0 else None)
-        ax.scatter(s["pushed"], [i + 0.25] * len(s["pushed"]), s=22, marker="^", color="#2e8b57",
-                   label="push" if i == 0 else None)
-    ax.set_yticks(range(len(series)))
-    ax.set_yticklabels([s["label"][-30:] for s in series], fontsize=8)
+        color = f"C{i}"
+        ax.step(s["trained"], range(1, len(s["trained"]) + 1), where="post", color=color,
+                label=f"{s['label'][-28:]}: trainings")
+        ax.step(s["pushed"], range(1, len(s["pushed"]) + 1), where="post", color=color, linestyle="--",
+                label=f"{s['label'][-28:]}: pushes")
+    ax.set_ylabel("cumulative count")
     ax.set_title("trainings vs pushes, busiest pipelines")
     if series:
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left")
     else:
         ax.text(0.5, 0.5, "no graphlets", ha="center", va="center", transform=ax.transAxes)
+    ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     return _save(fig, path)
 

@@ -104,8 +104,10 @@ def compute_summary(con, top_n: int = TOP_N) -> dict:
         r = _rows(con, f"""
             SELECT g.graphlet_id FROM graphlets g
             JOIN execution_waste w ON w.source_id = g.source_id AND w.execution_id = g.trainer_execution_id
-            WHERE {cond} AND g.n_executions <= 40
-            ORDER BY g.n_executions DESC, g.started_at DESC, g.graphlet_id LIMIT 1""")
+            WHERE {cond}
+            ORDER BY g.n_executions > 12, -- legible: the largest with at most 12 executions
+                     CASE WHEN g.n_executions <= 12 THEN -g.n_executions ELSE g.n_executions END,
+                     g.started_at DESC, g.graphlet_id LIMIT 1""")
         examples[key] = r[0]["graphlet_id"] if r else None
     return {
         "overview": overview,
