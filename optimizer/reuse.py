@@ -344,6 +344,9 @@ def _min_cut_source_side(w: Mapping[int, float], out: Mapping[int, set[int]]) ->
     s, t = -1, -2
     total = sum(abs(x) for x in w.values())
     big = 3.0 * total + 1.0
+    # Capacities below the float resolution of the total are noise (and upset preflow-push's
+    # relabelling); dropping them changes the cut value by less than n * tol.
+    tol = 1e-12 * max(total, 1.0)
     R = nx.DiGraph()
     R.__networkx_cache__ = None  # type: ignore[attr-defined]  # the flow mutates R in place
     R.add_node(s)
@@ -351,10 +354,10 @@ def _min_cut_source_side(w: Mapping[int, float], out: Mapping[int, set[int]]) ->
     R.add_nodes_from(w)
     edges = []
     for x, wx in w.items():
-        if wx > 0:
+        if wx > tol:
             edges.append((x, t, {"capacity": wx}))
             edges.append((t, x, {"capacity": 0.0}))
-        elif wx < 0:
+        elif wx < -tol:
             edges.append((s, x, {"capacity": -wx}))
             edges.append((x, s, {"capacity": 0.0}))
         for y in out[x]:
@@ -364,7 +367,6 @@ def _min_cut_source_side(w: Mapping[int, float], out: Mapping[int, set[int]]) ->
     R.graph["inf"] = big
     preflow_push(R, s, t, residual=R)
     # The flow never reaches `big / 3`: choosing nothing but the forced part is finite.
-    tol = 1e-12 * max(total, 1.0)
     succ = R.succ
     seen = {s}
     queue = deque([s])
