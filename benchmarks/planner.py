@@ -130,6 +130,25 @@ def bench_plan_time(n: int, repeats: int, with_reference: bool) -> dict:
     return out
 
 
+def bench_materialize_time(sizes: list[int]) -> dict:
+    """CPU seconds of choose_materializations per policy on random DAGs, budget 20% of bytes."""
+    out: dict[str, dict[str, float]] = {}
+    for n in sizes:
+        g = random_dag(n, seed=n, p_stored=0.1, load_mu=-1.0, window=min(200, n))
+        rng = random.Random(n)
+        for v in g:
+            g.nodes[v]["size_bytes"] = int(rng.lognormvariate(15, 1))
+        budget = sum(d["size_bytes"] for _, d in g.nodes(data=True)) // 5
+        row = {}
+        for policy in POLICIES:
+            c0 = time.process_time()
+            choose_materializations(g, budget, policy=policy)
+            row[policy] = time.process_time() - c0
+        out[str(n)] = row
+        print(f"  {n:6d} nodes: " + "  ".join(f"{p} {t:.3f} s" for p, t in row.items()))
+    return out
+
+
 # --------------------------------------------------------------------------- 2. agreement
 def brute_force_cost(dag: nx.DiGraph, outputs) -> float:
     nodes = list(dag)
@@ -339,6 +358,8 @@ def main() -> None:
         summary["plan_time_max_median_cpu_s"] = max(r["median_cpu_s"] for r in plan_time.values())
         summary["speedup_vs_plain_min_cut_min"] = min(r["speedup"] for r in plan_time.values())
         summary["plan_time"] = plan_time
+        print("1b. choose_materializations CPU time (budget 20% of the bytes)")
+        summary["materialize_cpu_s"] = bench_materialize_time([100, 1000] if not quick else [100])
     if args.part in ("all", "agreement"):
         print("2. min-cut plan vs brute force")
         summary["agreement"] = bench_agreement(200 if quick else 2000, 8)
