@@ -43,7 +43,7 @@ import numpy as np
 
 from optimizer.costs import CostModel, frequency_from_history, recurrence_from_history
 from optimizer.plan import COMPUTE, LOAD, PlanError, StoreEntry
-from optimizer.reuse import _topological_order, node_costs
+from optimizer.reuse import _output_list, _topological_order, node_costs
 
 __all__ = [
     "POLICIES",
@@ -182,7 +182,7 @@ class _Graph:
         if outputs is None:
             self.outputs = {i for i, ch in enumerate(self.children) if not ch}
         else:
-            self.outputs = {self.pos[o] for o in outputs if o in self.pos}
+            self.outputs = {self.pos[o] for o in _output_list(dag, outputs)}
         self.recurrence = _recurrences(dag, order, self.parents, history, config)
         freq = frequency_from_history(dag, history) if history is not None else {}
         self.frequency = [float(dag.nodes[v].get("frequency", freq.get(v, 1.0))) for v in order]

@@ -160,6 +160,10 @@ class TestErrors:
         with pytest.raises(PlanError, match="size_bytes"):
             choose_materializations(chain, 10)
 
+    def test_unknown_output(self, chain):
+        with pytest.raises(PlanError, match="not nodes of the graph"):
+            choose_materializations(chain, 10, outputs=["nope"])
+
     def test_bad_recurrence(self, chain):
         chain.nodes["feat"]["recurrence"] = 2.0
         with pytest.raises(PlanError, match="recurrence"):
