@@ -23,6 +23,7 @@ __all__ = [
     "connection_config",
     "open_metadata_store",
     "sqlite_schema_version",
+    "check_supported",
     "check_server_reachable",
 ]
 

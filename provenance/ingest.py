@@ -114,11 +114,12 @@ class _Progress:
     def __init__(self, enabled: bool):
         self.bar = None
         if enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} rows"),
-                TimeElapsedColumn(), transient=True,
+                TimeElapsedColumn(), transient=True, console=Console(stderr=True),
             )
             self.bar.start()
 

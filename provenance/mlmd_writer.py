@@ -178,7 +178,7 @@ class BulkStoreWriter:
     """
 
     def __init__(self, path: str | Path, types: Sequence[TypeSpec], *, flush_rows: int = 400_000,
-                 keep_rows: bool = False):
+                 keep_rows: bool = False, cache_mib: int = 1024):
         self.path = Path(path)
         if self.path.exists():
             raise ProvenanceError(f"{self.path} already exists; remove it or choose another --out folder")
@@ -191,7 +191,10 @@ class BulkStoreWriter:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.execute("PRAGMA cache_size=-262144")
+        # a large page cache (and mmap reads) keeps the UNIQUE indexes MLMD's DDL declares, which
+        # cannot be dropped during the load, from thrashing on random keys (uuids, digests)
+        self._db.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
+        self._db.execute(f"PRAGMA mmap_size={cache_mib * 2 * 1024 * 1024}")
         self._indexes = [
             (name, sql)
             for name, sql in self._db.execute(

@@ -53,9 +53,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ingest MLMD stores into a DuckDB warehouse: incremental, idempotent, atomic.
 
-        A repeated ingest reads only what changed since the last one; an interrupted ingest
-        leaves the warehouse as it was. Problems in the data (dangling events, unknown types,
-        empty stores) are counted in the table ingest_issues and reported, not fatal.
+        A repeated ingest reads only what changed since the last one; an interrupted ingest leaves the warehouse as it was. Problems in the data (dangling events, unknown types, empty stores) are counted in the table ingest_issues and reported, not fatal.
         """
         from provenance.ingest import ingest
 

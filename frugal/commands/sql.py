@@ -23,8 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Query the warehouse, read-only: the query can neither change it nor touch any file.
 
-        Tables: sources, types, type_properties, artifacts, executions, events, contexts,
-        attributions, associations, parent_contexts, properties, ingest_issues (see docs/warehouse.md).
+        Tables: sources, types, type_properties, artifacts, executions, events, contexts, attributions, associations, parent_contexts, properties, ingest_issues (see docs/warehouse.md).
         """
         from provenance.query import format_result, run_query
 

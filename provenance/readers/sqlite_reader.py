@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -122,6 +124,41 @@ def _special_properties(con: sqlite3.Connection, where: dict[str, str]) -> pa.Ta
     return pa.Table.from_arrays(arrays, schema=schema)  # (pa.table(dict) would import pandas)
 
 
+def _run_jobs(uri, jobs, scon, where, threads: int, on_table) -> dict[str, pa.Table]:
+    """Run the staging queries on a small thread pool; returns staging tables by name."""
+    local = threading.local()
+    opened: list[_ArrowSqlite] = []
+    lock = threading.Lock()
+
+    def run(job: tuple[str, str]) -> tuple[str, pa.Table]:
+        name, sql = job
+        if name == "properties:special":
+            return name, _special_properties(scon, where)
+        if not hasattr(local, "con"):
+            local.con = _ArrowSqlite(uri)
+            with lock:
+                opened.append(local.con)
+        table = _query(local.con, name.split(":")[0], sql)
+        if on_table and not name.startswith("properties"):
+            on_table(name, table.num_rows)
+        return name, table
+
+    # Biggest first, the Python-bound special values on the calling thread at the end.
+    order = sorted(jobs, key=lambda j: j[0] not in ("properties:artifacts", "event_steps", "properties:executions", "events"))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            results = dict(pool.map(run, order))
+        results.update([run(("properties:special", ""))])
+    finally:
+        for con in opened:
+            con.close()
+    props = [results.pop(k) for k in sorted(k for k in list(results) if k.startswith("properties:"))]
+    results["properties"] = pa.concat_tables(props)
+    if on_table:
+        on_table("properties", results["properties"].num_rows)
+    return results
+
+
 def _store_marks(con: sqlite3.Connection) -> dict:
     """Current high-water marks and row counts of the store."""
     marks: dict = {}
@@ -157,13 +194,17 @@ def read_sqlite(
     watermark: dict | None = None,
     *,
     on_table: Callable[[str, int], None] | None = None,
+    threads: int = 2,
 ) -> Batch:
-    """Read a SQLite MLMD store: in full, or the delta since ``watermark`` when it still applies."""
+    """Read a SQLite MLMD store: in full, or the delta since ``watermark`` when it still applies.
+
+    ``threads`` queries run at once, each on its own read-only connection (SQLite and the
+    Arrow conversion run without the GIL).
+    """
     version = sqlite_schema_version(spec.path)
     check_supported(version, str(spec.path))
     uri = f"file:{spec.path}?mode=ro"
     scon = sqlite3.connect(uri, uri=True)
-    acon = _ArrowSqlite(uri)
     try:
         scon.execute("BEGIN")  # one snapshot for the marks and the special-value query
         marks = _store_marks(scon)
@@ -184,35 +225,40 @@ def read_sqlite(
             name: "1=1" if full else f"id > {int(prev[name].get('max_id') or 0)}"
             for name in ("events", "attributions", "associations")
         }
-        cur = acon
-        tables: dict[str, pa.Table] = {}
-
-        def put(name: str, table: pa.Table) -> None:
-            tables[name] = table
-            if on_table:
-                on_table(name, table.num_rows)
-
-        put("types", _query(cur, "types", f"""
+        jobs: list[tuple[str, str]] = [("types", f"""
             SELECT t.id, {_KINDS}, t.name, t.version, t.description,
                    upper(substr(p.name, 6))
             FROM Type t
             LEFT JOIN ParentType pt ON pt.type_id = t.id
             LEFT JOIN Type p ON p.id = pt.parent_type_id AND p.name IN ({_SYSTEM})
-            WHERE t.name NOT IN ({_SYSTEM})"""))
-        put("type_properties", _query(cur, "type_properties",
-            "SELECT type_id, name, data_type FROM TypeProperty"))
-        put("artifacts", _query(cur, "artifacts", f"""
+            WHERE t.name NOT IN ({_SYSTEM})"""),
+            ("type_properties", "SELECT type_id, name, data_type FROM TypeProperty"),
+            ("artifacts", f"""
             SELECT id, type_id, uri, state, name, external_id, create_time_since_epoch,
-                   last_update_time_since_epoch FROM Artifact WHERE {node_where['artifacts']}"""))
-        put("executions", _query(cur, "executions", f"""
+                   last_update_time_since_epoch FROM Artifact WHERE {node_where['artifacts']}"""),
+            ("executions", f"""
             SELECT id, type_id, last_known_state, name, external_id, create_time_since_epoch,
-                   last_update_time_since_epoch FROM Execution WHERE {node_where['executions']}"""))
-        put("contexts", _query(cur, "contexts", f"""
+                   last_update_time_since_epoch FROM Execution WHERE {node_where['executions']}"""),
+            ("contexts", f"""
             SELECT id, type_id, name, external_id, create_time_since_epoch,
-                   last_update_time_since_epoch FROM Context WHERE {node_where['contexts']}"""))
-        plain = []
+                   last_update_time_since_epoch FROM Context WHERE {node_where['contexts']}"""),
+            ("events", f"""
+            SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch
+            FROM Event WHERE {edge_where['events']} AND execution_id IN (SELECT id FROM Execution)"""),
+            ("event_steps", f"""
+            SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath
+            WHERE {'1=1' if full else 'event_id > ' + str(int(prev['events'].get('max_id') or 0))}"""),
+            ("attributions",
+             f"SELECT context_id, artifact_id FROM Attribution WHERE {edge_where['attributions']} "
+             "AND artifact_id IN (SELECT id FROM Artifact)"),
+            ("associations",
+             f"SELECT context_id, execution_id FROM Association WHERE {edge_where['associations']} "
+             "AND execution_id IN (SELECT id FROM Execution)"),
+            ("parent_contexts",
+             "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"),
+        ]
         for name, (_, ptable, idcol) in _NODES.items():
-            plain.append(f"""
+            jobs.append((f"properties:{name}", f"""
                 SELECT '{_ENTITY[name]}', {idcol}, name, is_custom_property,
                        CASE WHEN int_value IS NOT NULL THEN 'int'
                             WHEN double_value IS NOT NULL THEN 'double'
@@ -222,26 +268,9 @@ def read_sqlite(
                 FROM {ptable}
                 WHERE proto_value IS NULL AND byte_value IS NULL
                   AND (string_value IS NULL OR substr(string_value, 1, {len(STRUCT_PREFIX)}) <> '{STRUCT_PREFIX}')
-                  AND {where[name]}""")
-        props = _query(cur, "properties", " UNION ALL ".join(plain))
-        special = _special_properties(scon, where)
-        put("properties", pa.concat_tables([props, special]))
-        put("events", _query(cur, "events", f"""
-            SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch
-            FROM Event WHERE {edge_where['events']} AND execution_id IN (SELECT id FROM Execution)"""))
-        put("event_steps", _query(cur, "event_steps", f"""
-            SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath
-            WHERE {'1=1' if full else 'event_id > ' + str(int(prev['events'].get('max_id') or 0))}"""))
-        put("attributions", _query(cur, "attributions",
-            f"SELECT context_id, artifact_id FROM Attribution WHERE {edge_where['attributions']} "
-            "AND artifact_id IN (SELECT id FROM Artifact)"))
-        put("associations", _query(cur, "associations",
-            f"SELECT context_id, execution_id FROM Association WHERE {edge_where['associations']} "
-            "AND execution_id IN (SELECT id FROM Execution)"))
-        put("parent_contexts", _query(cur, "parent_contexts",
-            "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"))
+                  AND {where[name]}"""))
+        tables = _run_jobs(uri, jobs, scon, where, threads, on_table)
     finally:
-        acon.close()
         scon.rollback()
         scon.close()
     store_rows = sum(t.num_rows for t in tables.values())

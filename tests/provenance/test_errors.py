@@ -140,3 +140,39 @@ def test_ingest_summary_and_quiet(tfx_store, tmp_path, capsys):
     assert "executions 12" in out and "events 24" in out and "rows/s" in out
     assert main(["ingest", str(store), "-w", str(tmp_path / "w.duckdb"), "--quiet"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def _cli(args, tty: bool) -> tuple[int, str, str]:
+    """Run `frugal` in a real process; stderr on a pseudo-terminal when ``tty``."""
+    import os
+    import pty
+
+    cmd = [sys.executable, "-m", "frugal", *args]
+    if not tty:
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        return out.returncode, out.stdout, out.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    stdout = proc.stdout.read()
+    proc.wait()
+    os.close(master)
+    return proc.returncode, stdout, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_only_on_a_terminal(tfx_store, tmp_path):
+    store = tfx_store("penguin_prod")
+    code, out, err = _cli(["ingest", str(store), "-w", str(tmp_path / "a.duckdb")], tty=False)
+    assert code == 0 and err == "" and "total: 2,307 store rows" in out
+    code, out, err = _cli(["ingest", str(store), "-w", str(tmp_path / "b.duckdb")], tty=True)
+    assert code == 0 and "penguin_prod: " in err and "rows" in err  # the bar, drawn on the terminal
+    assert "total: 2,307 store rows" in out

@@ -6,7 +6,6 @@ import json
 import sqlite3
 
 import pytest
-from ml_metadata.proto import metadata_store_pb2 as pb
 
 from provenance import ingest
 from provenance.warehouse import connect
