@@ -6,7 +6,8 @@ attributes, so they can be compared on equal terms (``benchmarks/planner.py``):
 ``"frugal"`` (default, ours)
     Provenance-informed expected savings per byte. ``P(reuse)`` of a node is how often its
     component's fingerprint recurred in past runs (``recurrence`` attribute, or estimated from
-    ``history``), clamped so a node never recurs more often than its parents. A stored output
+    ``history``), clamped to at most ``1 - own_change_rate`` times its least recurrent
+    parent's (a parent's change changes the child, which may also change on its own). A stored output
     saves ``recreation cost - load cost`` each time it is needed *and* unchanged; it is not
     needed when a stored descendant that is also unchanged shadows it. Expected savings minus
     the one-off write cost, divided by size, ranks candidates; a lazy greedy knapsack fills
@@ -67,7 +68,9 @@ class MaterializationConfig:
     ``alpha``: Experiment Graph weight of model potential against the cost term (0.5).
     ``own_change_rate``: prior probability that a run changes one given step's own code,
     parameters or data; ``None`` means ``1 / number of nodes`` (a run changes about one
-    step). A node with no history then recurs with ``(1 - rate) ** (ancestors + 1)``.
+    step). A node with no history then recurs with ``(1 - rate) ** (ancestors + 1)``, and no
+    node recurs more than ``1 - rate`` times as often as its least recurrent parent (0 takes
+    ``recurrence`` attributes as given, clamped only to the parents').
     ``horizon_runs``: how many future runs a stored output may serve (its expected uses are
     ``sum(r**k for k < horizon_runs)`` for recurrence ``r``).
     """
@@ -118,8 +121,10 @@ def _recurrences(
         if not 0 <= r <= 1:
             raise PlanError(f"node {v!r} has recurrence={dag.nodes[v].get('recurrence')!r}; "
                             "give a probability between 0 and 1")
+        # A parent's new fingerprint changes the child's, and the child can also change on
+        # its own: it recurs at most (1 - q) times as often as its least recurrent parent.
         for p in parents[i]:
-            r = min(r, rec[p])  # a parent's new fingerprint changes the child's
+            r = min(r, rec[p] * (1.0 - q))
         rec.append(r)
     return rec
 
@@ -131,7 +136,8 @@ def estimate_recurrence(
 
     The node's ``recurrence`` attribute, else its component's fingerprint recurrence in
     ``history`` (rows ``(run, component, fingerprint)``) smoothed by the structural prior
-    ``(1 - own_change_rate) ** (ancestors + 1)``, else that prior; clamped to its parents'.
+    ``(1 - own_change_rate) ** (ancestors + 1)``, else that prior; then at most
+    ``1 - own_change_rate`` times its least recurrent parent's.
     """
     config = config or MaterializationConfig()
     order = _topological_order(dag)
