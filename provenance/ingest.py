@@ -215,6 +215,7 @@ def ingest(
                 log.warning("%s: %d %s issue(s) recorded in ingest_issues", spec.source_id, n, issue)
         t_commit = time.perf_counter()
         con.execute("COMMIT")
+        con.execute("CHECKPOINT")  # fold the write-ahead log into the file: one self-contained file
         log.info("committed in %.2f s", time.perf_counter() - t_commit)
     except BaseException:
         try:
