@@ -298,7 +298,8 @@ def _without_beam_if_cheaper(dag: nx.DiGraph, plan: Mapping[Hashable, str], outp
 
 def _materializations(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
                       opts: RunOptions) -> tuple[set[str], frozenset[Hashable]]:
-    """(nodes this run writes, every node the policy wants stored after the run)."""
+    """(nodes this run writes, the nodes the policy wants stored after the run: protected
+    from eviction)."""
     if not opts.reuse or opts.artifacts is None or opts.policy == "none":
         return set(), frozenset()
     from optimizer.materialize import choose_materializations
@@ -308,13 +309,11 @@ def _materializations(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Se
     # A component never measured has only default costs, so the policy cannot judge it yet:
     # store it while the budget allows (its real costs are known after this run, and eviction
     # then keeps what the policy values), as Helix decides once a node's cost is observed.
-    room = budget - sum(dag.nodes[n]["size_bytes"] for n in chosen)
-    for n in nx.topological_sort(dag):
-        d = dag.nodes[n]
-        if plan.get(n) == COMPUTE and not d["measured"] and n not in chosen and d["size_bytes"] <= room:
-            chosen.add(n)
-            room -= d["size_bytes"]
-    return {n for n in chosen if plan.get(n) == COMPUTE and not dag.nodes[n]["materialized"]}, frozenset(chosen)
+    # Its size is unknown too, so it is written whatever the estimate; eviction after the run
+    # brings the store back within the budget.
+    explore = {n for n in dag.nodes if plan.get(n) == COMPUTE and not dag.nodes[n]["measured"]} if budget > 0 else set()
+    write = {n for n in chosen | explore if plan.get(n) == COMPUTE and not dag.nodes[n]["materialized"]}
+    return write, frozenset(chosen)
 
 
 # --------------------------------------------------------------------------------------------

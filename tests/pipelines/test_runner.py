@@ -121,3 +121,39 @@ def test_exact_match_plan_loads_every_needed_cached_node(data_dir):
     assert plan == {"raw": "prune", "clean": "prune", "stats": "prune", "features": "prune",
                     "train_data": "prune", "eval_data": "load", "train": "load",
                     "evaluate": "compute", "push": "compute"}
+
+
+def test_skipping_beam_when_loading_outputs_beats_its_start_up_cost():
+    import math
+
+    import networkx as nx
+
+    from pipelines.runner import _without_beam_if_cheaper
+
+    g = nx.DiGraph([("a", "b")])
+    g.nodes["a"].update(compute_cost=0.1, load_cost=math.inf)
+    g.nodes["b"].update(compute_cost=0.1, load_cost=0.5)
+    computing = {"a": "compute", "b": "compute"}
+    assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=2.0) == {"a": "prune", "b": "load"}
+    assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=0.1) == computing
+    g.nodes["b"]["load_cost"] = math.inf  # nothing stored: Beam is needed whatever it costs
+    assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=100.0) == computing
+
+
+def test_cost_history_learns_and_persists(tmp_path):
+    h = CostHistory(tmp_path / "history.json")
+    assert h.compute_s("p.train", "f1") == 1.0  # default
+    h.observe("p.train", "f1", compute_s=4.0, size_bytes=1000)
+    h.count_run("p.train", "f1")
+    h.count_run("p.train", "f1")  # seen again: a recurrence
+    h.count_run("p.train", "f2")
+    h.observe_overhead(3.0)
+    h.save()
+    again = CostHistory(tmp_path / "history.json")
+    assert again.compute_s("p.train", "f1") == 4.0
+    assert again.compute_s("p.train", "f-new") == 4.0  # a new version costs what the last one did
+    assert again.size_bytes("p.train", "f-new") == 1000
+    assert again.recurrence("p.train") == (1 + 1) / (3 + 2)
+    assert again.overhead_s() == 3.0
+    (tmp_path / "history.json").write_text("{broken")
+    assert CostHistory(tmp_path / "history.json").compute_s("p.train", "f1") == 1.0
