@@ -188,13 +188,16 @@ def execution_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> ExecutionPla
     # at least c(v) plus an upper bound on making its parents available (exchange argument);
     # it then forces its parents too. The bounds shrink as more is forced: repeat.
     candidates = [i for i in range(n) if kind[i] == "b"]
+    live = [i for i in range(n) if kind[i] is not None]
     ub = [0.0] * n
     while candidates:
-        for i in range(n):
+        for i in live:
+            if forced[i]:
+                ub[i] = 0.0  # available anyway
+        live = [i for i in live if not forced[i]]
+        for i in live:
             k = kind[i]
-            if k is None or forced[i]:
-                ub[i] = 0.0
-            elif k == "l":
+            if k == "l":
                 ub[i] = L[i]
             else:
                 x = C[i]
