@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import math
 from pathlib import Path
 
 import duckdb
@@ -52,7 +53,9 @@ def run_query(warehouse: str | Path, query: str, max_rows: int | None = None) ->
         con.close()
 
 
-def _plain(value):
+def _plain(value, json_safe: bool = False):
+    if json_safe and isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -62,16 +65,16 @@ def _plain(value):
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, json_safe) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, json_safe) for k, v in value.items()}
     return value
 
 
 def format_result(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
     """Render a result as an aligned text table, CSV or JSON (a list of objects)."""
     if fmt == "json":
-        return json.dumps([dict(zip(columns, map(_plain, r))) for r in rows], ensure_ascii=False, default=str) + "\n"
+        return json.dumps([dict(zip(columns, (_plain(v, True) for v in r))) for r in rows], ensure_ascii=False, default=str) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -66,3 +66,11 @@ def test_missing_warehouse_and_bad_format(tmp_path, warehouse, capsys):
     assert not (tmp_path / "none.duckdb").exists()
     assert main(["sql", "-w", str(warehouse), "SELECT 1", "--format", "xml"]) == 2
     assert "use one of table, csv, json" in capsys.readouterr().err
+
+
+def test_json_output_is_valid_json_for_any_value(warehouse, capsys):
+    query = "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, [1, 2] AS l, {'k': 'ü'} AS s, NULL AS n"
+    assert main(["sql", "-w", str(warehouse), query, "-f", "json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == [
+        {"a": None, "b": "Infinity", "l": [1, 2], "s": {"k": "ü"}, "n": None}]
