@@ -5,7 +5,7 @@ ml_metadata API writing executions in batches of 1,000 (measured here on a scrat
 The target: at least 450,000 trainer executions written in at most 10 minutes.
 Last line: one JSON object.
 
-    .venv/bin/python benchmarks/simulate.py [--pipelines 3000] [--days 120] [--stores 4] [--keep DIR]
+    .venv/bin/python benchmarks/simulate.py [--pipelines 3000] [--days 120] [--stores 8] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument("--pipelines", type=int, default=3000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--stores", type=int, default=4)
+    parser.add_argument("--stores", type=int, default=8)
     parser.add_argument("--keep", type=Path, default=None, help="write the corpus here and keep it")
     args = parser.parse_args()
 

@@ -33,7 +33,7 @@ __all__ = [
 
 # Cadence (hours between scheduled runs) and its weight across pipelines.
 CADENCES_H = (1, 2, 3, 6, 12, 24, 48, 72, 168)
-CADENCE_WEIGHTS = (0.01, 0.015, 0.04, 0.08, 0.15, 0.37, 0.13, 0.09, 0.115)
+CADENCE_WEIGHTS = (0.008, 0.012, 0.03, 0.07, 0.14, 0.39, 0.14, 0.09, 0.12)
 # Median seconds per component kind before the pipeline's size factor.
 DURATION_MEDIAN_S = {
     "example_gen": 240.0, "statistics_gen": 150.0, "schema_gen": 25.0, "example_validator": 30.0,
