@@ -151,3 +151,53 @@ def test_runs_record_mlmd_that_ingests_into_the_warehouse(tmp_path):
     contexts = dict(con.execute("SELECT type_name, count(*) FROM contexts GROUP BY type_name").fetchall())
     assert contexts == {"pipeline": 1, "pipeline_run": 3, "node": 4}
     assert con.execute("SELECT count(*) FROM executions WHERE duration_s IS NULL").fetchone()[0] == 0
+
+
+PIPELINE_FILE = '''
+import apache_beam as beam
+from pipelines.api import Pipeline, beam_step, python_step, source
+
+
+def double(raw):
+    return raw | "Double" >> beam.Map(lambda r: {"x": r["x"] * 2})
+
+
+def fit(rows):
+    return {"total": sum(r["x"] for r in rows)}
+
+
+def deploy(model):
+    return {"pushed": model["total"] > 10}
+
+
+pipeline = Pipeline("cli", (
+    source("raw", DATA),
+    beam_step("double", double, {"raw": "raw"}),
+    python_step("train", fit, {"rows": "double"}, type_name="Trainer", output_type="Model"),
+    python_step("push", deploy, {"model": "train"}, type_name="Pusher", output_type="PushedModel"),
+))
+'''
+
+
+def test_frugal_run_command_records_and_reuses(tmp_path, capsys):
+    import json
+
+    from frugal.cli import main
+
+    data = tmp_path / "data.csv"
+    data.write_text("x\n1\n2\n3\n4\n5\n")
+    f = tmp_path / "pipe.py"
+    f.write_text(PIPELINE_FILE.replace("DATA", repr(str(data))))
+    args = ["run", str(f), "--store", str(tmp_path / "m.sqlite"), "--artifacts", str(tmp_path / "art"),
+            "--budget", "10MB", "--json", "--", "--direct_num_workers=1"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["beam_used"] and first["outputs"]["push"] == {"pushed": True}
+    assert {n["action"] for n in first["nodes"].values()} == {"compute"}
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert not second["beam_used"] and second["nodes"]["push"]["action"] == "load"
+    assert second["outputs"] == first["outputs"]
+    assert len(open_store(tmp_path / "m.sqlite").get_contexts_by_type("pipeline_run")) == 2
+    assert main(["run", str(f), "--budget", "lots"]) == 2
+    assert "not a size" in capsys.readouterr().err
