@@ -60,6 +60,9 @@ class ExecutionPlan:
     def __getitem__(self, node: Hashable) -> str:
         return self.decisions[node]
 
+    def __hash__(self) -> int:
+        return hash((frozenset(self.decisions.items()), self.cost))
+
 
 @dataclass(frozen=True)
 class StoreEntry:

@@ -269,3 +269,17 @@ class TestLargerDags:
         plan = execution_plan(g, outputs)
         check_plan(g, outputs, plan.decisions)
         assert plan.cost == pytest.approx(textbook_plan_cost(g, outputs), rel=1e-9)
+
+
+class TestExecutionPlanValue:
+    def test_immutable_hashable_and_sets(self):
+        g = nx.DiGraph([("a", "b"), ("c", "b")])
+        nx.set_node_attributes(g, 1.0, "compute_cost")
+        g.nodes["c"]["load_cost"] = 0.5
+        g.add_node("d", compute_cost=1.0)
+        plan = execution_plan(g, ["b"])
+        assert (plan.computed, plan.loaded, plan.pruned) == ({"a", "b"}, {"c"}, {"d"})
+        assert plan["c"] == "load" and plan.cost == 2.5
+        assert hash(plan) == hash(execution_plan(g, ["b"]))
+        with pytest.raises(TypeError):
+            plan.decisions["d"] = "compute"  # type: ignore[index]
