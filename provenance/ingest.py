@@ -99,13 +99,25 @@ def _check(spec: StoreSpec) -> None:
 
 
 def _read(spec: StoreSpec, via: str, watermark: dict | None, on_table) -> Batch:
-    if via == "sqlite":
-        from provenance.readers.sqlite_reader import read_sqlite
+    """Read one store; errors of the database layers become a ProvenanceError with advice."""
+    import sqlite3
 
-        return read_sqlite(spec, watermark, on_table=on_table)
-    from provenance.readers.api_reader import read_api
+    import adbc_driver_manager
+    from ml_metadata import errors as mlmd_errors
 
-    return read_api(spec, watermark, on_table=on_table)
+    try:
+        if via == "sqlite":
+            from provenance.readers.sqlite_reader import read_sqlite
+
+            return read_sqlite(spec, watermark, on_table=on_table)
+        from provenance.readers.api_reader import read_api
+
+        return read_api(spec, watermark, on_table=on_table)
+    except (sqlite3.Error, adbc_driver_manager.Error, mlmd_errors.StatusError) as exc:
+        raise ProvenanceError(
+            f"cannot read the MLMD store {spec.uri}: {str(exc).strip()}. If a pipeline is writing "
+            "to it right now, run the ingest again; if the store is damaged, ingest a good copy."
+        ) from exc
 
 
 class _Progress:

@@ -176,3 +176,16 @@ def test_progress_bar_only_on_a_terminal(tfx_store, tmp_path):
     code, out, err = _cli(["ingest", str(store), "-w", str(tmp_path / "b.duckdb")], tty=True)
     assert code == 0 and "penguin_prod: " in err and "rows" in err  # the bar, drawn on the terminal
     assert "total: 2,307 store rows" in out
+
+
+@pytest.mark.parametrize("via", ["sqlite", "api"])
+def test_damaged_store_tables_give_a_clear_error(rich_store, tmp_path, via, capsys):
+    path, _ = rich_store
+    with sqlite3.connect(path) as con:
+        con.execute("DROP TABLE EventPath")  # an MLMD store with a table missing
+    code, err = _run_cli(["ingest", str(path), "-w", str(tmp_path / "w.duckdb"), "--via", via], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "cannot read the MLMD store" in err or "cannot open the MLMD store" in err
+    if (tmp_path / "w.duckdb").exists():
+        con = connect(tmp_path / "w.duckdb", read_only=True)
+        assert con.execute("SELECT COUNT(*) FROM sources").fetchall() == [(0,)]
