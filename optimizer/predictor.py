@@ -29,8 +29,8 @@ class PredictorConfig:
     seed: int = 0
     n_estimators: int = 400
     learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_child_samples: int = 20
+    num_leaves: int = 15
+    min_child_samples: int = 50
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     reg_lambda: float = 1.0
