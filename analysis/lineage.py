@@ -103,11 +103,10 @@ def _build_executions(con) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _x AS
-        WITH ctx AS (
-            SELECT a.source_id, a.execution_id, c.context_id, c.name, r.role
-            FROM associations a
+        WITH croles AS (
+            SELECT c.source_id, c.context_id, c.name, r.role
+            FROM contexts c
             JOIN _scope USING (source_id)
-            JOIN contexts c ON c.source_id = a.source_id AND c.context_id = a.context_id
             JOIN type_roles r ON r.kind = 'context' AND r.type_name = c.type_name
             WHERE r.role IN ('pipeline', 'pipeline-run', 'node')
         ),
@@ -119,16 +118,26 @@ def _build_executions(con) -> None:
             WHERE p.entity = 'context' AND p.name IN ('pipeline_name', 'component_id')
             GROUP BY ALL
         ),
-        per_exec AS (
-            SELECT ctx.source_id, ctx.execution_id,
-                   min(ctx.name) FILTER (WHERE ctx.role = 'pipeline') AS pipeline_ctx,
-                   min(ctx.context_id) FILTER (WHERE ctx.role = 'pipeline-run') AS run_id,
-                   min(ctx.name) FILTER (WHERE ctx.role = 'pipeline-run') AS run_name,
-                   min(ctx.name) FILTER (WHERE ctx.role = 'node') AS node_name,
-                   min(cp.pipeline_name) AS ctx_pipeline_name,
-                   min(cp.component_id) AS ctx_component_id
-            FROM ctx LEFT JOIN cprops cp USING (source_id, context_id)
+        ids AS (  -- integers first: cheap to aggregate over every association
+            SELECT a.source_id, a.execution_id,
+                   min(a.context_id) FILTER (WHERE cr.role = 'pipeline') AS pipeline_cid,
+                   min(a.context_id) FILTER (WHERE cr.role = 'pipeline-run') AS run_id,
+                   min(a.context_id) FILTER (WHERE cr.role = 'node') AS node_cid
+            FROM associations a
+            JOIN croles cr ON cr.source_id = a.source_id AND cr.context_id = a.context_id
             GROUP BY ALL
+        ),
+        per_exec AS (
+            SELECT i.source_id, i.execution_id, pc.name AS pipeline_ctx, i.run_id, rc.name AS run_name,
+                   nc.name AS node_name,
+                   coalesce(rp.pipeline_name, np.pipeline_name) AS ctx_pipeline_name,
+                   coalesce(np.component_id, rp.component_id) AS ctx_component_id
+            FROM ids i
+            LEFT JOIN croles pc ON pc.source_id = i.source_id AND pc.context_id = i.pipeline_cid
+            LEFT JOIN croles rc ON rc.source_id = i.source_id AND rc.context_id = i.run_id
+            LEFT JOIN croles nc ON nc.source_id = i.source_id AND nc.context_id = i.node_cid
+            LEFT JOIN cprops rp ON rp.source_id = i.source_id AND rp.context_id = i.run_id
+            LEFT JOIN cprops np ON np.source_id = i.source_id AND np.context_id = i.node_cid
         ),
         xprops AS (
             SELECT p.source_id, p.entity_id AS execution_id,

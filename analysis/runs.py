@@ -21,6 +21,11 @@ _VALUE = "coalesce(p.string_value, CAST(p.int_value AS VARCHAR), CAST(p.double_v
 def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None:
     """Compute temporary table ``_runs`` (redundant, redundant_of) for the sources in ``_scope``."""
     volatile = _in(volatile_properties) if volatile_properties else "(NULL)"
+    # only runs that did work can be redundant or be the original (a COMPLETE run)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _work AS SELECT source_id, execution_id FROM _x "
+        "JOIN _scope USING (source_id) WHERE did_work"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _runs AS
@@ -29,7 +34,7 @@ def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None
             SELECT ev.source_id, ev.execution_id,
                    sum(hash(ev.path, a.fingerprint, CASE WHEN a.fingerprint IS NULL THEN ev.artifact_id END)) AS h,
                    count(*) AS n
-            FROM events ev JOIN _scope USING (source_id)
+            FROM events ev JOIN _work USING (source_id, execution_id)
             JOIN _a a USING (source_id, artifact_id)
             WHERE ev.type = 'INPUT'
             GROUP BY ALL
@@ -38,7 +43,7 @@ def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None
             SELECT ev.source_id, ev.execution_id,
                    CASE WHEN bool_and(a.fingerprint IS NOT NULL) THEN sum(hash('out', ev.path, a.fingerprint)) END AS h,
                    count(*) AS n
-            FROM events ev JOIN _scope USING (source_id)
+            FROM events ev JOIN _work USING (source_id, execution_id)
             JOIN _a a USING (source_id, artifact_id)
             WHERE ev.type = 'OUTPUT'
             GROUP BY ALL
@@ -46,7 +51,7 @@ def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None
         props AS (
             SELECT p.source_id, p.entity_id AS execution_id,
                    sum(hash(p.name, p.is_custom, {_VALUE})) AS h, count(*) AS n
-            FROM properties p JOIN _scope USING (source_id)
+            FROM properties p JOIN _work w ON w.source_id = p.source_id AND w.execution_id = p.entity_id
             WHERE p.entity = 'execution' AND p.name NOT IN {volatile}
             GROUP BY ALL
         ),
@@ -56,7 +61,7 @@ def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None
                    CASE WHEN coalesce(ins.h, outs.h) IS NOT NULL
                         THEN hash(x.source_id, x.pipeline, x.component, x.type_name,
                                   coalesce(ins.h, outs.h), coalesce(ins.n, outs.n), props.h, props.n) END AS k
-            FROM _x x JOIN _scope USING (source_id)
+            FROM _x x JOIN _work USING (source_id, execution_id)
             LEFT JOIN ins USING (source_id, execution_id)
             LEFT JOIN outs USING (source_id, execution_id)
             LEFT JOIN props USING (source_id, execution_id)
@@ -70,3 +75,4 @@ def build_component_runs(con, volatile_properties: tuple[str, ...] = ()) -> None
         FROM sigs s LEFT JOIN firsts f USING (k)
         """
     )
+    con.execute("DROP TABLE IF EXISTS _work")

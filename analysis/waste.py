@@ -52,32 +52,33 @@ def build_waste(con, max_steps: int = 200) -> None:
         CREATE OR REPLACE TEMP TABLE _waste AS
         WITH x AS (
             SELECT x.source_id, x.execution_id, x.pipeline, x.spent,
-                   coalesce(x.update_time, x.create_time) AS ended
+                   coalesce(x.update_time, x.create_time) AS ended,
+                   l.execution_id IS NOT NULL AS leads
             FROM _x x JOIN _scope USING (source_id)
+            LEFT JOIN _leads l USING (source_id, execution_id)
         ),
+        -- only executions that spent compute and lead nowhere can be undetermined
+        open AS (SELECT * FROM x WHERE spent AND NOT leads),
         after AS (
-            SELECT x.source_id, x.execution_id, coalesce(g.n_from_here, 0) AS n_after
-            FROM x ASOF LEFT JOIN _gstarts g
-              ON x.source_id = g.source_id AND x.pipeline = g.pipeline AND g.started_at > x.ended
+            SELECT o.source_id, o.execution_id, coalesce(g.n_from_here, 0) AS n_after
+            FROM open o ASOF LEFT JOIN _gstarts g
+              ON o.source_id = g.source_id AND o.pipeline = g.pipeline AND g.started_at > o.ended
         ),
         used_after AS (
-            SELECT gm.source_id, gm.entity_id AS execution_id,
-                   count(DISTINCT gm.graphlet_id) FILTER (
-                       WHERE g.started_at > coalesce(ax.update_time, ax.create_time)) AS n_used,
+            SELECT o.source_id, o.execution_id,
+                   count(DISTINCT gm.graphlet_id) FILTER (WHERE g.started_at > o.ended) AS n_used,
                    bool_or(g.closed AND gm.position IN ('trainer', 'downstream')) AS closed
-            FROM graphlet_members gm
-            JOIN _scope USING (source_id)
+            FROM open o
+            JOIN graphlet_members gm ON gm.source_id = o.source_id AND gm.entity_id = o.execution_id
+                                    AND gm.entity = 'execution'
             JOIN graphlets g USING (graphlet_id)
-            JOIN _x ax ON ax.source_id = gm.source_id AND ax.execution_id = gm.entity_id
-            WHERE gm.entity = 'execution'
             GROUP BY ALL
         )
-        SELECT x.source_id, x.execution_id, l.execution_id IS NOT NULL AS leads,
-               x.spent AND l.execution_id IS NULL
+        SELECT x.source_id, x.execution_id, x.leads,
+               x.spent AND NOT x.leads
                AND NOT coalesce(a.n_after > coalesce(u.n_used, 0), false)
                AND NOT coalesce(u.closed, false) AS undetermined
         FROM x
-        LEFT JOIN _leads l USING (source_id, execution_id)
         LEFT JOIN after a USING (source_id, execution_id)
         LEFT JOIN used_after u USING (source_id, execution_id)
         """
