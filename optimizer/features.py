@@ -266,8 +266,9 @@ _PROPS_SQL = """
         FROM _pf_up u
         JOIN properties p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id
         -- the trainer's own record: its configuration only, not what the orchestrator writes
-        -- when it finishes (names with a leading "__", e.g. TFX's __execution_result__)
-        WHERE NOT (u.is_trainer AND starts_with(p.name, '__'))
+        -- when it finishes: names with a leading "__" (TFX's __execution_result__) and the
+        -- pre-2020 `state` property (new -> complete/failed), which is the trainer's outcome
+        WHERE NOT (u.is_trainer AND (starts_with(p.name, '__') OR lower(p.name) = 'state'))
     )
     SELECT graphlet_id,
            (CASE WHEN entity = 'execution' THEN 'x.' ELSE 'a.' END) || key || '.' || name AS fkey,

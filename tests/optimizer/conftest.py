@@ -145,7 +145,7 @@ def write_runs(history: MlmdHistory, runs: list[dict], pipeline: str = "shop") -
         ids["trainer"], (model,) = run_exec(
             "trainer", run_ctx, [("examples", examples)], [("model", "Model", {})],
             {"train_args": json.dumps({"num_steps": 100}), "custom_config": json.dumps({"lr": spec["lr"]}),
-             "module_path": "trainer@v1"})
+             "module_path": "trainer@v1", "state": "complete"})
         ids["evaluator"], (blessing,) = run_exec("evaluator", run_ctx, [("model", model)],
                                                  [("blessing", "ModelBlessing", {"blessed": int(spec["blessed"])})])
         ids["pusher"], (pushed,) = run_exec("pusher", run_ctx, [("model", model), ("blessing", blessing)],

@@ -40,6 +40,9 @@ def test_changing_records_after_a_trainer_started_changes_none_of_its_features(m
     mutated.set_custom("artifact", history.ids[cut]["pushed_model"], "pushed", 0)
     mutated.set_custom("artifact", history.ids[cut]["blessing"], "blessed", 0)
     mutated.set_custom("execution", history.ids[cut]["evaluator"], "threshold", 0.9)
+    # what an orchestrator writes on the trainer itself when it ends (TFX, pre-2020 TFX)
+    mutated.set_custom("execution", trainer, "__execution_result__", '{"code": 1, "message": "OOM"}')
+    mutated.set_custom("execution", trainer, "state", "failed")
     for later in history.ids[cut + 1:]:
         mutated.set_custom("artifact", later["anomalies"], "blessed", '{"train": 0, "eval": 0}')
         mutated.set_custom("artifact", later["examples"], "span", 99)
