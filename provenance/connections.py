@@ -23,6 +23,7 @@ __all__ = [
     "connection_config",
     "open_metadata_store",
     "sqlite_schema_version",
+    "readonly_uri",
     "check_supported",
     "check_server_reachable",
 ]
@@ -92,6 +93,11 @@ def _redact(text: str) -> str:
     return text
 
 
+def readonly_uri(path: Path) -> str:
+    """SQLite URI that opens ``path`` read-only (any character in the path is escaped)."""
+    return f"{Path(path).absolute().as_uri()}?mode=ro"
+
+
 def sqlite_schema_version(path: Path) -> int:
     """Check that ``path`` is an MLMD SQLite store and return its ``MLMDEnv.schema_version``.
 
@@ -112,7 +118,7 @@ def sqlite_schema_version(path: Path) -> int:
             "ml_metadata with a SQLite connection."
         )
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if "MLMDEnv" not in names:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
-from provenance.connections import StoreSpec, check_supported, sqlite_schema_version
+from provenance.connections import StoreSpec, check_supported, readonly_uri, sqlite_schema_version
 from provenance.readers.staging import STAGING_SCHEMAS, Batch
 from provenance.values import STRUCT_PREFIX, any_bytes_json, column_bytes, struct_text_json
 
@@ -203,7 +203,7 @@ def read_sqlite(
     """
     version = sqlite_schema_version(spec.path)
     check_supported(version, str(spec.path))
-    uri = f"file:{spec.path}?mode=ro"
+    uri = readonly_uri(spec.path)
     scon = sqlite3.connect(uri, uri=True)
     try:
         scon.execute("BEGIN")  # one snapshot for the marks and the special-value query

@@ -146,3 +146,13 @@ def test_many_sources_in_one_warehouse_keep_their_own_rows(rich_store, tfx_store
     assert counts == {"rich": 2, "rich_copy": 2, "penguin_minimal": 12}
     assert sorted(r[0] for r in con.execute("SELECT source_id FROM sources").fetchall()) == [
         "penguin_minimal", "rich", "rich_copy"]
+
+
+@pytest.mark.parametrize("via", ["sqlite", "api"])
+def test_store_path_with_odd_characters(tfx_store, tmp_path, via):
+    odd = tmp_path / "my stores #1?&%20" / "pénguin 100%.sqlite"
+    odd.parent.mkdir()
+    tfx_store("penguin_minimal").rename(odd)
+    report = ingest([odd], tmp_path / "w.duckdb", via=via, progress=False)
+    assert report.sources[0].source_id == "pénguin 100%"
+    assert report.sources[0].rows["executions"] == 12
