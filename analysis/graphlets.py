@@ -4,7 +4,9 @@ One graphlet per trainer execution that did work (COMPLETE or FAILED; a CACHED t
 none). It holds the trainer, its model, the *upstream* executions and artifacts that produced
 the trainer's inputs (followed back along producer edges, stopping at other trainers), and the
 *downstream* executions that consume the model on its way to deployment (evaluator,
-infra-validator, pusher; followed forward, stopping at trainers and cached executions).
+infra-validator, pusher; followed forward, stopping at trainers and cached executions). Neither
+walk follows an edge from a component to a later run of itself (Transform's analyzer cache,
+a warm start): that would pull a pipeline's whole history into every graphlet.
 
 - An upstream execution shared by several graphlets (rolling windows of spans) is attributed
   to the earliest graphlet that consumed it (``compute_s``) and counted in every graphlet's
@@ -79,11 +81,11 @@ def build_graphlets(con, max_steps: int = 200) -> None:
         seed_sql="""
             SELECT t.graphlet_id, e.source_id, e.src AS execution_id
             FROM _trainers t JOIN _edges e ON e.source_id = t.source_id AND e.dst = t.trainer_id
-            WHERE e.src_role IS DISTINCT FROM 'trainer'""",
+            WHERE e.src_role IS DISTINCT FROM 'trainer' AND NOT e.same_component""",
         step_sql="""
             SELECT f.graphlet_id, e.source_id, e.src AS execution_id
             FROM _frontier f JOIN _edges e ON e.source_id = f.source_id AND e.dst = f.execution_id
-            WHERE e.src_role IS DISTINCT FROM 'trainer'""",
+            WHERE e.src_role IS DISTINCT FROM 'trainer' AND NOT e.same_component""",
         out="_up",
         max_steps=max_steps,
     )
@@ -94,11 +96,11 @@ def build_graphlets(con, max_steps: int = 200) -> None:
         seed_sql="""
             SELECT t.graphlet_id, e.source_id, e.dst AS execution_id
             FROM _trainers t JOIN _edges e ON e.source_id = t.source_id AND e.src = t.trainer_id
-            WHERE e.dst_role IS DISTINCT FROM 'trainer' AND e.dst_spent""",
+            WHERE e.dst_role IS DISTINCT FROM 'trainer' AND e.dst_spent AND NOT e.same_component""",
         step_sql="""
             SELECT f.graphlet_id, e.source_id, e.dst AS execution_id
             FROM _frontier f JOIN _edges e ON e.source_id = f.source_id AND e.src = f.execution_id
-            WHERE e.dst_role IS DISTINCT FROM 'trainer' AND e.dst_spent""",
+            WHERE e.dst_role IS DISTINCT FROM 'trainer' AND e.dst_spent AND NOT e.same_component""",
         out="_down",
         max_steps=max_steps,
     )

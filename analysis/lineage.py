@@ -252,7 +252,8 @@ def _build_edges(con, baseline_keys: tuple[str, ...]) -> None:
             SELECT i.* FROM inputs i JOIN newest_model USING (source_id, dst, artifact_id)
         )
         SELECT k.source_id, k.producer_id AS src, k.dst, k.artifact_id, s.role AS src_role,
-               d.role AS dst_role, d.spent AS dst_spent
+               d.role AS dst_role, d.spent AS dst_spent,
+               s.pipeline = d.pipeline AND s.component = d.component AS same_component
         FROM kept k
         JOIN _x s ON s.source_id = k.source_id AND s.execution_id = k.producer_id
         JOIN _x d ON d.source_id = k.source_id AND d.execution_id = k.dst
