@@ -178,8 +178,11 @@ def build_store(path: Path, plan: dict) -> dict:
                 run_ctx.properties["pipeline_name"].string_value = "p"
             [run_ctx.id] = store.put_contexts([run_ctx])
         if run["new_data"] or examples is None:
+            # with "chain_data", ingestion reads its previous output (incremental ingestion)
+            previous = [("previous", examples)] if plan.get("chain_data") and examples is not None else []
             examples = artifact("examples")
-            execute("gen", "COMPLETE", "ExampleGen", run_ctx, run_no, outputs=[("examples", examples)])
+            execute("gen", "COMPLETE", "ExampleGen", run_ctx, run_no, inputs=previous,
+                    outputs=[("examples", examples)])
             stats = artifact("statistics")
             execute("stats", "COMPLETE", "StatisticsGen", run_ctx, run_no,
                     inputs=[("examples", examples)], outputs=[("statistics", stats)])

@@ -116,3 +116,31 @@ def test_random_histories_keep_invariants(tmp_path, mlmd_history, plan):
         assert all(r[3] >= r[2] - 1e-9 for r in rows)
     finally:
         con.close()
+
+
+def test_component_reading_its_own_history_does_not_grow_graphlets(tmp_path, mlmd_history):
+    """Incremental ingestion reads its previous output: every graphlet still holds one
+    ingestion upstream, while reachability (waste) follows the whole chain."""
+    good = {"state": "COMPLETE", "evaluate": False, "blessed": False, "push": True, "rerun_downstream": False}
+    bad = {**good, "push": False}
+    plan = {"legacy": False, "async": False, "chain_data": True,
+            "runs": [{"new_data": True, "trainers": [t]} for t in (good, bad, bad, good, bad)]}
+    record = mlmd_history(tmp_path / "s.sqlite", plan)
+    wh = tmp_path / "w.duckdb"
+    ingest([tmp_path / "s.sqlite"], wh, source_ids=["h"], progress=False)
+    analysis.analyze(wh)
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        per = con.execute(
+            """SELECT graphlet_id, count(*) FROM graphlet_members
+               WHERE entity = 'execution' AND role = 'data-ingest' GROUP BY 1""").fetchall()
+        assert len(per) == 5 and all(n == 1 for _, n in per)
+        leads = oracle_leads(record)
+        gens = [e for e, v in record["executions"].items() if v["kind"] == "gen"]
+        got = dict(con.execute(
+            f"SELECT execution_id, leads_to_deployment FROM execution_waste WHERE execution_id IN ({','.join(map(str, gens))})"
+        ).fetchall())
+        assert got == {g: g in leads for g in gens}
+        assert sum(got.values()) == 4  # runs 1-4 feed the push of run 4 through the chain
+    finally:
+        con.close()
