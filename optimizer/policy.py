@@ -1,8 +1,8 @@
 """Pruning policy: skip a training when its predicted push probability is below a threshold.
 
 The threshold is chosen on a validation period (the latest part of the past) as the largest
-one whose replayed share of lost pushes stays within the user's budget times a safety
-factor. Two cadence guards always win over the model:
+one whose replayed lost pushes, padded by ``confidence_z`` Poisson standard deviations, stay
+within the user's budget (times ``safety``). Two cadence guards always win over the model:
 
 - never prune one of a lane's first ``min_history`` trainings;
 - never prune when the lane's last push (in the world the policy has shaped) is older than
@@ -34,7 +34,8 @@ class PolicyConfig:
     """Budget and guards of the pruning policy (see the module docstring)."""
 
     max_lost_pushes: float = 0.02
-    safety: float = 0.9
+    safety: float = 1.0
+    confidence_z: float = 1.0
     min_history: int = 5
     push_age_factor: float = 2.0
     max_push_age_h: float | None = None
@@ -156,12 +157,16 @@ def lost_share(frame: pd.DataFrame, pruned: np.ndarray) -> float:
 
 
 def choose_threshold(frame: pd.DataFrame, prob: np.ndarray, budget: float,
-                     config: PolicyConfig) -> tuple[float, float]:
+                     config: PolicyConfig, z: float = 0.0) -> tuple[float, float]:
     """Largest threshold whose replayed lost-push share stays within ``budget``.
 
-    Lost pushes grow with the threshold (up to the guards' feedback), so a bisection over
-    the sorted distinct probabilities finds it. Returns (threshold, lost share there).
+    With ``z > 0`` the count of lost pushes is padded by ``z`` standard deviations (Poisson:
+    ``lost + z * sqrt(lost + 1) <= budget * pushes``), so that a small validation period
+    chooses a more careful threshold than a large one. Lost pushes grow with the threshold
+    (up to the guards' feedback), so a bisection over the sorted distinct probabilities finds
+    it. Returns (threshold, lost share there).
     """
+    n_push = int(frame["pushed"].to_numpy(dtype=bool).sum())
     cands = np.unique(np.concatenate([[0.0], np.asarray(prob, dtype=float), [1.0 + 1e-9]]))
     lo, hi = 0, len(cands) - 1          # cands[lo] meets the budget (threshold 0 prunes nothing)
     best_lost = 0.0
@@ -171,7 +176,8 @@ def choose_threshold(frame: pd.DataFrame, prob: np.ndarray, budget: float,
         mid = (lo + hi) // 2
         pruned, _ = replay_decisions(frame, prob, cands[mid], config)
         lost = lost_share(frame, pruned)
-        if lost <= budget:
+        lost_n = lost * n_push
+        if lost_n + z * math.sqrt(lost_n + 1.0) <= budget * n_push + 1e-9:
             lo, best_lost = mid, lost
         else:
             hi = mid
@@ -213,7 +219,7 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
                               columns, predictor_config)
     p_val = predictor.predict(X(val))
     budget = config.max_lost_pushes * config.safety
-    threshold, lost = choose_threshold(val, p_val, budget, config)
+    threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z)
     pruned, _ = replay_decisions(val, p_val, threshold, config)
     wasted = val["skippable_wasted_s"].to_numpy(dtype=float) if "skippable_wasted_s" in val else None
     waste_share = (float(wasted[pruned].sum() / wasted.sum()) if wasted is not None and wasted.sum() > 0

@@ -56,6 +56,7 @@ class ReplayResult:
             "policy": {
                 "threshold": pol.threshold, "fallback": pol.fallback,
                 "max_lost_pushes": pol.config.max_lost_pushes, "safety": pol.config.safety,
+                "confidence_z": pol.config.confidence_z,
                 "min_history": pol.config.min_history, "push_age_factor": pol.config.push_age_factor,
                 "max_push_age_h": pol.config.max_push_age_h, "validation": pol.validation,
                 "top_features": ([{"feature": f, "gain": g} for f, g in pol.predictor.importance(10)]

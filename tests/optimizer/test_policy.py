@@ -119,3 +119,12 @@ def test_too_little_history_falls_back_to_running_everything():
 def test_bad_budget_is_refused_with_a_hint():
     with pytest.raises(OptimizerError, match="0.02"):
         PolicyConfig(max_lost_pushes=1.5)
+
+
+def test_confidence_padding_makes_the_threshold_more_careful():
+    frame, prob = hand_history()
+    plain, lost_plain = choose_threshold(frame, prob, 0.2, CONFIG)
+    padded, lost_padded = choose_threshold(frame, prob, 0.2, CONFIG, z=1.0)
+    assert padded <= plain and lost_padded <= lost_plain
+    # 5 pushes, budget 1 push: 0 lost + sqrt(1) <= 1 holds, 1 lost + sqrt(2) does not
+    assert lost_padded == 0.0 and lost_plain == pytest.approx(0.2)
