@@ -142,8 +142,8 @@ def check_supported(version: int, where: str) -> None:
         supported = ", ".join(str(v) for v in SUPPORTED_SCHEMA_VERSIONS)
         raise ProvenanceError(
             f"{where} has MLMD schema version {version}; frugal reads schema version(s) {supported} "
-            "(ml-metadata 1.14-1.17). Upgrade a copy of the store with ml-metadata 1.17 "
-            "(ConnectionConfig with enable_upgrade_migration) and ingest the copy."
+            "(ml-metadata 1.14-1.17). For an older SQLite store pass --upgrade-copy (frugal "
+            "upgrades a temporary copy and leaves the store as it is)."
         )
 
 

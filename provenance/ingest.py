@@ -9,8 +9,10 @@ changed since the watermark kept in ``sources``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from pathlib import Path
 from provenance.connections import StoreSpec, check_server_reachable, check_supported, parse_store, sqlite_schema_version
 from provenance.errors import ProvenanceError
 from provenance.readers.staging import Batch
+from provenance.upgrade import UPGRADABLE_SCHEMA_VERSIONS, upgraded_copy
 from provenance.warehouse import connect, load_batch, source_row
 
 __all__ = ["ingest", "IngestReport", "SourceReport", "VIAS"]
@@ -90,10 +93,12 @@ def _resolve_via(spec: StoreSpec, via: str) -> str:
     return via
 
 
-def _check(spec: StoreSpec) -> None:
+def _check(spec: StoreSpec, upgrade_copy: bool) -> None:
     """Cheap checks before any work, so that a bad store fails the ingest at once."""
     if spec.kind == "sqlite":
-        check_supported(sqlite_schema_version(spec.path), str(spec.path))
+        version = sqlite_schema_version(spec.path)
+        if not (upgrade_copy and version in UPGRADABLE_SCHEMA_VERSIONS):
+            check_supported(version, str(spec.path))
     else:
         check_server_reachable(spec)
 
@@ -161,12 +166,15 @@ def ingest(
     via: str = "auto",
     source_ids: Sequence[str] | None = None,
     progress: bool | None = None,
+    upgrade_copy: bool = False,
 ) -> IngestReport:
     """Ingest ``stores`` into the DuckDB file ``warehouse`` in one atomic transaction.
 
     ``via``: ``auto`` (fast SQLite reader for SQLite files, the ml_metadata API otherwise),
     ``api`` or ``sqlite``. ``source_ids`` overrides the default ids (file stem, ``host/db``),
     one per store. ``progress``: show a progress bar; None shows it only on a terminal.
+    ``upgrade_copy``: read SQLite stores of older MLMD schema versions through a temporary
+    copy upgraded to version 10 (the store itself is never changed).
     """
     if not stores:
         raise ProvenanceError("no store given: pass at least one MLMD store (SQLite path or mysql:// URL).")
@@ -186,7 +194,7 @@ def ingest(
     specs = list({s.source_id: s for s in specs}.values())
     vias = [_resolve_via(spec, via) for spec in specs]
     for spec in specs:
-        _check(spec)
+        _check(spec, upgrade_copy)
 
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
@@ -206,8 +214,12 @@ def ingest(
             t0 = time.perf_counter()
             prev = source_row(con, spec.source_id)
             task = bar.task(f"{spec.source_id}: reading", _STAGES)
-            batch = _read(spec, how, prev["watermark"] if prev else None,
-                          lambda name, n, task=task: bar.advance(task, n, f"{spec.source_id}: {name}"))
+            with tempfile.TemporaryDirectory(prefix="frugal-upgrade-") as workdir:
+                readable = spec
+                if upgrade_copy and spec.kind == "sqlite":
+                    readable = dataclasses.replace(spec, path=upgraded_copy(spec.path, Path(workdir)))
+                batch = _read(readable, how, prev["watermark"] if prev else None,
+                              lambda name, n, task=task: bar.advance(task, n, f"{spec.source_id}: {name}"))
             t_read = time.perf_counter()
             log.info("%s: read %d store rows via %s (%s) in %.2f s; loading into the warehouse",
                      spec.source_id, batch.store_rows, how, "full" if batch.full else "incremental", t_read - t0)

@@ -50,6 +50,11 @@ def register(app: typer.Typer) -> None:
             help="Source id per store, in order (default: file stem, or host/db for servers).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        upgrade_copy: bool = typer.Option(
+            False, "--upgrade-copy",
+            help="Read SQLite stores of older MLMD schema versions (1-9) through a temporary upgraded copy; "
+                 "the store itself is not changed.",
+        ),
     ) -> None:
         """Ingest MLMD stores into a DuckDB warehouse: incremental, idempotent, atomic.
 
@@ -59,7 +64,7 @@ def register(app: typer.Typer) -> None:
 
         report = ingest(
             stores, warehouse, via=via, source_ids=source_id or None,
-            progress=False if quiet else None,
+            progress=False if quiet else None, upgrade_copy=upgrade_copy,
         )
         if not quiet:
             for line in summary_lines(report):

@@ -188,3 +188,29 @@ def test_damaged_store_tables_give_a_clear_error(rich_store, tmp_path, via, caps
     if (tmp_path / "w.duckdb").exists():
         con = connect(tmp_path / "w.duckdb", read_only=True)
         assert con.execute("SELECT COUNT(*) FROM sources").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("version", [7, 4])
+def test_older_schema_is_read_through_an_upgraded_copy(tfx_store, tmp_path, version, assert_same_warehouse):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    current = tfx_store("penguin_minimal")
+    old = tmp_path / "old" / "penguin_minimal.sqlite"
+    old.parent.mkdir()
+    shutil.copyfile(current, old)
+    cfg = pb.ConnectionConfig()
+    cfg.sqlite.filename_uri = str(old)
+    metadata_store.downgrade_schema(cfg, version)  # an older ml-metadata's store, made by ml-metadata itself
+    before = old.read_bytes()
+    with pytest.raises(ProvenanceError, match="--upgrade-copy"):
+        ingest([old], tmp_path / "w.duckdb", progress=False)
+    report = ingest([old], tmp_path / "w.duckdb", progress=False, upgrade_copy=True)
+    assert report.sources[0].rows["executions"] == 12
+    assert old.read_bytes() == before  # the store itself was not migrated
+    con = connect(tmp_path / "w.duckdb", read_only=True)
+    states = con.execute("SELECT state, COUNT(*) FROM executions GROUP BY 1 ORDER BY 1").fetchall()
+    # schema versions before 5 have no last_known_state (the downgrade dropped it, as such stores never had it)
+    assert states == ([("CACHED", 4), ("COMPLETE", 8)] if version >= 5 else [(None, 12)])
+    assert con.execute("SELECT COUNT(*) FROM events").fetchall() == [(24,)]
+    assert con.execute("SELECT COUNT(*) FROM attributions").fetchall() == [(54,)]
