@@ -188,7 +188,7 @@ def _summary(con, analyzed: tuple[str, ...], seconds: float) -> AnalysisSummary:
     r = con.execute(
         "SELECT count(*), coalesce(sum(duration_s), 0) FROM component_runs WHERE redundant"
     ).fetchone()
-    n_sources = con.execute("SELECT count(DISTINCT source_id) FROM analysis_executions").fetchone()[0]
+    n_sources = con.execute("SELECT count(*) FROM analysis_state").fetchone()[0]
     return AnalysisSummary(
         sources_analyzed=analyzed, sources_total=n_sources, graphlets=g[0], pushed_graphlets=g[1],
         executions=w[0], compute_s=float(w[1]), wasted_compute_s=float(w[2]),

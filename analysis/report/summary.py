@@ -38,7 +38,7 @@ def quantiles(values: list[float]) -> dict:
 def compute_summary(con, top_n: int = TOP_N) -> dict:
     """Every figure the report shows, from the analysis tables and views."""
     ov = _rows(con, """
-        SELECT (SELECT count(DISTINCT source_id) FROM analysis_executions) AS sources,
+        SELECT (SELECT count(*) FROM analysis_state) AS sources,
                (SELECT count(DISTINCT (source_id, pipeline)) FROM analysis_executions) AS pipelines,
                (SELECT count(DISTINCT (source_id, run_context_id)) FROM analysis_executions
                  WHERE run_context_id IS NOT NULL) AS pipeline_runs,
