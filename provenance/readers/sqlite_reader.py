@@ -96,35 +96,37 @@ def _query(cur: _ArrowSqlite, name: str, select: str) -> pa.Table:
     return table.cast(schema)
 
 
-def _special_properties(con: sqlite3.Connection, where: dict[str, str]) -> pa.Table:
-    """Struct, proto and bytes values, decoded to text in Python (few rows in practice)."""
-    rows = []
-    for name, (_, ptable, idcol) in _NODES.items():
-        sql = (
-            f"SELECT {idcol}, name, is_custom_property, string_value, byte_value, proto_value "
-            f"FROM {ptable} WHERE (proto_value IS NOT NULL OR byte_value IS NOT NULL "
-            f"OR substr(string_value, 1, {len(STRUCT_PREFIX)}) = '{STRUCT_PREFIX}') AND {where[name]}"
-        )
-        for entity_id, pname, custom, sval, bval, pval in con.execute(sql):
-            if pval is not None:
-                vtype, text = "proto", any_bytes_json(pval)
-            elif sval is not None and sval.startswith(STRUCT_PREFIX):
-                vtype, text = "struct", struct_text_json(sval)
-            else:
-                vtype, text = "bytes", base64.b64encode(column_bytes(bval)).decode("ascii")
-            rows.append((_ENTITY[name], entity_id, pname, int(custom), vtype, text))
-    cols = list(zip(*rows)) if rows else [[] for _ in range(6)]
-    schema = STAGING_SCHEMAS["properties"]
-    n = len(rows)
-    arrays = [
-        pa.array(cols[0], pa.string()), pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.string()),
-        pa.array(cols[3], pa.int64()), pa.array(cols[4], pa.string()), pa.nulls(n, pa.int64()),
-        pa.nulls(n, pa.float64()), pa.array(cols[5], pa.string()), pa.nulls(n, pa.int64()),
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)  # (pa.table(dict) would import pandas)
+def _decode_special(props: pa.Table) -> pa.Table:
+    """Turn the raw struct, proto and bytes values of a property table into text, in place.
+
+    The property query marks them by ``value_type`` and leaves the stored text in
+    ``string_value`` (``mlmd-struct::<base64>`` for structs, ``<sqlite type>:<hex>`` for the
+    blob columns); they are few, so Python decodes them one by one.
+    """
+    import pyarrow.compute as pc
+
+    mask = pc.is_in(props["value_type"], pa.array(["struct", "proto", "bytes"])).fill_null(False)
+    if not pc.any(mask).as_py():
+        return props
+    raw = props.filter(mask)
+    decoded = []
+    for vtype, text in zip(raw["value_type"].to_pylist(), raw["string_value"].to_pylist()):
+        if vtype == "struct":
+            decoded.append(struct_text_json(text))
+            continue
+        kind, _, hexed = text.partition(":")
+        blob = bytes.fromhex(hexed)
+        stored = blob.decode("ascii", "replace") if kind == "text" else blob  # MLMD: base64 text
+        if vtype == "proto":
+            decoded.append(any_bytes_json(stored))
+        else:
+            decoded.append(base64.b64encode(column_bytes(stored)).decode("ascii"))
+    column = pc.replace_with_mask(props["string_value"].combine_chunks(), mask.combine_chunks(),
+                                  pa.array(decoded, pa.string()))
+    return props.set_column(props.schema.get_field_index("string_value"), "string_value", column)
 
 
-def _run_jobs(uri, jobs, scon, where, threads: int, on_table) -> dict[str, pa.Table]:
+def _run_jobs(uri, jobs, threads: int, on_table) -> dict[str, pa.Table]:
     """Run the staging queries on a small thread pool; returns staging tables by name."""
     local = threading.local()
     opened: list[_ArrowSqlite] = []
@@ -132,8 +134,6 @@ def _run_jobs(uri, jobs, scon, where, threads: int, on_table) -> dict[str, pa.Ta
 
     def run(job: tuple[str, str]) -> tuple[str, pa.Table]:
         name, sql = job
-        if name == "properties:special":
-            return name, _special_properties(scon, where)
         if not hasattr(local, "con"):
             local.con = _ArrowSqlite(uri)
             with lock:
@@ -143,17 +143,16 @@ def _run_jobs(uri, jobs, scon, where, threads: int, on_table) -> dict[str, pa.Ta
             on_table(name, table.num_rows)
         return name, table
 
-    # Biggest first, the Python-bound special values on the calling thread at the end.
+    # Biggest first.
     order = sorted(jobs, key=lambda j: j[0] not in ("properties:artifacts", "event_steps", "properties:executions", "events"))
     try:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             results = dict(pool.map(run, order))
-        results.update([run(("properties:special", ""))])
     finally:
         for con in opened:
             con.close()
     props = [results.pop(k) for k in sorted(k for k in list(results) if k.startswith("properties:"))]
-    results["properties"] = pa.concat_tables(props)
+    results["properties"] = _decode_special(pa.concat_tables(props))
     if on_table:
         on_table("properties", results["properties"].num_rows)
     return results
@@ -206,7 +205,7 @@ def read_sqlite(
     uri = readonly_uri(spec.path)
     scon = sqlite3.connect(uri, uri=True)
     try:
-        scon.execute("BEGIN")  # one snapshot for the marks and the special-value query
+        scon.execute("BEGIN")  # one snapshot for all the marks
         marks = _store_marks(scon)
         full = not _can_continue(watermark, marks, version)
         prev = {} if full else watermark["marks"]
@@ -260,16 +259,21 @@ def read_sqlite(
         for name, (_, ptable, idcol) in _NODES.items():
             jobs.append((f"properties:{name}", f"""
                 SELECT '{_ENTITY[name]}', {idcol}, name, is_custom_property,
-                       CASE WHEN int_value IS NOT NULL THEN 'int'
+                       CASE WHEN proto_value IS NOT NULL THEN 'proto'
+                            WHEN byte_value IS NOT NULL THEN 'bytes'
+                            WHEN substr(string_value, 1, {len(STRUCT_PREFIX)}) = '{STRUCT_PREFIX}' THEN 'struct'
+                            WHEN int_value IS NOT NULL THEN 'int'
                             WHEN double_value IS NOT NULL THEN 'double'
                             WHEN string_value IS NOT NULL THEN 'string'
                             WHEN bool_value IS NOT NULL THEN 'bool' END,
-                       int_value, double_value, string_value, bool_value
+                       int_value, double_value,
+                       CASE WHEN proto_value IS NOT NULL THEN typeof(proto_value) || ':' || hex(proto_value)
+                            WHEN byte_value IS NOT NULL THEN typeof(byte_value) || ':' || hex(byte_value)
+                            ELSE string_value END,
+                       bool_value
                 FROM {ptable}
-                WHERE proto_value IS NULL AND byte_value IS NULL
-                  AND (string_value IS NULL OR substr(string_value, 1, {len(STRUCT_PREFIX)}) <> '{STRUCT_PREFIX}')
-                  AND {where[name]}"""))
-        tables = _run_jobs(uri, jobs, scon, where, threads, on_table)
+                WHERE {where[name]}"""))
+        tables = _run_jobs(uri, jobs, threads, on_table)
     finally:
         scon.rollback()
         scon.close()
