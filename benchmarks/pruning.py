@@ -58,6 +58,7 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
         "longest_ratio_max": cad.get("longest_ratio_max"),
         "oracle_waste_pruned": o["waste_pruned"], "oracle_waste_pruned_of_skippable": o["waste_pruned_of_skippable"],
         "oracle_pushes_lost": o["pushes_lost"],
+        "oracle_waste_pruned_at_policy_loss": o["waste_pruned_at_policy_loss"],
         "oracle_median_unchanged": o["cadence_summary"].get("median_unchanged"),
         "vs_oracle": data.get("policy_vs_oracle"),
         "build_s": t1 - t0, "evaluate_s": t2 - t1,
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"median kept {row['median_unchanged']}/{row['pipelines_compared']}  | oracle: waste pruned "
                   f"{100 * row['oracle_waste_pruned']:5.1f}% (of skippable "
                   f"{100 * row['oracle_waste_pruned_of_skippable']:5.1f}%) lost {100 * row['oracle_pushes_lost']:4.2f}%"
+                  f" (at the policy's loss: {100 * row['oracle_waste_pruned_at_policy_loss']:4.1f}%)"
                   f"  | policy/oracle {row['vs_oracle'] if row['vs_oracle'] is None else round(row['vs_oracle'], 3)}"
                   f"  [{row['build_s']:.0f} s build, {row['evaluate_s']:.0f} s evaluate]", flush=True)
     ratios = [r["vs_oracle"] for r in rows if r["vs_oracle"] is not None]

@@ -289,6 +289,11 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         oracle = replay_metrics(test, pr_o, wasted_total_s=wasted_total, compute_total_s=compute_total)
         oracle.update({"threshold": th_o, "budget": budget, "trainings_without_truth": missing,
                        "cadence_summary": cadence_summary(cadence(test, pr_o))})
+        # the same oracle held to the pushes the policy actually lost: ranking quality alone
+        th_same, _ = choose_threshold(test, p_true, metrics["pushes_lost"], config)
+        pr_same, _ = replay_decisions(test, p_true, th_same, config)
+        same = replay_metrics(test, pr_same, wasted_total_s=wasted_total, compute_total_s=compute_total)
+        oracle["waste_pruned_at_policy_loss"] = same["waste_pruned"]
         oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
         decisions["true_probability"] = p_true
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",

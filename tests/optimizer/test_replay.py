@@ -116,6 +116,7 @@ def test_evaluation_on_a_simulated_corpus_is_consistent(sim_eval, prune_sim):
     assert r.oracle["trainings_without_truth"] == 0
     assert r.oracle["pushes_lost"] <= max(r.metrics["pushes_lost"], r.policy.config.max_lost_pushes)
     assert len(truth) >= len(d)
+    assert 0 <= r.oracle["waste_pruned_at_policy_loss"] <= r.oracle["waste_pruned"]
     # the curve starts at no pruning and contains the chosen point
     assert r.curve.iloc[0]["waste_pruned"] == 0
     chosen = r.curve[np.isclose(r.curve["threshold"], r.policy.threshold)]
