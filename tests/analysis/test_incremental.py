@@ -20,9 +20,12 @@ TABLES = {
 
 
 def snapshot(path) -> dict:
+    """Rows of every analysis output; floats rounded (parallel sums differ in the last bits)."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return {k: con.execute(q).fetchall() for k, q in TABLES.items()}
+        return {k: [tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+                    for row in con.execute(q).fetchall()]
+                for k, q in TABLES.items()}
     finally:
         con.close()
 
