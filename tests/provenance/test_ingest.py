@@ -156,3 +156,18 @@ def test_store_path_with_odd_characters(tfx_store, tmp_path, via):
     report = ingest([odd], tmp_path / "w.duckdb", via=via, progress=False)
     assert report.sources[0].source_id == "pénguin 100%"
     assert report.sources[0].rows["executions"] == 12
+
+
+def test_paths_identical_on_a_store_with_thousands_of_nodes(tmp_path, assert_same_warehouse, dump):
+    from provenance.synthetic_store import write_synthetic_store
+
+    path = tmp_path / "many.sqlite"
+    counts = write_synthetic_store(path, runs=200, seed=3)  # 1,200 artifacts: many lineage pages
+    fast = ingest([path], tmp_path / "fast.duckdb", via="sqlite", progress=False)
+    api = ingest([path], tmp_path / "api.duckdb", via="api", progress=False)
+    assert fast.store_rows == api.store_rows
+    assert_same_warehouse(tmp_path / "fast.duckdb", tmp_path / "api.duckdb")
+    tables = dump(tmp_path / "fast.duckdb")
+    assert len(tables["attributions"]) == counts["Attribution"]
+    assert len(tables["events"]) == counts["Event"]
+    assert len(tables["properties"]) == counts["ArtifactProperty"] + counts["ExecutionProperty"] + counts["ContextProperty"]
