@@ -50,6 +50,13 @@ def register(app: typer.Typer) -> None:
             help="Source id per store, in order (default: file stem, or host/db for servers).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        analyze: bool = typer.Option(
+            True, "--analyze/--no-analyze",
+            help="Refresh graphlets, waste and run history of the changed sources after the ingest.",
+        ),
+        roles: Path = typer.Option(
+            None, "--roles", help="TOML file of type-name-to-role mappings for the analysis (docs/roles.md).",
+        ),
         upgrade_copy: bool = typer.Option(
             False, "--upgrade-copy",
             help="Read SQLite stores of older MLMD schema versions (1-9) through a temporary upgraded copy; "
@@ -58,7 +65,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ingest MLMD stores into a DuckDB warehouse: incremental, idempotent, atomic.
 
-        A repeated ingest reads only what changed since the last one; an interrupted ingest leaves the warehouse as it was. Problems in the data (dangling events, unknown types, empty stores) are counted in the table ingest_issues and reported, not fatal.
+        A repeated ingest reads only what changed since the last one; an interrupted ingest leaves the warehouse as it was. Problems in the data (dangling events, unknown types, empty stores) are counted in the table ingest_issues and reported, not fatal. Afterwards the analysis (graphlets, waste, run history) is refreshed for the sources that changed, unless --no-analyze.
         """
         from provenance.ingest import ingest
 
@@ -69,3 +76,11 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             for line in summary_lines(report):
                 typer.echo(line)
+        if analyze:
+            from analysis import analyze as analyze_warehouse
+            from frugal.commands.analyze import summary_lines as analysis_lines
+
+            summary = analyze_warehouse(warehouse, roles=roles)
+            if not quiet:
+                for line in analysis_lines(summary):
+                    typer.echo(line)

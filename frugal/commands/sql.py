@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Query the warehouse, read-only: the query can neither change it nor touch any file.
 
-        Tables: sources, types, type_properties, artifacts, executions, events, contexts, attributions, associations, parent_contexts, properties, ingest_issues (see docs/warehouse.md).
+        Tables: sources, types, type_properties, artifacts, executions, events, contexts, attributions, associations, parent_contexts, properties, ingest_issues (see docs/warehouse.md); after analysis also graphlets, graphlet_members, execution_waste, component_runs, unmapped_types (see docs/sql.md for example queries).
         """
         from provenance.query import format_result, run_query
 
