@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=60000, help="rows of the enlarged penguin data")
     ap.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="artifact store budget in bytes")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--details", help="also write every strategy's per-iteration plan and outputs to this JSON file")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             results[name] = json.loads(out.read_text())
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if args.details:
+        Path(args.details).write_text(json.dumps(results, indent=1, sort_keys=True))
     report(results, args)
 
 

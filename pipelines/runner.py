@@ -179,6 +179,7 @@ class CostHistory:
         return float(measured) if measured else LOAD_FIXED_S + size_bytes / WRITE_BYTES_PER_S
 
     def recurrence(self, key: str) -> float:
+        """P(the component's next run meets a fingerprint seen before): (hits + 1) / (trials + 2)."""
         c = self.comp(key)
         return (c.get("repeats", 0) + 1.0) / (c.get("runs", 0) + 2.0)
 
@@ -196,11 +197,15 @@ class CostHistory:
             f["size_bytes"] = c["size_bytes"] = int(size_bytes)
 
     def count_run(self, key: str, fp: str) -> None:
+        """Count one run of component ``key`` with ``fp``: every run after the component's
+        first is a trial, and a hit when ``fp`` was seen before (re-run, revert)."""
         f = self.data["fingerprints"].setdefault(fp, {})
         c = self.data["components"].setdefault(key, {})
-        c["runs"] = c.get("runs", 0) + 1
-        if f.get("seen", 0) > 0:
-            c["repeats"] = c.get("repeats", 0) + 1
+        if c.get("first_seen"):
+            c["runs"] = c.get("runs", 0) + 1
+            if f.get("seen", 0) > 0:
+                c["repeats"] = c.get("repeats", 0) + 1
+        c["first_seen"] = True
         f["seen"] = f.get("seen", 0) + 1
 
     def save(self) -> None:

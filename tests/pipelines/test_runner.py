@@ -153,7 +153,7 @@ def test_cost_history_learns_and_persists(tmp_path):
     assert again.compute_s("p.train", "f1") == 4.0
     assert again.compute_s("p.train", "f-new") == 4.0  # a new version costs what the last one did
     assert again.size_bytes("p.train", "f-new") == 1000
-    assert again.recurrence("p.train") == (1 + 1) / (3 + 2)
+    assert again.recurrence("p.train") == (1 + 1) / (2 + 2)  # 2 trials after the first run, 1 hit
     assert again.overhead_s() == 3.0
     (tmp_path / "history.json").write_text("{broken")
     assert CostHistory(tmp_path / "history.json").compute_s("p.train", "f1") == 1.0
