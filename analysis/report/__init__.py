@@ -14,20 +14,39 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from analysis.analyze import analyze, open_warehouse
 from analysis.report.figures import bar_figure, cdf_figure, graphlet_figure, push_rate_figure, timeline_figure
 from analysis.report.summary import compute_summary
 
-__all__ = ["write_report", "compute_summary"]
+__all__ = ["write_report", "compute_summary", "ReportSection"]
 
 log = logging.getLogger(__name__)
 
 
-def write_report(warehouse, out_dir, roles=None) -> Path:
+@dataclass(frozen=True)
+class ReportSection:
+    """A section that a later stage (e.g. the pruning replay) adds to the report.
+
+    ``numbers`` land in ``summary.json`` under ``key`` and are shown as a table (label ->
+    value, formats ``int``, ``float``, ``pct`` or ``text``); ``figures`` are matplotlib
+    figures saved as ``<key>_<name>.png``. The analysis package never imports the stages
+    that build these: they are handed in by the caller.
+    """
+
+    key: str
+    title: str
+    intro: str = ""
+    numbers: Mapping[str, tuple[str, Any, str]] = field(default_factory=dict)  # name -> (label, value, format)
+    figures: Mapping[str, Any] = field(default_factory=dict)  # name -> matplotlib Figure
+
+
+def write_report(warehouse, out_dir, roles=None, sections: Sequence[ReportSection] = ()) -> Path:
     """Analyse ``warehouse`` (path or DuckDB connection) if needed and write the report into
-    ``out_dir``; returns the path of ``index.html``."""
+    ``out_dir``; returns the path of ``index.html``. ``sections`` are appended at the end."""
     out_dir = Path(out_dir)
     analyze(warehouse, roles=roles)
     con, owned = open_warehouse(warehouse)
@@ -37,8 +56,9 @@ def write_report(warehouse, out_dir, roles=None) -> Path:
         try:
             summary = compute_summary(con)
             figures = _draw(con, tmp, summary)
+            extra = "".join(_section_html(summary, section, tmp) for section in sections)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-            (tmp / "index.html").write_text(_html(summary, figures))
+            (tmp / "index.html").write_text(_html(summary, figures, extra))
             if out_dir.exists():
                 old = out_dir.with_name(f".{out_dir.name}-old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -54,6 +74,27 @@ def write_report(warehouse, out_dir, roles=None) -> Path:
         if owned:
             con.close()
     return out_dir / "index.html"
+
+
+def _section_html(summary: dict, section: ReportSection, folder: Path) -> str:
+    """Render one extra section; records its numbers in ``summary`` and saves its figures."""
+    from analysis.report.figures import _save
+
+    if section.key in summary:
+        raise ValueError(f"report section key {section.key!r} clashes with a built-in section")
+    summary[section.key] = {name: value for name, (_, value, _) in section.numbers.items()}
+    rows = []
+    for name, (label, value, kind) in section.numbers.items():
+        shown = html.escape(str(value)) if kind == "text" else _n(summary, f"{section.key}.{name}", kind)
+        rows.append(f"<tr><td>{html.escape(label)}</td><td>{shown}</td></tr>")
+    images = []
+    for name, fig in section.figures.items():
+        src = f"{section.key}_{name}.png"
+        _save(fig, folder / src)
+        images.append(_img(src, f"{section.title}: {name}"))
+    table = f"<table><tbody>{''.join(rows)}</tbody></table>" if rows else ""
+    pair = f'<div class="pair">{"".join(images)}</div>' if images else ""
+    return f"<h2>{html.escape(section.title)}</h2>\n<p>{html.escape(section.intro)}</p>\n{table}\n{pair}\n"
 
 
 def _draw(con, folder: Path, summary: dict) -> dict[str, str]:
@@ -173,7 +214,7 @@ def _img(src: str, alt: str) -> str:
             "onload=\"this.dataset.loaded=this.naturalWidth>0\" onerror=\"this.dataset.loaded='false'\">")
 
 
-def _html(s: dict, figs: dict[str, str]) -> str:
+def _html(s: dict, figs: dict[str, str], extra: str = "") -> str:
     o = s["overview"]
     d = s["distributions"]
     unmapped = "".join(f"<li><code>{html.escape(u['type_name'])}</code> ({u['kind']}, used {u['uses']:,}×)</li>"
@@ -244,6 +285,7 @@ downstream; a red outline marks a pushed deployment.</p>
 <h2>Types with no role</h2>
 <p>These type names matched no role rule; add them to a roles file (<code>--roles FILE</code>).</p>
 <ul>{unmapped}</ul>
+{extra}
 <p class="sub">All numbers: <a href="summary.json">summary.json</a>. Query the tables behind them with <code>frugal sql</code>.</p>
 </body></html>
 """

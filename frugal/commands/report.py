@@ -9,6 +9,21 @@ import typer
 __all__ = ["register"]
 
 
+def pruning_report_section(warehouse: Path, roles, max_lost_pushes: float, ground_truth=()):
+    """Bring the analysis up to date, then replay the pruning policy as a report section."""
+    import duckdb
+
+    from analysis import analyze
+    from optimizer.report_section import pruning_section
+
+    analyze(warehouse, roles=roles)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return pruning_section(con, max_lost_pushes=max_lost_pushes, ground_truth=ground_truth)
+    finally:
+        con.close()
+
+
 def register(app: typer.Typer) -> None:
     """Attach `frugal report` to the application."""
 
@@ -17,6 +32,12 @@ def register(app: typer.Typer) -> None:
         warehouse: Path = typer.Option(..., "--warehouse", "-w", help="DuckDB warehouse written by `frugal ingest`."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder to write (replaced atomically if it exists)."),
         roles: Path = typer.Option(None, "--roles", help="TOML roles file (see docs/roles.md)."),
+        pruning: bool = typer.Option(
+            True, "--pruning/--no-pruning", help="Add the replay of the pruning policy (trade-off curve, cadence)."),
+        max_lost_pushes: float = typer.Option(
+            0.02, "--max-lost-pushes", help="Budget of lost pushes for the replayed policy (share)."),
+        ground_truth: list[Path] = typer.Option(
+            None, "--ground-truth", help="Simulator ground-truth JSON: draws the oracle beside the policy."),
     ) -> None:
         """Write DIR/index.html with its figures and DIR/summary.json.
 
@@ -27,7 +48,8 @@ def register(app: typer.Typer) -> None:
 
         from analysis.report import write_report
 
-        index = write_report(warehouse, out, roles=roles)
+        sections = [pruning_report_section(warehouse, roles, max_lost_pushes, ground_truth or ())] if pruning else []
+        index = write_report(warehouse, out, roles=roles, sections=sections)
         overview = json.loads((index.parent / "summary.json").read_text())["overview"]
         share = overview.get("wasted_share")
         typer.echo(

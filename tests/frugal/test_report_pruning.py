@@ -1,0 +1,51 @@
+"""`frugal report` adds the replay of the pruning policy: its numbers, curve and cadence."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import duckdb
+
+from frugal.cli import main
+from pipelines.simulator import simulate
+
+
+def _shown_numbers(index_html: str, section: str) -> dict[str, str]:
+    return dict(re.findall(rf'data-key="{section}\.(\w+)"[^>]*>([^<]*)<', index_html))
+
+
+def test_report_replays_the_policy_on_a_simulated_corpus(tmp_path):
+    sim = simulate(tmp_path / "corpus", pipelines=12, days=30, seed=5, progress=False)
+    warehouse, out = tmp_path / "w.duckdb", tmp_path / "report"
+    assert main(["ingest", *map(str, sim.store_paths), "-w", str(warehouse), "-q"]) == 0
+    args = ["report", "-w", str(warehouse), "-o", str(out)]
+    for path in sim.ground_truth_paths:
+        args += ["--ground-truth", str(path)]
+    assert main(args) == 0
+
+    pruning = json.loads((out / "summary.json").read_text())["pruning"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        replayed = con.execute(
+            "SELECT count(*) FROM graphlets WHERE started_at >= ?::TIMESTAMPTZ", [pruning["train_until"]]
+        ).fetchone()[0]
+    assert pruning["trainings"] == replayed > 0
+    assert 0 <= pruning["pruned"] <= pruning["trainings"]
+    assert 0.0 <= pruning["waste_pruned"] <= pruning["oracle_waste_pruned"] + 0.25
+    assert 0.0 <= pruning["pushes_lost"] <= 1.0
+    shown = _shown_numbers((out / "index.html").read_text(), "pruning")
+    assert shown["trainings"] == f"{pruning['trainings']:,}"
+    assert shown["waste_pruned"] == f"{100 * pruning['waste_pruned']:.1f}%"
+    for name in ("pruning_tradeoff.png", "pruning_cadence.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert name in (out / "index.html").read_text()
+
+
+def test_report_on_the_real_tfx_stores_says_the_policy_falls_back(tmp_path, tfx_store):
+    warehouse, out = tmp_path / "w.duckdb", tmp_path / "report"
+    assert main(["ingest", str(tfx_store("penguin_prod")), str(tfx_store("penguin_minimal")),
+                 "-w", str(warehouse), "-q"]) == 0
+    assert main(["report", "-w", str(warehouse), "-o", str(out)]) == 0
+    pruning = json.loads((out / "summary.json").read_text())["pruning"]
+    assert set(pruning) == {"fallback"}
+    assert "run" in (out / "index.html").read_text().split("Pruning policy")[1].lower()
