@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/simulate.py
 	$(PY) benchmarks/analysis.py
+	$(PY) benchmarks/pruning.py
+	$(PY) benchmarks/planner.py
 	$(PY) benchmarks/iterations.py
 
 clean:
