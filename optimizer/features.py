@@ -333,6 +333,10 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
            CASE WHEN t.n_prior > 0 THEN t.pushes_before / t.n_prior::DOUBLE END AS h_push_rate,
            CASE WHEN t.ended_before > 0 THEN t.pushes_before / t.ended_before::DOUBLE END AS h_push_rate_ended,
            CASE WHEN t.ended_before > 0 THEN t.blessed_before / t.ended_before::DOUBLE END AS h_bless_rate,
+           -- the same rates shrunk toward 1/2 (one pseudo-outcome each way): a lane with two
+           -- known outcomes is not yet a lane that always pushes
+           (t.pushes_before + 1) / (t.ended_before + 2)::DOUBLE AS h_push_rate_shrunk,
+           (t.blessed_before + 1) / (t.ended_before + 2)::DOUBLE AS h_bless_rate_shrunk,
            (t.n_prior - t.ended_before)::DOUBLE AS h_trainings_running,
            {recent_cols},
            CASE WHEN t.last_push IS NOT NULL THEN (t.n_prior - (t.trains_at_last_push - 0))::DOUBLE END

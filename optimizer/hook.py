@@ -15,6 +15,10 @@ record of its source):
 
 The decision says prune or run, the calibrated push probability, the threshold, and why:
 a cadence guard, the fallback, or the features that weighed most.
+
+The learned policy (features of the whole history, trees, threshold) is kept in memory per
+warehouse file, keyed by its graphlet count and newest record, the decision time and the
+configs: deciding for every pipeline of an unchanged warehouse learns once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = ["Decision", "decide", "NEXT_ID"]
 log = logging.getLogger(__name__)
 
 NEXT_ID = "__next__"
+_CACHE: dict = {}
+_CACHE_SIZE = 4
 _PATH_ROLES = ("trainer", "evaluator", "infra-validator", "pusher", "inference")
 
 
@@ -147,6 +153,20 @@ def _extend_next(last: tuple, at) -> callable:
     return extend
 
 
+def _cache_key(con, at, *configs):
+    """Identity of what a learned policy depends on, or None for in-memory warehouses."""
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                       ).fetchone()
+    if not path or not path[0]:
+        return None
+    state = con.execute("""
+        SELECT (SELECT count(*) FROM graphlets), (SELECT max(started_at) FROM graphlets),
+               (SELECT max(ended_at) FROM graphlets),
+               (SELECT greatest(max(update_time), max(create_time)) FROM executions)
+    """).fetchone()
+    return (str(Path(path[0]).resolve()), *state, pd.Timestamp(at), *(repr(c) for c in configs))
+
+
 def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyConfig(),
            predictor_config=None, feature_config: FeatureConfig = FeatureConfig()) -> Decision:
     """Decide prune or run for the next training of ``pipeline`` (see the module docstring).
@@ -172,8 +192,16 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
 
     from optimizer.replay import replay_frame
 
-    frame, columns, keys = replay_frame(con, feature_config, with_keys=True)
-    policy = train_policy(frame, columns, at, config, predictor_config)
+    key = _cache_key(con, at, config, predictor_config, feature_config)
+    if key is not None and key in _CACHE:
+        columns, keys, policy = _CACHE[key]
+    else:
+        frame, columns, keys = replay_frame(con, feature_config, with_keys=True)
+        policy = train_policy(frame, columns, at, config, predictor_config)
+        if key is not None:
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = (columns, keys, policy)
     nxt = build_features(con, feature_config, pipeline=pipeline, property_keys=keys,
                          extend=_extend_next(last, at.to_pydatetime()))
     row = nxt.frame[nxt.frame["graphlet_id"] == NEXT_ID]

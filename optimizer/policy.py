@@ -1,8 +1,12 @@
 """Pruning policy: skip a training when its predicted push probability is below a threshold.
 
 The threshold is chosen on a validation period (the latest part of the past) as the largest
-one whose replayed lost pushes, padded by ``confidence_z`` Poisson standard deviations, stay
-within the user's budget (times ``safety``). Two cadence guards always win over the model:
+one whose replayed lost pushes stay within the user's budget (times ``safety``). Lost pushes
+are counted either as *observed* (``threshold_by="observed"``, the default: the pushes
+actually among the pruned trainings) or as *expected* (the sum of the calibrated
+probabilities of the pruned trainings over the sum of all probabilities, which reads no
+outcome); either count is padded by ``confidence_z`` Poisson standard deviations. A replay
+(optimizer.replay) retrains the policy ``refits`` times on an expanding window. Two cadence guards always win over the model:
 
 - never prune one of a lane's first ``min_history`` trainings;
 - never prune when the lane's last push (in the world the policy has shaped) is older than
@@ -36,6 +40,8 @@ class PolicyConfig:
     max_lost_pushes: float = 0.02
     safety: float = 1.0
     confidence_z: float = 1.0
+    threshold_by: str = "observed"
+    refits: int = 4
     min_history: int = 5
     push_age_factor: float = 2.0
     max_push_age_h: float | None = None
@@ -50,6 +56,10 @@ class PolicyConfig:
             raise OptimizerError(
                 f"max_lost_pushes must be a share in [0, 1), got {self.max_lost_pushes}; "
                 "e.g. 0.02 for at most 2% of pushes lost")
+        if self.threshold_by not in ("expected", "observed"):
+            raise OptimizerError(f"threshold_by must be 'expected' or 'observed', got {self.threshold_by!r}")
+        if self.refits < 1:
+            raise OptimizerError(f"refits must be >= 1 (1 = train once), got {self.refits}")
         if self.min_history < 0 or self.push_age_factor <= 0:
             raise OptimizerError("min_history must be >= 0 and push_age_factor > 0")
 
@@ -87,14 +97,15 @@ REPLAY_COLUMNS = ("lane", "started_at", "n_prior", "hours_since_push", "typical_
                   "pushed", "push_time")
 
 
-def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold: float,
+def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
                      config: PolicyConfig) -> tuple[np.ndarray, np.ndarray]:
     """Replay trainings in time order with the policy on; return (pruned, guarded) flags.
 
     ``frame`` has REPLAY_COLUMNS. ``hours_since_push`` is what was recorded (the world
     without the policy) and seeds each lane's state at its first replayed training; from
     then on the last push is the last *kept* push known before each start (``push_time`` is
-    when a pushed training's outcome became known).
+    when a pushed training's outcome became known). ``threshold`` is one number or one per
+    row (a replay that retrains as it goes).
     """
     n = len(frame)
     pruned = np.zeros(n, dtype=bool)
@@ -108,6 +119,7 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold: float,
     since = frame["hours_since_push"].to_numpy(dtype=float)
     typical = frame["typical_interval_h"].to_numpy(dtype=float)
     prob = np.asarray(prob, dtype=float)
+    ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     order = np.lexsort((start, frame["lane"].to_numpy()))
     lanes = frame["lane"].to_numpy()
     cur_lane = None
@@ -136,7 +148,7 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold: float,
               and age <= factor * typical[i] and (max_age is None or age <= max_age))
         if not ok:
             guarded[i] = True
-        elif prob[i] < threshold:
+        elif prob[i] < ths[i]:
             pruned[i] = True
             continue
         if pushed[i] and not math.isnan(push_t[i]):
@@ -157,16 +169,18 @@ def lost_share(frame: pd.DataFrame, pruned: np.ndarray) -> float:
 
 
 def choose_threshold(frame: pd.DataFrame, prob: np.ndarray, budget: float,
-                     config: PolicyConfig, z: float = 0.0) -> tuple[float, float]:
+                     config: PolicyConfig, z: float = 0.0, expected: bool = False) -> tuple[float, float]:
     """Largest threshold whose replayed lost-push share stays within ``budget``.
 
     With ``z > 0`` the count of lost pushes is padded by ``z`` standard deviations (Poisson:
     ``lost + z * sqrt(lost + 1) <= budget * pushes``), so that a small validation period
     chooses a more careful threshold than a large one. Lost pushes grow with the threshold
     (up to the guards' feedback), so a bisection over the sorted distinct probabilities finds
-    it. Returns (threshold, lost share there).
+    it. With ``expected`` the lost pushes are the sum of ``prob`` over pruned trainings and the
+    pushes the sum of ``prob`` over all (no outcome is read). Returns (threshold, lost share there).
     """
-    n_push = int(frame["pushed"].to_numpy(dtype=bool).sum())
+    prob = np.asarray(prob, dtype=float)
+    n_push = float(prob.sum()) if expected else int(frame["pushed"].to_numpy(dtype=bool).sum())
     cands = np.unique(np.concatenate([[0.0], np.asarray(prob, dtype=float), [1.0 + 1e-9]]))
     lo, hi = 0, len(cands) - 1          # cands[lo] meets the budget (threshold 0 prunes nothing)
     best_lost = 0.0
@@ -175,8 +189,12 @@ def choose_threshold(frame: pd.DataFrame, prob: np.ndarray, budget: float,
             break
         mid = (lo + hi) // 2
         pruned, _ = replay_decisions(frame, prob, cands[mid], config)
-        lost = lost_share(frame, pruned)
-        lost_n = lost * n_push
+        if expected:
+            lost_n = float(prob[pruned].sum())
+            lost = lost_n / n_push if n_push > 0 else 0.0
+        else:
+            lost = lost_share(frame, pruned)
+            lost_n = lost * n_push
         if lost_n + z * math.sqrt(lost_n + 1.0) <= budget * n_push + 1e-9:
             lo, best_lost = mid, lost
         else:
@@ -219,7 +237,8 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
                               columns, predictor_config)
     p_val = predictor.predict(X(val))
     budget = config.max_lost_pushes * config.safety
-    threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z)
+    threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z,
+                                       expected=config.threshold_by == "expected")
     pruned, _ = replay_decisions(val, p_val, threshold, config)
     wasted = val["skippable_wasted_s"].to_numpy(dtype=float) if "skippable_wasted_s" in val else None
     waste_share = (float(wasted[pruned].sum() / wasted.sum()) if wasted is not None and wasted.sum() > 0
@@ -228,5 +247,6 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     return Policy(config, threshold=threshold, predictor=predictor, validation={
         "fit_trainings": int(len(fit)), "validation_trainings": int(len(val)),
         "validation_from": str(val["started_at"].iloc[0]) if len(val) else None,
-        "validation_pushes_lost": lost, "validation_skippable_waste_pruned": waste_share,
+        "validation_pushes_lost": lost_share(val, pruned), "validation_pushes_lost_counted": lost,
+        "threshold_by": config.threshold_by, "validation_skippable_waste_pruned": waste_share,
         "budget_used": budget})

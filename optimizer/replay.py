@@ -48,6 +48,7 @@ class ReplayResult:
     oracle: dict | None = None
     oracle_curve: pd.DataFrame | None = None
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    refits: tuple = ()
 
     def to_dict(self) -> dict:
         pol = self.policy
@@ -56,7 +57,8 @@ class ReplayResult:
             "policy": {
                 "threshold": pol.threshold, "fallback": pol.fallback,
                 "max_lost_pushes": pol.config.max_lost_pushes, "safety": pol.config.safety,
-                "confidence_z": pol.config.confidence_z,
+                "confidence_z": pol.config.confidence_z, "threshold_by": pol.config.threshold_by,
+                "refits": [{"from": r[0], "threshold": r[1], "fallback": r[2]} for r in self.refits],
                 "min_history": pol.config.min_history, "push_age_factor": pol.config.push_age_factor,
                 "max_push_age_h": pol.config.max_push_age_h, "validation": pol.validation,
                 "top_features": ([{"feature": f, "gain": g} for f, g in pol.predictor.importance(10)]
@@ -261,20 +263,38 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     if test.empty:
         raise OptimizerError(f"no training starts at or after {until:%Y-%m-%d %H:%M}; choose an earlier "
                              "--train-until")
-    policy = train_policy(frame, columns, until, config, predictor_config)
+    # expanding window: retrain at ``config.refits`` evenly spaced times of the replayed period,
+    # each time on what was known by then, and decide the trainings up to the next retraining
+    t_test = pd.to_datetime(test["started_at"], utc=True)
+    end = t_test.max() + pd.Timedelta(seconds=1)
+    bounds = [until + (end - until) * k / config.refits for k in range(config.refits)] + [end]
     X = test[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
-    prob = policy.predictor.predict(X) if policy.predictor is not None else np.ones(len(test))
-    threshold = policy.threshold if policy.predictor is not None else 0.0
+    prob = np.ones(len(test))
+    threshold = np.zeros(len(test))
+    refits = []
+    policy = None
+    for k in range(config.refits):
+        sel = ((t_test >= bounds[k]) & (t_test < bounds[k + 1])).to_numpy()
+        if k > 0 and not sel.any():
+            continue
+        pol_k = train_policy(frame, columns, bounds[k], config, predictor_config)
+        policy = policy or pol_k
+        refits.append((bounds[k], pol_k.threshold if pol_k.predictor is not None else None, pol_k.fallback))
+        if pol_k.predictor is not None and sel.any():
+            prob[sel] = pol_k.predictor.predict(X[sel])
+            threshold[sel] = pol_k.threshold
     pruned, guarded = replay_decisions(test, prob, threshold, config)
     wasted_total, compute_total = _period_totals(con, until)
     metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     metrics["guarded"] = int(guarded.sum())
     cad = cadence(test, pruned)
+    metrics.update(_quality(test["pushed"].to_numpy(dtype=bool), prob))
     curve = tradeoff_curve(test, prob, config, points=curve_points, wasted_total_s=wasted_total,
-                           extra=(threshold,))
+                           extra=tuple(np.unique(threshold)))
     decisions = test[["graphlet_id", "source_id", "pipeline", "lane", "trainer_execution_id",
                       "started_at", "pushed"]].copy()
     decisions["probability"] = prob
+    decisions["threshold"] = threshold
     decisions["pruned"] = pruned
     decisions["guarded"] = guarded
     oracle = oracle_curve = None
@@ -287,6 +307,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         th_o, _ = choose_threshold(test, p_true, budget, config)
         pr_o, _ = replay_decisions(test, p_true, th_o, config)
         oracle = replay_metrics(test, pr_o, wasted_total_s=wasted_total, compute_total_s=compute_total)
+        oracle.update(_quality(test["pushed"].to_numpy(dtype=bool), p_true))
         oracle.update({"threshold": th_o, "budget": budget, "trainings_without_truth": missing,
                        "cadence_summary": cadence_summary(cadence(test, pr_o))})
         # the same oracle held to the pushes the policy actually lost: ranking quality alone
@@ -298,7 +319,16 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         decisions["true_probability"] = p_true
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",
              len(test), until, metrics["waste_pruned"], metrics["pushes_lost"])
-    return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions)
+    return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions, tuple(refits))
+
+
+def _quality(y: np.ndarray, p: np.ndarray) -> dict:
+    """Ranking (AUC) and calibration (Brier score) of probabilities against outcomes."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    both = len(np.unique(y)) == 2
+    return {"auc": float(roc_auc_score(y, p)) if both else float("nan"),
+            "brier": float(brier_score_loss(y, p)) if len(y) else float("nan")}
 
 
 def tradeoff_figure(result: ReplayResult):

@@ -62,6 +62,14 @@ def test_decision_on_a_simulated_corpus(prune_sim, capsys):
     assert d.action == ("prune" if d.probability < d.threshold and not guarded else "run")
     assert 1 <= len(d.contributions) <= 3 and len(d.reasons) == 1 + len(d.contributions)
     assert d == decide(con, pipeline)                       # deterministic
+    # the learned policy is kept per warehouse state: other pipelines reuse it
+    from optimizer import hook
+
+    learned = [v for k, v in hook._CACHE.items() if k[0] == str(prune_sim.warehouse.resolve())]
+    assert len(learned) == 1
+    other = con.execute("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1 OFFSET 1").fetchone()[0]
+    decide(con, other)
+    assert [v for k, v in hook._CACHE.items() if k[0] == str(prune_sim.warehouse.resolve())] == learned
     assert main(["prune", "decide", "--warehouse", str(prune_sim.warehouse), "--pipeline", pipeline,
                  "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -128,3 +128,24 @@ def test_confidence_padding_makes_the_threshold_more_careful():
     assert padded <= plain and lost_padded <= lost_plain
     # 5 pushes, budget 1 push: 0 lost + sqrt(1) <= 1 holds, 1 lost + sqrt(2) does not
     assert lost_padded == 0.0 and lost_plain == pytest.approx(0.2)
+
+
+def test_expected_count_sums_probabilities():
+    frame, prob = hand_history()
+    th, lost = choose_threshold(frame, prob, 0.2, CONFIG, expected=True)
+    pruned, _ = replay_decisions(frame, prob, th, CONFIG)
+    assert lost == pytest.approx(prob[pruned].sum() / prob.sum()) and lost <= 0.2
+    with pytest.raises(OptimizerError, match="expected"):
+        PolicyConfig(threshold_by="counted")
+
+
+def test_per_row_thresholds_equal_one_threshold_where_they_agree():
+    frame, prob = hand_history()
+    one, g1 = replay_decisions(frame, prob, 0.5, CONFIG)
+    rows, g2 = replay_decisions(frame, prob, np.full(len(frame), 0.5), CONFIG)
+    assert (one == rows).all() and (g1 == g2).all()
+    # a row whose own threshold is 0 is never pruned
+    ths = np.full(len(frame), 0.5)
+    ths[one.argmax()] = 0.0
+    mixed, _ = replay_decisions(frame, prob, ths, CONFIG)
+    assert one.any() and not mixed[one.argmax()]
