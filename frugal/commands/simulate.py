@@ -17,7 +17,8 @@ def summary_line(counts: dict, out: Path) -> str:
         f"{counts['trainer_executions']} trainer executions ({counts['trainers_complete']} complete, "
         f"{counts['trainers_failed']} failed, {counts['trainers_cached']} cached), "
         f"{'n/a' if frac is None else f'{frac:.1%}'} of completed trainings not pushed; "
-        f"{counts['executions']} executions, {counts['artifacts']} artifacts, {counts['events']} events, "
+        f"{counts['executions']} executions ({counts.get('redundant_executions', 0)} redundant re-runs), "
+        f"{counts['artifacts']} artifacts, {counts['events']} events, "
         f"{counts['rows']} rows in {counts['seconds']:.1f} s ({counts['rows_per_s'] or 0} rows/s)"
     )
 

@@ -147,6 +147,10 @@ def _totals(emitter: StoreEmitter, sims: list, writer: BulkStoreWriter) -> dict:
         "completed_not_pushed": completed_not_pushed,
         "not_pushed_fraction": round(completed_not_pushed / complete, 4) if complete else None,
         "runs": sum(e[2].runs for e in sims),
+        "manual_reruns": sum(e[2].manual_reruns for e in sims),
+        "redundant_executions": len(emitter.redundant),
+        "redundant_recorded": sum(1 for row in emitter.redundant if row["recorded"]),
+        "redundant_trainings": sum(1 for row in emitter.trainers if row["redundant"]),
         "skipped_triggers": sum(e[2].skipped_runs for e in sims),
         "executions": writer.counts["executions"],
         "artifacts": writer.counts["artifacts"],
@@ -170,10 +174,14 @@ def _ground_truth(job: dict, path: Path, emitter: StoreEmitter, sims: list[Pipel
              "p_new_data": round(s.spec.p_new_data, 4), "anomaly_rate": round(s.spec.anomaly_rate, 4),
              "base_fail": round(s.spec.base_fail, 4), "alphas": [round(a, 4) for a in s.spec.alphas],
              "runs": s.runs, "skipped_triggers": s.skipped_runs,
-             "code_changes": s.code_version, "structure_changes": s.structure_version}
+             "code_changes": s.code_version, "structure_changes": s.structure_version,
+             "caching": s.spec.caching, "p_manual_rerun": round(s.spec.p_manual_rerun, 4),
+             "manual_reruns": s.manual_reruns, "cache_bust_per_day": s.spec.cache_bust_per_day,
+             "cache_key_changes": s.cache_key_changes}
             for s in sims
         ],
         "trainers": emitter.trainers,
+        "redundant": emitter.redundant,
         "totals": totals,
     }
 

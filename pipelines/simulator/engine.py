@@ -8,8 +8,15 @@ pipelines). Otherwise it executes: COMPLETE with new output artifacts, or FAILED
 The Evaluator's cache key includes the Resolver's baseline, so the first cached run after a
 new blessed model re-runs Evaluator and Pusher and pushes the same model again, as TFX does.
 
+Some runs redo work on unchanged data, as production pipelines do: pipelines with caching
+off, manual re-runs (often retries after an unrelated failure) and cache-key changes that
+change no recorded configuration. The engine tracks what every artifact *contains* (a
+re-executed node fed content-identical inputs with the same configuration produces
+content-identical outputs), so the ground truth names every execution that re-did the work
+of an earlier COMPLETE execution, however deep in the pipeline.
+
 Rows go straight into a :class:`provenance.mlmd_writer.BulkStoreWriter`; ground truth for
-every trainer execution is collected alongside.
+every trainer execution and every redundant execution is collected alongside.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class StoreEmitter:
         self.ctx_type = {s.name: tid[("context", s.name)] for s in style.context_types}
         self.run_names: set[str] = set()
         self.trainers: list[dict] = []
+        self.redundant: list[dict] = []
         self._art_templates: dict[tuple, int] = {}
         self.struct_ok = struct_value({"train": 1.0, "eval": 1.0})
         self.struct_anomalous = (struct_value({"train": 0.0, "eval": 1.0}),
@@ -93,7 +101,8 @@ class StoreEmitter:
 
 
 class _Node:
-    __slots__ = ("node_id", "kind", "branch", "ctx", "key", "outputs", "cache_ctx", "templates")
+    __slots__ = ("node_id", "kind", "branch", "ctx", "key", "outputs", "cache_ctx", "templates", "salt",
+                 "done", "recorded")
 
     def __init__(self, node_id: str, kind: str, branch: int):
         self.node_id = node_id
@@ -104,6 +113,9 @@ class _Node:
         self.outputs: dict[str, list[int]] = {}
         self.cache_ctx = 0
         self.templates: dict[tuple, int] = {}
+        self.salt = 0                       # bumped by a cache-key change of this node alone
+        self.done: dict[tuple, tuple] = {}  # content signature -> (first COMPLETE id, its outputs)
+        self.recorded: set[tuple] = set()   # signatures as the store records them, COMPLETE runs
 
 
 class PipelineSim:
@@ -143,6 +155,17 @@ class PipelineSim:
         self.run_name = ""
         self.run_ctx = 0
         self.run_id = ""
+        # redundant work: why the cache misses, and what each artifact contains
+        self.salt = 0                       # bumped by a cache-key change of every node
+        self.run_cache_off = False
+        self.run_cause = ""
+        self.run_failed = False
+        self.manual_reruns = self.cache_key_changes = 0
+        self.alias: dict[int, int] = {}     # artifact -> the artifact it is content-identical to
+        self.fp_alias: dict[int, int] = {}  # the same, for artifacts whose fingerprint records it
+        self.span_fp = ""
+        self.validated: tuple | None = None  # (span, anomaly, anomalies struct) of the newest span
+        self.last_redundant = False
 
     # ---------------------------------------------------------------- helpers
     def _uuid(self) -> str:
@@ -226,17 +249,24 @@ class PipelineSim:
         return common + [(p, 0, None, values[p]) for p in LEGACY_EXECUTION_PROPS[kind]]
 
     # ---------------------------------------------------------------- core emitter
+    def _key(self, node: _Node, token, inputs) -> tuple:
+        """The cache key: configuration, input artifacts, and salts no property records."""
+        return (token, tuple(tuple(ids) for _, ids in inputs), self.salt, node.salt)
+
     def _emit(self, node: _Node, cursor: int, inputs: list[tuple[str, list[int]]], token,
               dur_s: float, outputs: list[tuple[str, str, str, list]] | None, fail: bool = False,
-              internal: bool = False):
-        """Emit one execution of ``node``. Returns (state, outputs dict, end ms).
+              internal: bool = False, extra_props: tuple = (), hidden=None):
+        """Emit one execution of ``node``. Returns (state, outputs dict, end ms, id).
 
         ``outputs`` lists (logical key, path key, artifact type, extra property rows) for a
         fresh execution; ``None`` output artifacts are reused when the node is cached.
+        ``extra_props`` are execution properties of a COMPLETE run beyond the configuration;
+        ``hidden`` is configuration that changes the work but is recorded nowhere.
         """
         s, w, r = self.s, self.w, self.w.rows
-        key = (token, tuple(tuple(ids) for _, ids in inputs)) if not internal else None
-        cached = key is not None and node.key == key
+        self.last_redundant = False
+        key = self._key(node, token, inputs) if not internal else None
+        cached = key is not None and node.key == key and not self.run_cache_off
         if cached and not self.sync:
             return _SKIPPED, node.outputs, cursor, 0
         comp = s.style.components[node.kind]
@@ -331,10 +361,53 @@ class PipelineSim:
                 out[logical] = [aid]
             node.key = key
             node.outputs = out
+        if extra_props and state == COMPLETE:
+            r.execution_props.extend((xid, *row) for row in extra_props)
         if fail:
             r.execution_props.append((xid, "__execution_result__", 1, None, json.dumps(
                 {"code": 13, "result_message": "Trainer failed: user code raised an exception"})))
+        if not cached and not internal:
+            self._track(node, xid, state, tpl, extra_props, hidden, key[1], out)
         return state, out, t1, xid
+
+    def _track(self, node: _Node, xid: int, state: int, tpl: int, extra_props: tuple, hidden,
+               inputs: tuple[tuple[int, ...], ...], out: dict[str, list[int]]) -> None:
+        """Ground truth of redundant work: did this execution redo an earlier COMPLETE one?
+
+        Two executions of a node do the same work when their configuration and the *content*
+        of their inputs are equal. ``recorded`` says whether the store shows it one level deep:
+        the very same input artifacts, or artifacts with equal recorded fingerprints (for
+        ExampleGen, its output's fingerprint), and equal execution properties.
+        """
+        alias = self.alias
+        # ``inputs``: the artifact ids per input key, in the node's fixed key order
+        content = tuple([tuple([alias.get(a, a) for a in ids]) for ids in inputs]) if alias else inputs
+        sig = (tpl, extra_props, hidden, content)
+        first = node.done.get(sig)
+        rsig = None
+        if state == COMPLETE and (inputs or (extra_props and self.current)):
+            fpa = self.fp_alias
+            rsig = (tpl, extra_props,
+                    tuple([tuple([fpa.get(a, a) for a in ids]) for ids in inputs]) if fpa else inputs)
+        if first is not None:
+            self.last_redundant = True
+            s = self.s
+            s.redundant.append({
+                "execution_id": xid, "pipeline": self.spec.name, "node": node.node_id,
+                "component": node.kind, "run": self.run_name if self.run_ctx else None,
+                "state": EXECUTION_STATE_NAMES[state], "cause": self.run_cause if self.run_cache_off
+                else "cache_key_change", "same_as": first[0], "recorded": rsig is not None and rsig in node.recorded,
+            })
+            if state == COMPLETE:  # its outputs hold what the first run's outputs hold
+                for k, ids in out.items():
+                    for aid, orig in zip(ids, first[1][k]):
+                        alias[aid] = orig
+                        if node.kind == "example_gen" and self.current:
+                            self.fp_alias[aid] = orig
+        elif state == COMPLETE:
+            node.done[sig] = (xid, out)
+        if rsig is not None:
+            node.recorded.add(rsig)
 
     # ---------------------------------------------------------------- one run
     def run(self, t_ms: int) -> None:
@@ -342,7 +415,6 @@ class PipelineSim:
             self.skipped_runs += 1
             return
         spec, rng, s = self.spec, self.rng, self.s
-        self.runs += 1
         days = spec.cadence_h / 24.0
         # changes that happened since the last run
         if rng.random() < 1 - math.exp(-spec.code_per_day * days):
@@ -369,6 +441,31 @@ class PipelineSim:
                 self.has_tuner = not self.has_tuner
             else:
                 self.window = rng.choice([k for k in (1, 2, 3, 5, 7) if k != self.window])
+        if spec.cache_bust_per_day and rng.random() < 1 - math.exp(-spec.cache_bust_per_day * days):
+            # a cache-key change no property records (platform upgrade, a component's image)
+            nodes = [n for n in self.nodes.values() if n.kind != "resolver"]
+            if nodes:
+                self.cache_key_changes += 1
+                if rng.random() < M.P_CACHE_BUST_ALL:
+                    self.salt += 1
+                else:
+                    rng.choice(nodes).salt += 1
+        self._execute(t_ms, not spec.caching, "caching_off", manual=False)
+        if self.sync:
+            p = spec.p_manual_rerun + M.P_RETRY_AFTER_FAILURE * self.run_failed
+            if p and rng.random() < p:  # someone re-runs the finished run by hand
+                self.manual_reruns += 1
+                t2 = self.busy_until + int(rng.uniform(*M.RERUN_DELAY_MIN) * 60_000)
+                off = not spec.caching or rng.random() < M.P_RERUN_CACHE_OFF
+                self._execute(t2, off, "caching_off" if not spec.caching else "manual_rerun", manual=True)
+
+    def _execute(self, t_ms: int, cache_off: bool, cause: str, manual: bool) -> None:
+        """One run of the pipeline as configured now; ``cache_off`` executes every node."""
+        spec, rng, s = self.spec, self.rng, self.s
+        self.runs += 1
+        self.run_cache_off = cache_off
+        self.run_cause = cause
+        self.run_failed = False
         # the run context
         iso = datetime.fromtimestamp(t_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
         w, r = self.w, self.w.rows
@@ -391,28 +488,33 @@ class PipelineSim:
                                     (cid, "run_id", 0, None, self.run_id)))
         cursor = t_ms
         # --- data ingestion and validation
-        new_data = not self.spans or rng.random() < spec.p_new_data
+        new_data = not self.spans or (not manual and rng.random() < spec.p_new_data)
         if new_data:
             self.span_no += 1
+            self.span_fp = f"split:single_split,num_files:{1 + self.span_no % 7}," \
+                           f"total_bytes:{rng.randrange(10**6, 10**9)}"
         eg = self._node("example_gen")
-        fp = f"split:single_split,num_files:{1 + self.span_no % 7},total_bytes:{rng.randrange(10**6, 10**9)}" \
-            if new_data else None
+        fp = self.span_fp  # re-reading an unchanged span finds the same fingerprint
         span_extra = []
         if self.current:
             span_extra = [("span", 1, self.span_no, None), ("input_fingerprint", 1, None, fp)]
+            eg_props = (("span", 1, self.span_no, None), ("input_fingerprint", 1, None, fp))
         else:
             span_extra = [("span", 0, self.span_no, None), ("name", 0, None, "examples")]
+            eg_props = ()
         state, out, cursor, xid = self._emit(eg, cursor, [], ("eg", self.span_no), self._duration("example_gen"),
                                              [("examples", *s.style.components["example_gen"].out("examples"),
-                                               span_extra)])
+                                               span_extra)], extra_props=eg_props,
+                                             hidden=None if self.current else self.span_no)
         if state == COMPLETE:
-            if self.current:
-                r.execution_props.extend(((xid, "span", 1, self.span_no, None),
-                                          (xid, "input_fingerprint", 1, None, fp)))
-            drift = abs(rng.gauss(0.0, spec.drift_sd))
-            self.spans.append((self.span_no, out["examples"][0], False, drift))
-            if len(self.spans) > 20:
-                del self.spans[0]
+            if new_data:
+                drift = abs(rng.gauss(0.0, spec.drift_sd))
+                self.spans.append((self.span_no, out["examples"][0], False, drift))
+                if len(self.spans) > 20:
+                    del self.spans[0]
+            else:  # the same span read again: downstream consumes the new, content-identical artifact
+                span, _, anomaly, drift = self.spans[-1]
+                self.spans[-1] = (span, out["examples"][0], anomaly, drift)
         if state == _SKIPPED and not self._pending_training():
             self.cached_runs += 1
             self.busy_until = cursor
@@ -430,8 +532,12 @@ class PipelineSim:
         span, ex_id, _, drift = self.spans[-1]
         ev_node = self._node("example_validator")
         anomaly_now = rng.random() < min(0.95, spec.anomaly_rate + 0.2 * min(drift, 2.0))
+        blessed_struct = None
         if self.current:
             blessed_struct = s.struct_ok if not anomaly_now else s.struct_anomalous[rng.randrange(3)]
+        if self.validated is not None and self.validated[0] == span:  # same data, same verdict
+            anomaly_now, blessed_struct = self.validated[1], self.validated[2]
+        if self.current:
             extra = [("blessed", 1, None, blessed_struct)]
         else:
             extra = [("name", 0, None, "output")]
@@ -440,6 +546,7 @@ class PipelineSim:
                                            [("anomalies", *comps["example_validator"].out("anomalies"), extra)])
         if state == COMPLETE:
             self.spans[-1] = (span, ex_id, anomaly_now, drift)
+            self.validated = (span, anomaly_now, blessed_struct)
         anomaly = self.spans[-1][2]
         window_ids = [sp[1] for sp in self.spans[-self.window:]]
         # --- transform and tuner
@@ -480,8 +587,7 @@ class PipelineSim:
         comps = s.style.components
         tr = self._node("trainer", b)
         token = self._trainer_token(b)
-        key = (token, tuple(tuple(ids) for _, ids in train_inputs))
-        will_run = tr.key != key
+        will_run = self.run_cache_off or tr.key != self._key(tr, token, train_inputs)
         fail = False
         gt = None
         outcome = None
@@ -526,8 +632,10 @@ class PipelineSim:
                             "recent_bless_rate": round(drivers.recent_bless_rate, 3),
                             "drift": round(drivers.drift, 4), "health": round(drivers.health, 4)},
             }
+            gt["redundant"] = self.last_redundant
             s.trainers.append(gt)
             if fail:
+                self.run_failed = True
                 return cursor
             model_id = out["model"][0]
             self.model_fate[model_id] = (blessed, infra_ok, gt)
@@ -542,7 +650,7 @@ class PipelineSim:
                 "pushed": False, "pushes": 0,
                 "duration_s": round((self.w.rows.executions[-1][5] - self.w.rows.executions[-1][4]) / 1000, 3),
                 "push_probability": None, "p_fail": None, "p_bless": None, "p_infra_ok": None,
-                "drivers": None})
+                "drivers": None, "redundant": False})
             if not self.sync:
                 return cursor
         model_id = out["model"][0]
@@ -596,7 +704,8 @@ class PipelineSim:
             state, out, cursor, _ = self._emit(
                 self._node("model_validator", b), cursor, [("examples", latest), ("model", model_in)],
                 ("mv", base[0] if base else 0), self._duration("model_validator"),
-                [("blessing", *comps["model_validator"].out("blessing"), extra)])
+                [("blessing", *comps["model_validator"].out("blessing"), extra)],
+                hidden=self.alias.get(base[0], base[0]) if base else 0)  # reads its baseline unrecorded
             blessing_ids = out["blessing"]
             if state == COMPLETE and blessed:
                 self.latest_blessed[b] = (model_id, blessing_ids[0], self.model_uri[model_id])

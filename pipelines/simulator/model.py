@@ -13,6 +13,9 @@ anomalies, new data, code/hyperparameter/structure changes, recent blessing hist
 latent state MLMD never records (data drift of the span, a slowly wandering model health);
 the Bernoulli draw on top is the irreducible noise. ``push_probability`` is the exact
 probability, under this model, that the training ends in a push: the oracle's ceiling.
+
+Some runs redo work on unchanged data (pipelines with caching off, manual re-runs, cache-key
+changes that change no recorded property): the ``P_CACHE_OFF`` ... ``P_CACHE_BUST_ALL`` knobs.
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ HPARAM_EFFECT = (-0.3, 0.7)            # a hyperparameter change shifts health b
 P_INFRA_FAIL = 0.06                    # InfraValidator rejects a blessed model
 FAIL_CODE, FAIL_HPARAM, FAIL_STRUCTURE = 0.12, 0.05, 0.08
 
+# Re-runs on unchanged data (redundant work that reuse could have skipped).
+P_CACHE_OFF = 0.08                     # share of synchronous pipelines running with caching disabled
+MANUAL_RERUN_BETA = (0.6, 30.0)        # per-pipeline chance that someone re-runs a finished run by hand
+P_RETRY_AFTER_FAILURE = 0.35           # ... added when a trainer of the run failed (retry, unrelated failure)
+P_RERUN_CACHE_OFF = 0.6                # a manual re-run disables the cache (else only what failed re-runs)
+RERUN_DELAY_MIN = (5.0, 120.0)         # minutes after the run ends, uniform
+CACHE_BUST_PER_DAY = (0.0, 0.0, 0.005, 0.01, 0.03)  # cache-key changes that change no recorded property
+P_CACHE_BUST_ALL = 0.4                 # ... hitting every node (platform upgrade), else one node (its image)
+
 
 @dataclass(frozen=True)
 class PipelineSpec:
@@ -84,6 +96,9 @@ class PipelineSpec:
     structure_per_day: float
     size: float                   # duration scale
     tfx_version: str
+    caching: bool = True          # False: every component executes on every run (sync only)
+    p_manual_rerun: float = 0.0   # chance that a finished run is re-run by hand (sync only)
+    cache_bust_per_day: float = 0.0  # rate of cache-key changes that do not change the work
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,10 @@ def sample_pipeline(rng: random.Random, index: int, hours: float, mode: str) -> 
         structure_per_day=rng.choice((0.0, 0.0, 0.01, 0.02, 0.04)),
         size=size,
         tfx_version=rng.choice(TFX_VERSIONS),
+        # drawn last so that the knobs above stay those of earlier versions for a seed
+        caching=not (rng.random() < P_CACHE_OFF and mode == "sync"),
+        p_manual_rerun=_beta(rng, *MANUAL_RERUN_BETA) if mode == "sync" else 0.0,
+        cache_bust_per_day=rng.choice(CACHE_BUST_PER_DAY),
     )
 
 

@@ -190,6 +190,7 @@ def test_deterministic_and_independent_of_store_count(tmp_path):
     assert _table_digest(a.store_paths[0]) == _table_digest(b.store_paths[0])
     assert _table_digest(a.store_paths[0]) != _table_digest(c.store_paths[0])
     assert _gt(a)["trainers"] == _gt(b)["trainers"]
+    assert _gt(a)["redundant"] == _gt(b)["redundant"]
     k = simulate(tmp_path / "k", pipelines=6, days=8, seed=3, stores=2, progress=False)
     assert len(k.store_paths) == 2 and all(p.exists() for p in k.ground_truth_paths)
     for key in ("trainer_executions", "trainers_complete", "pushed", "executions", "artifacts", "events"):
@@ -248,6 +249,7 @@ def test_cli(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "cli"), "--pipelines", "3", "--days", "4", "--seed", "9"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("simulated 3 pipelines") and "trainer executions" in line and "\n" not in line
+    assert "redundant re-runs" in line
     assert (tmp_path / "cli" / "mlmd.sqlite").exists()
     assert main(["simulate", "--out", str(tmp_path / "bad"), "--pipelines", "3", "--days", "4", "--seed", "9",
                  "--mode", "nope"]) == 2
