@@ -2,7 +2,7 @@
 
 For each (style, mode) a corpus with a seed never used for tuning is simulated, ingested and
 analyzed; ``optimizer.replay.evaluate`` learns on the first 60% of the time span and replays
-the rest, retraining on an expanding window at 4 evenly spaced times. Prints, per corpus, the share of wasted compute pruned (of all waste, and of what a
+the rest, retraining on an expanding window at 8 evenly spaced times. Prints, per corpus, the share of wasted compute pruned (of all waste, and of what a
 decision at trainer start can skip at all), pushes lost, compute saved, cadence kept, and the
 same figures for the oracle that prunes by the simulator's true push probability under the
 same guards and lost-push budget. The last line is a JSON object.
@@ -46,6 +46,9 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
     t2 = time.perf_counter()
     data = result.to_dict()
     m, o, cad = data["metrics"], data["oracle"], data["cadence_summary"]
+    # the same policy trained once at the split (no retraining during the replay), for comparison
+    once = evaluate(con, config=PolicyConfig(max_lost_pushes=args.max_lost_pushes, refits=1)).to_dict()
+    free = o["without_guards"]
     return {
         "style": style, "mode": mode, "seed": args.seed, "trainings": int(con.execute("SELECT count(*) FROM graphlets").fetchone()[0]),
         "replayed": m["trainings"], "threshold": data["policy"]["threshold"],
@@ -61,6 +64,10 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
         "oracle_waste_pruned_at_policy_loss": o["waste_pruned_at_policy_loss"],
         "oracle_median_unchanged": o["cadence_summary"].get("median_unchanged"),
         "vs_oracle": data.get("policy_vs_oracle"),
+        "once_waste_pruned": once["metrics"]["waste_pruned"], "once_pushes_lost": once["metrics"]["pushes_lost"],
+        "once_median_unchanged": once["cadence_summary"].get("median_unchanged"), "once_auc": once["metrics"]["auc"],
+        "oracle_unguarded_waste_pruned": free["waste_pruned"], "oracle_unguarded_pushes_lost": free["pushes_lost"],
+        "oracle_unguarded_median_unchanged": free["cadence_summary"].get("median_unchanged"),
         "auc": m["auc"], "brier": m["brier"], "oracle_auc": o["auc"], "oracle_brier": o["brier"],
         "thresholds": [r["threshold"] for r in data["policy"]["refits"]],
         "build_s": t1 - t0, "evaluate_s": t2 - t1,
@@ -91,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                   f" (at the policy's loss: {100 * row['oracle_waste_pruned_at_policy_loss']:4.1f}%)"
                   f"  | policy/oracle {row['vs_oracle'] if row['vs_oracle'] is None else round(row['vs_oracle'], 3)}"
                   f"  | AUC {row['auc']:.3f} vs {row['oracle_auc']:.3f}, Brier {row['brier']:.3f} vs {row['oracle_brier']:.3f}"
+                  f"  | trained once: {100 * row['once_waste_pruned']:4.1f}% lost {100 * row['once_pushes_lost']:4.2f}% "
+                  f"median kept {row['once_median_unchanged']}"
+                  f"  | oracle without guards: {100 * row['oracle_unguarded_waste_pruned']:4.1f}% median kept "
+                  f"{row['oracle_unguarded_median_unchanged']}"
                   f"  [{row['build_s']:.0f} s build, {row['evaluate_s']:.0f} s evaluate]", flush=True)
     ratios = [r["vs_oracle"] for r in rows if r["vs_oracle"] is not None]
     summary = {

@@ -41,7 +41,7 @@ class PolicyConfig:
     safety: float = 1.0
     confidence_z: float = 1.0
     threshold_by: str = "observed"
-    refits: int = 4
+    refits: int = 8
     min_history: int = 5
     push_age_factor: float = 2.0
     max_push_age_h: float | None = None

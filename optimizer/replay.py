@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +271,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     X = test[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
     prob = np.ones(len(test))
     threshold = np.zeros(len(test))
+    modelled = np.zeros(len(test), dtype=bool)
     refits = []
     policy = None
     for k in range(config.refits):
@@ -283,12 +284,14 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         if pol_k.predictor is not None and sel.any():
             prob[sel] = pol_k.predictor.predict(X[sel])
             threshold[sel] = pol_k.threshold
+            modelled |= sel
     pruned, guarded = replay_decisions(test, prob, threshold, config)
     wasted_total, compute_total = _period_totals(con, until)
     metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     metrics["guarded"] = int(guarded.sum())
     cad = cadence(test, pruned)
-    metrics.update(_quality(test["pushed"].to_numpy(dtype=bool), prob))
+    # ranking and calibration of the trainings a model decided (not those under the fallback)
+    metrics.update(_quality(test["pushed"].to_numpy(dtype=bool)[modelled], prob[modelled]))
     curve = tradeoff_curve(test, prob, config, points=curve_points, wasted_total_s=wasted_total,
                            extra=tuple(np.unique(threshold)))
     decisions = test[["graphlet_id", "source_id", "pipeline", "lane", "trainer_execution_id",
@@ -315,6 +318,14 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         pr_same, _ = replay_decisions(test, p_true, th_same, config)
         same = replay_metrics(test, pr_same, wasted_total_s=wasted_total, compute_total_s=compute_total)
         oracle["waste_pruned_at_policy_loss"] = same["waste_pruned"]
+        # what the cadence guards cost: the oracle with no guard at all, same budget
+        free = replace(config, min_history=0, push_age_factor=1e12, max_push_age_h=None)
+        th_free, _ = choose_threshold(test, p_true, budget, free)
+        pr_free, _ = replay_decisions(test, p_true, th_free, free)
+        oracle["without_guards"] = {
+            **{k: v for k, v in replay_metrics(test, pr_free, wasted_total_s=wasted_total).items()
+               if k in ("waste_pruned", "pushes_lost", "waste_pruned_of_skippable")},
+            "cadence_summary": cadence_summary(cadence(test, pr_free))}
         oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
         decisions["true_probability"] = p_true
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",
@@ -326,7 +337,7 @@ def _quality(y: np.ndarray, p: np.ndarray) -> dict:
     """Ranking (AUC) and calibration (Brier score) of probabilities against outcomes."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
-    both = len(np.unique(y)) == 2
+    both = len(np.unique(y)) == 2 and len(y) > 0
     return {"auc": float(roc_auc_score(y, p)) if both else float("nan"),
             "brier": float(brier_score_loss(y, p)) if len(y) else float("nan")}
 
