@@ -125,6 +125,7 @@ def main() -> int:
         "pipelines": args.pipelines, "days": args.days, "stores": args.stores, "seed": args.seed,
         "trainer_executions": c["trainer_executions"], "trainings": c["trainings"],
         "trainers_cached": c["trainers_cached"], "not_pushed_fraction": c["not_pushed_fraction"],
+        "redundant_executions": c["redundant_executions"], "redundant_recorded": c["redundant_recorded"],
         "executions": c["executions"], "artifacts": c["artifacts"], "events": c["events"],
         "contexts": c["contexts"], "rows": c["rows"], "store_bytes": size,
         "seconds": round(seconds, 1), "rows_per_s": round(c["rows"] / seconds),
