@@ -8,6 +8,7 @@ same figures for the oracle that prunes by the simulator's true push probability
 same guards and lost-push budget. The last line is a JSON object.
 
     python benchmarks/pruning.py [--pipelines 60] [--days 60] [--seed 101] [--max-lost-pushes 0.02]
+    python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
     analyze(str(warehouse))
     t1 = time.perf_counter()
     con = connect(str(warehouse), read_only=True)
+    if args.time_decide:
+        return time_decide(con, t1 - t0)
     truth = load_truth(con, sim.ground_truth_paths)
     result = evaluate(con, truth=truth, config=PolicyConfig(max_lost_pushes=args.max_lost_pushes))
     t2 = time.perf_counter()
@@ -75,6 +78,28 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
     }
 
 
+def time_decide(con, build_s: float) -> dict:
+    """Seconds to build every training's features, then to decide for the three busiest pipelines."""
+    from optimizer.hook import decide
+    from optimizer.replay import replay_frame
+
+    t0 = time.perf_counter()
+    frame, columns = replay_frame(con)
+    features_s = time.perf_counter() - t0
+    pipelines = [r[0] for r in con.execute(
+        "SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3").fetchall()]
+    decide_s = []
+    for p in pipelines:
+        t = time.perf_counter()
+        decide(con, p)
+        decide_s.append(time.perf_counter() - t)
+    print(f"{len(frame):,} trainings, {len(columns)} features: features {features_s:.1f} s; decide "
+          f"(first, then with the learned policy kept) {', '.join(f'{s:.1f}' for s in decide_s)} s "
+          f"[{build_s:.0f} s build]", flush=True)
+    return {"trainings": len(frame), "features": len(columns), "features_s": features_s,
+            "decide_s": decide_s, "build_s": build_s}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", type=int, default=60)
@@ -82,12 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=101, help="fresh seed (5, 11 and 202 were used for tuning)")
     parser.add_argument("--max-lost-pushes", type=float, default=0.02)
     parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:async")
+    parser.add_argument("--time-decide", action="store_true",
+                        help="only time the features and `decide` for three pipelines (no evaluation)")
     args = parser.parse_args(argv)
     combos = [tuple(args.only.split(":"))] if args.only else COMBOS
     rows = []
     with tempfile.TemporaryDirectory(prefix="frugal-pruning-") as tmp:
         for style, mode in combos:
             row = run_one(Path(tmp) / f"{style}-{mode}", style, mode, args)
+            if args.time_decide:
+                print(json.dumps({"benchmark": "pruning-decide", "pipelines": args.pipelines,
+                                  "days": args.days, "seed": args.seed, "style": style, "mode": mode, **row}))
+                continue
             rows.append(row)
             print(f"{style:7s} {mode:5s} replayed {row['replayed']:6,d}  waste pruned {100 * row['waste_pruned']:5.1f}% "
                   f"(of skippable {100 * row['waste_pruned_of_skippable']:5.1f}%)  pushes lost "
@@ -103,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"  | oracle without guards: {100 * row['oracle_unguarded_waste_pruned']:4.1f}% median kept "
                   f"{row['oracle_unguarded_median_unchanged']}"
                   f"  [{row['build_s']:.0f} s build, {row['evaluate_s']:.0f} s evaluate]", flush=True)
+    if args.time_decide:
+        return 0
     ratios = [r["vs_oracle"] for r in rows if r["vs_oracle"] is not None]
     summary = {
         "benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seed": args.seed,
