@@ -3,11 +3,13 @@
 (a) no reuse; (b) TFX-style exact-match caching of whole components (every output stored,
 LRU eviction, a cached component is always reused); (c) materialize everything with the
 optimal plan; (d) Helix's materialization rule; (e) frugal. All share one storage budget.
-Each strategy runs in its own process on fresh data (TensorFlow and Beam imported before the
-clock starts), real Beam DirectRunner, real Keras training. Every strategy's outputs are
-checked against no reuse, iteration by iteration.
+Every strategy runs on its own fresh data, artifact store and cost history, in lock-step with
+the others (iteration i of every strategy back to back, order rotated each iteration) so that
+load on a shared machine falls on all alike; TensorFlow and Beam are imported before the clock
+starts; real Beam DirectRunner, real Keras training. Every strategy's outputs are checked
+against no reuse, iteration by iteration.
 
-    python benchmarks/iterations.py [--rows 60000] [--budget BYTES]
+    python benchmarks/iterations.py [--rows 30000] [--budget 9000000] [--details plans.json]
 
 Bars: an unchanged re-run >= 10x faster than no reuse; the modified iterations together
 >= 2x faster; frugal's cumulative time no worse than any other strategy's. Last line: JSON.
@@ -17,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 STRATEGIES: dict[str, dict] = {
@@ -31,70 +30,62 @@ STRATEGIES: dict[str, dict] = {
     "helix": {"strategy": "optimal", "policy": "helix", "eviction": "policy"},
     "frugal": {"strategy": "optimal", "policy": "frugal", "eviction": "policy"},
 }
-DEFAULT_BUDGET = 6_000_000
+DEFAULT_BUDGET = 9_000_000
 
 
-def run_one(name: str, rows: int, budget: int, workdir: Path) -> dict:
-    """Run the session with one strategy in this process; returns per-iteration figures."""
-    import tensorflow  # noqa: F401  warm imports outside the clock
-    import apache_beam  # noqa: F401
+def _row(it, result, wall: float) -> dict:
+    acts = result.actions()
+    return {
+        "label": it.label,
+        "kind": it.kind,
+        "wall_s": round(wall, 3),
+        "store_bytes": result.store_bytes,
+        "computed": sorted(n for n, a in acts.items() if a == "compute"),
+        "loaded": sorted(n for n, a in acts.items() if a == "load"),
+        "written": sorted(n for n, r in result.nodes.items() if r.materialized and acts[n] == "compute"),
+        "outputs": json.loads(json.dumps(result.outputs, sort_keys=True, default=str)),
+    }
 
-    from pipelines.examples.iterations import run_session
+
+def run_interleaved(names: list[str], rows: int, budget: int, workdir: Path) -> dict[str, dict]:
+    """Run every strategy's session in lock-step: iteration i of all strategies back to back,
+    in an order rotated every iteration, so load from other processes on a shared machine
+    falls on all strategies alike. Each strategy has its own data, store and history."""
+    import apache_beam  # noqa: F401  warm imports outside the clock
+    import tensorflow  # noqa: F401
+
+    from pipelines.examples.iterations import run_session, session
     from pipelines.runner import RunOptions
 
-    opts = RunOptions(artifacts=workdir / "artifacts", budget_bytes=budget, **STRATEGIES[name])
-    out = []
-    for it, result, wall in run_session(workdir, opts, rows=rows):
-        acts = result.actions()
-        out.append({
-            "label": it.label,
-            "kind": it.kind,
-            "wall_s": round(wall, 3),
-            "store_bytes": result.store_bytes,
-            "computed": sorted(n for n, a in acts.items() if a == "compute"),
-            "loaded": sorted(n for n, a in acts.items() if a == "load"),
-            "written": sorted(n for n, r in result.nodes.items() if r.materialized and acts[n] == "compute"),
-            "outputs": json.loads(json.dumps(result.outputs, sort_keys=True, default=str)),
-        })
-    return {"strategy": name, "iterations": out}
-
-
-def _child(args: argparse.Namespace) -> None:
-    res = run_one(args.one, args.rows, args.budget, Path(args.workdir))
-    Path(args.out).write_text(json.dumps(res))
+    sessions = {}
+    for name in names:
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+        opts = RunOptions(artifacts=workdir / name / "artifacts", budget_bytes=budget, **STRATEGIES[name])
+        sessions[name] = run_session(workdir / name, opts, rows=rows)
+    results: dict[str, dict] = {n: {"strategy": n, "iterations": []} for n in names}
+    for i in range(len(session())):
+        order = names[i % len(names):] + names[: i % len(names)]
+        for name in order:
+            it, result, wall = next(sessions[name])
+            results[name]["iterations"].append(_row(it, result, wall))
+        print(f"iteration {i + 1}: " + ", ".join(f"{n} {results[n]['iterations'][-1]['wall_s']:.1f}s" for n in names),
+              file=sys.stderr)
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="reuse strategies over a penguin iteration session")
-    ap.add_argument("--rows", type=int, default=60000, help="rows of the enlarged penguin data")
+    ap.add_argument("--rows", type=int, default=30000, help="rows of the enlarged penguin data")
     ap.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="artifact store budget in bytes")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--details", help="also write every strategy's per-iteration plan and outputs to this JSON file")
-    ap.add_argument("--one", help=argparse.SUPPRESS)
-    ap.add_argument("--workdir", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.one:
-        _child(args)
-        return
     names = [s for s in args.strategies.split(",") if s]
     unknown = set(names) - set(STRATEGIES)
     if unknown:
         sys.exit(f"unknown strategies {sorted(unknown)}; choose from {list(STRATEGIES)}")
-    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="frugal-bench-") as tmp:
-        for name in names:
-            work = Path(tmp) / name
-            work.mkdir()
-            out = Path(tmp) / f"{name}.json"
-            t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, __file__, "--one", name, "--rows", str(args.rows), "--budget", str(args.budget),
-                 "--workdir", str(work), "--out", str(out)],
-                check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-            )
-            results[name] = json.loads(out.read_text())
-            print(f"{name}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        results = run_interleaved(names, args.rows, args.budget, Path(tmp))
     if args.details:
         Path(args.details).write_text(json.dumps(results, indent=1, sort_keys=True))
     report(results, args)
