@@ -29,8 +29,13 @@ def evaluate_lines(data: dict) -> list[str]:
     if pol["fallback"]:
         lines.append(f"fallback: {pol['fallback']}")
     else:
-        lines.append(f"threshold: prune when P(push) < {pol['threshold']:.4f} "
-                     f"(budget {pct(pol['max_lost_pushes'])} lost pushes)")
+        ths = [r["threshold"] for r in pol.get("refits", []) if r["threshold"] is not None] or [pol["threshold"]]
+        if len(pol.get("refits", [])) > 1:
+            lines.append(f"retrained {len(pol['refits'])} times during the replay; threshold: prune when P(push) < "
+                         f"{min(ths):.4f} .. {max(ths):.4f} (budget {pct(pol['max_lost_pushes'])} lost pushes)")
+        else:
+            lines.append(f"threshold: prune when P(push) < {pol['threshold']:.4f} "
+                         f"(budget {pct(pol['max_lost_pushes'])} lost pushes)")
     rows = [("", "policy")]
     oracle = data.get("oracle")
     if oracle:
@@ -47,6 +52,9 @@ def evaluate_lines(data: dict) -> list[str]:
     row("pushes lost (count)", "pushes_lost_count", lambda v: f"{v:,} of {m['pushes']:,}")
     row("compute saved (s)", "compute_saved_s", lambda v: f"{v:,.0f}")
     row("compute saved (share of all)", "compute_saved_share", pct)
+    if "auc" in m:
+        row("ranking (AUC)", "auc", lambda v: "n/a" if v is None else f"{v:.3f}")
+        row("calibration (Brier)", "brier", lambda v: "n/a" if v is None else f"{v:.3f}")
     width = max(len(r[0]) for r in rows) + 2
     for r in rows:
         lines.append(r[0].ljust(width) + "".join(str(v).rjust(16) for v in r[1:]))
@@ -82,6 +90,9 @@ def register(app: typer.Typer) -> None:
             help="Ground-truth JSON with true push probabilities (simulated corpora): adds the oracle."),
         fmt: str = typer.Option("table", "--format", help="table or json."),
         seed: int = typer.Option(0, "--seed", help="Seed of the predictor."),
+        refits: int = typer.Option(8, "--refits",
+                                   help="Retrain this many times during the replay, on what was known by then "
+                                        "(1 = train once)."),
     ) -> None:
         """Train on the past, replay the future as if the policy had been on, and report."""
         import pandas as pd
@@ -102,7 +113,8 @@ def register(app: typer.Typer) -> None:
                                      "2026-02-01T12:00") from exc
         con = _open(warehouse)
         truth = load_truth(con, ground_truth) if ground_truth else None
-        result = evaluate(con, train_until=until, config=PolicyConfig(max_lost_pushes=max_lost_pushes),
+        result = evaluate(con, train_until=until,
+                          config=PolicyConfig(max_lost_pushes=max_lost_pushes, refits=refits),
                           predictor_config=PredictorConfig(seed=seed), truth=truth)
         data = result.to_dict()
         if fmt == "json":
