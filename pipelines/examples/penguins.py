@@ -226,6 +226,7 @@ class PenguinConfig:
     layers: int = 2
     learning_rate: float = 0.01
     epochs: int = 3
+    batch_size: int = 256
     threshold: float = 0.9
     metric: str = "accuracy"
     eval_buckets: int = 2
@@ -248,7 +249,7 @@ def build_pipeline(data_dir: str | os.PathLike, config: PenguinConfig = PenguinC
                       eval_buckets=config.eval_buckets),
             python_step("train", train, {"examples": "train_data"}, type_name="Trainer", output_type="Model",
                         hidden=config.hidden, layers=config.layers, learning_rate=config.learning_rate,
-                        epochs=config.epochs),
+                        epochs=config.epochs, batch_size=config.batch_size),
             python_step("evaluate", evaluate, {"model": "train", "examples": "eval_data"}, type_name="Evaluator",
                         output_type="ModelBlessing", threshold=config.threshold, metric=config.metric),
             python_step("push", push, {"model": "train", "evaluation": "evaluate"}, type_name="Pusher",
