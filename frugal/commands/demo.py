@@ -13,7 +13,10 @@ from pathlib import Path
 
 import typer
 
+from pipelines.errors import PipelineError
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data" / "tfx"
+MARKER = ".frugal-demo"
 
 
 def run_demo(out: Path, *, pipelines: int, days: int, seed: int, quiet: bool = False) -> dict:
@@ -24,8 +27,12 @@ def run_demo(out: Path, *, pipelines: int, days: int, seed: int, quiet: bool = F
     from provenance.ingest import ingest
 
     if out.exists():
+        if any(out.iterdir()) and not (out / MARKER).exists():
+            raise PipelineError(
+                f"{out} exists and was not written by `frugal demo`; pass an empty or new folder with --out.")
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    (out / MARKER).write_text("written by frugal demo; replaced by the next demo run\n")
     started = time.perf_counter()
     say = (lambda *_: None) if quiet else typer.echo
 

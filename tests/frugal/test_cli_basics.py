@@ -17,3 +17,12 @@ def test_version_exit_code_and_text(capsys):
 def test_help_lists_demo_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-m", "frugal", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in out.stdout
+
+
+def test_demo_refuses_to_replace_a_folder_it_did_not_write(tmp_path, capsys):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "thesis.txt").write_text("precious")
+    assert main(["demo", "--out", str(keep), "-q"]) == 2
+    assert "was not written by `frugal demo`" in capsys.readouterr().err
+    assert (keep / "thesis.txt").read_text() == "precious"
