@@ -99,6 +99,18 @@ def build_lineage(con, fingerprint_properties: tuple[str, ...] = (),
     _build_edges(con, baseline_keys)
 
 
+def _naming_properties(entity: str) -> str:
+    """SQL: per ``entity`` (context or execution), the `pipeline_name` and `component_id`
+    properties that orchestrators write to name a node's pipeline and component."""
+    return f"""
+            SELECT p.source_id, p.entity_id AS {entity}_id,
+                   max(p.string_value) FILTER (WHERE p.name = 'pipeline_name') AS pipeline_name,
+                   max(p.string_value) FILTER (WHERE p.name = 'component_id') AS component_id
+            FROM properties p JOIN _scope USING (source_id)
+            WHERE p.entity = '{entity}' AND p.name IN ('pipeline_name', 'component_id')
+            GROUP BY ALL"""
+
+
 def _build_executions(con) -> None:
     con.execute(
         f"""
@@ -110,14 +122,7 @@ def _build_executions(con) -> None:
             JOIN type_roles r ON r.kind = 'context' AND r.type_name = c.type_name
             WHERE r.role IN ('pipeline', 'pipeline-run', 'node')
         ),
-        cprops AS (
-            SELECT p.source_id, p.entity_id AS context_id,
-                   max(p.string_value) FILTER (WHERE p.name = 'pipeline_name') AS pipeline_name,
-                   max(p.string_value) FILTER (WHERE p.name = 'component_id') AS component_id
-            FROM properties p JOIN _scope USING (source_id)
-            WHERE p.entity = 'context' AND p.name IN ('pipeline_name', 'component_id')
-            GROUP BY ALL
-        ),
+        cprops AS ({_naming_properties("context")}),
         ids AS (  -- integers first: cheap to aggregate over every association
             SELECT a.source_id, a.execution_id,
                    min(a.context_id) FILTER (WHERE cr.role = 'pipeline') AS pipeline_cid,
@@ -139,14 +144,7 @@ def _build_executions(con) -> None:
             LEFT JOIN cprops rp ON rp.source_id = i.source_id AND rp.context_id = i.run_id
             LEFT JOIN cprops np ON np.source_id = i.source_id AND np.context_id = i.node_cid
         ),
-        xprops AS (
-            SELECT p.source_id, p.entity_id AS execution_id,
-                   max(p.string_value) FILTER (WHERE p.name = 'pipeline_name') AS pipeline_name,
-                   max(p.string_value) FILTER (WHERE p.name = 'component_id') AS component_id
-            FROM properties p JOIN _scope USING (source_id)
-            WHERE p.entity = 'execution' AND p.name IN ('pipeline_name', 'component_id')
-            GROUP BY ALL
-        ),
+        xprops AS ({_naming_properties("execution")}),
         base AS (
             SELECT x.source_id, x.execution_id, x.type_name, r.role, x.state,
                    coalesce(pe.pipeline_ctx, xp.pipeline_name, pe.ctx_pipeline_name, x.source_id) AS pipeline,

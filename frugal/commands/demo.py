@@ -51,7 +51,7 @@ def run_demo(out: Path, *, pipelines: int, days: int, seed: int, quiet: bool = F
     say("4/4 replaying the pruning policy and writing the report ...")
     from frugal.commands.report import pruning_report_section
 
-    section = pruning_report_section(warehouse, None, 0.02, sim.ground_truth_paths)
+    section = pruning_report_section(warehouse, 0.02, sim.ground_truth_paths)
     index = write_report(warehouse, out / "report", sections=[section])
     seconds = time.perf_counter() - started
     return {"warehouse": warehouse, "report": index, "summary": summary, "seconds": seconds}
