@@ -11,7 +11,11 @@ attributes, so they can be compared on equal terms (``benchmarks/planner.py``):
     saves ``recreation cost - load cost`` each time it is needed *and* unchanged; it is not
     needed when a stored descendant that is also unchanged shadows it. Expected savings minus
     the one-off write cost, divided by size, ranks candidates; a lazy greedy knapsack fills
-    the budget and re-evaluates shadowing and recreation costs after every pick.
+    the budget and re-evaluates shadowing and recreation costs after every pick. That
+    probability is first taken at its lower bound (``r + need - 1``: safe whatever the
+    dependence between "recurs" and "needed"); budget still spare is then filled by the same
+    greedy at the upper bound (``min(r, need)``): unused budget saves nothing, and a
+    fingerprint the history has not yet seen recur often comes back (a revert, a re-run).
 ``"helix"``
     Helix's rule: in topological order, persist a node when its recreation cost (from the
     nearest materialized ancestors) exceeds twice its load cost, while it fits the budget.
@@ -385,35 +389,49 @@ def _experiment_graph(g: _Graph, candidates: list[int], budget: float, config: M
 
 
 def _frugal(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
-    stored = {i for i in range(len(g.nodes)) if g.stored[i]}
-    materialized = set(stored)
     uses = [_expected_uses(r, config.horizon_runs) for r in g.recurrence]
 
-    def gain(i: int, rc: float, need: float) -> float:
-        p_use = max(0.0, g.recurrence[i] + need - 1.0)
-        if p_use == 0.0:
+    def gain(p_use: float, i: int, rc: float) -> float:
+        if p_use <= 0.0:
             return -g.write[i]  # (also avoids 0 x inf for outputs that cannot be recreated)
         return p_use * uses[i] * (rc - g.load[i]) - g.write[i]
 
-    # Values only fall as the stored set grows (recreation costs and needs both shrink), so
-    # a lazy greedy is exact: re-evaluate the best candidate, take it if it still leads.
+    # P(the node recurs and is needed): the lower bound first (safe under any dependence
+    # between the two events), then, for the budget still spare, the upper bound: the
+    # history has not yet seen a new fingerprint recur, yet iterative work often returns to it
+    # (a revert, a re-run), and unused budget saves nothing.
+    safe = lambda i, rc, need: gain(max(0.0, g.recurrence[i] + need - 1.0), i, rc)  # noqa: E731
+    hopeful = lambda i, rc, need: gain(min(g.recurrence[i], need), i, rc)  # noqa: E731
+    materialized = {i for i in range(len(g.nodes)) if g.stored[i]}
+    chosen: set[int] = set()
+    used = 0
+    for value in (safe, hopeful):
+        used = _lazy_greedy(g, [i for i in candidates if i not in chosen], budget, value, chosen, materialized, used)
+    return chosen
+
+
+def _lazy_greedy(g: _Graph, candidates: list[int], budget: float, value, chosen: set[int],
+                 materialized: set[int], used: int) -> int:
+    """Add to ``chosen`` (and ``materialized``) by value per byte while it fits; returns bytes used.
+
+    Values only fall as the stored set grows (recreation costs and needs both shrink), so a
+    lazy greedy is exact: re-evaluate the best candidate, take it if it still leads.
+    """
     rc_all = g.recreation(materialized)
     need_all = g.need(materialized)
     heap = []
     for i in candidates:
-        v = gain(i, rc_all[i], need_all[i])
+        v = value(i, rc_all[i], need_all[i])
         if v > 0:
             heap.append((-v / max(g.size[i], 1), i))
     heapq.heapify(heap)
-    chosen: set[int] = set()
     fresh: set[int] = set(i for _, i in heap)  # values computed with the current set
-    used = 0
     while heap:
         _, i = heapq.heappop(heap)
         if used + g.size[i] > budget:
             continue
         if i not in fresh:
-            v = gain(i, g.recreation_of(i, materialized), g.need_of(i, materialized))
+            v = value(i, g.recreation_of(i, materialized), g.need_of(i, materialized))
             if v <= 0:
                 continue
             fresh.add(i)
@@ -423,7 +441,7 @@ def _frugal(g: _Graph, candidates: list[int], budget: float, config: Materializa
         materialized.add(i)
         used += g.size[i]
         fresh.clear()
-    return chosen
+    return used
 
 
 def recreation_costs(dag: nx.DiGraph, materialized: Iterable[Hashable] = ()) -> dict[Hashable, float]:

@@ -11,7 +11,8 @@ Steps of :func:`run_pipeline`:
 3. build one Beam pipeline: loaded nodes become reads of their Parquet parts (checksums checked
    again while reading), pruned nodes disappear, computed nodes run their transforms, and the
    chosen ones also write their output (staged, then published atomically). When nothing needs
-   computing no Beam pipeline is started at all;
+   computing no Beam pipeline is started at all, and when only Python steps (training,
+   evaluation, push) need computing from stored inputs they run in-process, without Beam;
 4. measure each node (Beam's per-transform execution time), evict within the byte budget,
    update the history, and record the run into MLMD (``provenance.run_recorder``).
 
@@ -238,6 +239,7 @@ def annotate_dag(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Ma
             component=key,
             materialized=name in stored,
             measured=bool(history.comp(key).get("compute_s")),
+            beam=pipeline.component(name).kind != PYTHON,
         )
     return g
 
@@ -287,17 +289,27 @@ def _plan_cost(dag: nx.DiGraph, plan: Mapping[Hashable, str]) -> float:
 
 def _without_beam_if_cheaper(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
                              overhead_s: float) -> dict[Hashable, str]:
-    """Starting a Beam pipeline has a fixed cost, paid when anything is computed. The minimum
-    cut is optimal among plans that compute; the only cheaper alternative is loading every
-    output with no Beam pipeline at all, so compare the two."""
+    """Starting a Beam pipeline has a fixed cost, paid when a Beam step or a source is
+    computed; Python steps alone run in-process. The minimum cut is optimal among plans that
+    start Beam; the best plan that does not is the minimum cut with every Beam step and source
+    made impossible to compute (loading what it needs, or everything when nothing computes).
+    Take whichever is cheaper once the overhead is counted."""
     plan = dict(plan)
-    if not any(a == COMPUTE for a in plan.values()):
+    if not any(a == COMPUTE and dag.nodes[n].get("beam", True) for n, a in plan.items()):
         return plan
-    if not all(math.isfinite(dag.nodes[o]["load_cost"]) for o in outputs):
-        return plan
-    load_only = {n: LOAD if n in outputs else PRUNE for n in dag.nodes}
-    if _plan_cost(dag, load_only) <= _plan_cost(dag, plan) + overhead_s:
-        return load_only
+    from optimizer.plan import PlanError
+    from optimizer.reuse import plan_execution
+
+    h = dag.copy()
+    for n, data in h.nodes(data=True):
+        if data.get("beam", True):
+            data["compute_cost"] = math.inf
+    try:
+        alternative = plan_execution(h, outputs)
+    except PlanError:
+        return plan  # some output needs a Beam step that nothing stored can replace
+    if _plan_cost(h, alternative) <= _plan_cost(dag, plan) + overhead_s:
+        return alternative
     return plan
 
 
@@ -532,6 +544,51 @@ def _execute(pipeline: Pipeline, plan: Mapping[Hashable, str], fps: Mapping[str,
     return _node_seconds(result, [c.name for c in pipeline.components]), _counters(result), wall
 
 
+def _python_only(pipeline: Pipeline, plan: Mapping[Hashable, str]) -> bool:
+    """True when every computed node is a Python step: the run needs no Beam pipeline."""
+    return all(pipeline.component(n).kind == PYTHON for n, a in plan.items() if a == COMPUTE)
+
+
+def _execute_in_process(pipeline: Pipeline, plan: Mapping[Hashable, str], fps: Mapping[str, str],
+                        write: set[str], collect: set[str], store: ArtifactStore | None,
+                        results: ArtifactStore, opts: RunOptions
+                        ) -> tuple[dict[str, dict[str, float]], dict[str, int], float]:
+    """Run a plan whose computed nodes are all Python steps without starting Beam.
+
+    Their loaded inputs are read (checksums verified) from the store and the steps run in
+    topological order with the same argument order as inside Beam (rows sorted), so the
+    outputs equal the Beam path's. Starting a Beam pipeline costs seconds; an edit to the
+    evaluation or a hyperparameter with stored training data needs none.
+    """
+    g = pipeline.graph()
+    values: dict[str, Any] = {}
+    seconds: dict[str, dict[str, float]] = {}
+    t0 = time.perf_counter()
+    for name in pipeline.topological_order():
+        c = pipeline.component(name)
+        action = plan[name]
+        entry = seconds.setdefault(name, {"compute": 0.0, "load": 0.0, "write": 0.0})
+        if action == LOAD and any(plan[ch] == COMPUTE for ch in g.successors(name)):
+            assert store is not None
+            t = time.perf_counter()
+            values[name] = store.read_rows(fps[name]) if c.produces_rows else store.read_value(fps[name])
+            entry["load"] += time.perf_counter() - t
+        elif action == COMPUTE:
+            row_args = frozenset(a for a, parent in c.inputs.items() if pipeline.component(parent).produces_rows)
+            t = time.perf_counter()
+            values[name] = _run_python(None, c.fn, dict(c.params), row_args,
+                                       **{a: values[parent] for a, parent in c.inputs.items()})
+            entry["compute"] += time.perf_counter() - t
+            if name in write:
+                assert store is not None
+                t = time.perf_counter()
+                store.write_value(fps[name], values[name], node=name)
+                entry["write"] += time.perf_counter() - t
+            if name in collect:
+                results.write_value(fps[name], values[name], node=name)
+    return seconds, {}, time.perf_counter() - t0
+
+
 def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunResult:
     """Plan, rewrite and run ``pipeline`` once; record it into MLMD when a store is given."""
     opts = options or RunOptions()
@@ -559,11 +616,14 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
             results = ArtifactStore(tmp_results / f"attempt{attempt}")
             seconds: dict[str, dict[str, float]] = {}
             counters: dict[str, int] = {}
-            beam_used = any(a == COMPUTE for a in plan.values())
+            computing = any(a == COMPUTE for a in plan.values())
+            in_process = computing and _python_only(pipeline, plan)
+            beam_used = computing and not in_process
             wall = 0.0
-            if beam_used:
+            if computing:
                 try:
-                    seconds, counters, wall = _execute(pipeline, plan, fps, write, collect, store, results, opts)
+                    execute = _execute_in_process if in_process else _execute
+                    seconds, counters, wall = execute(pipeline, plan, fps, write, collect, store, results, opts)
                 except Exception as e:
                     broken = [n for n in stored if store is not None and store.verify(fps[n]) is None]
                     if broken and attempt < 2:
@@ -607,7 +667,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
         else:  # pragma: no cover - loop always breaks or raises
             raise PipelineError("run failed after retries")
 
-        sizes = _record_costs(pipeline, fps, plan, write, seconds, counters, wall, store, history, results)
+        sizes = _record_costs(pipeline, fps, plan, write, seconds, counters, wall if beam_used else 0.0,
+                              store, history, results)
         evicted: list[str] = []
         if store is not None:
             if opts.budget_bytes is not None:

@@ -138,6 +138,18 @@ class TestFrugal:
         assert chosen <= {"feat", "train", "eval"}
         assert "eval" in chosen
 
+    def test_spare_budget_keeps_what_may_come_back(self, chain):
+        rec = {"raw": 1.0, "clean": 0.9, "feat": 0.9, "train": 0.3, "eval": 0.2}
+        nx.set_node_attributes(chain, rec, "recurrence")
+        exact = MaterializationConfig(own_change_rate=0.0)
+        # With eval and feat stored, clean is needed only when feat changes (p 0.1) and then
+        # recurs with p 0.9: the safe bound 0.9 + 0.1 - 1 = 0 values it at nothing, so a tight
+        # budget goes to eval and feat. Spare budget takes the upper bound min(0.9, 0.1) = 0.1:
+        # 0.1 x 6.5 uses x (21 - 1) s outweighs its 1 s write. raw never pays: loading it costs
+        # what recomputing it does.
+        assert choose_materializations(chain, 60, config=exact) == {"eval", "feat"}
+        assert choose_materializations(chain, 10**6, config=exact) == {"eval", "feat", "train", "clean"}
+
     def test_already_stored_is_kept_for_free(self, chain):
         rec = {"raw": 1.0, "clean": 0.9, "feat": 0.9, "train": 0.1, "eval": 0.1}
         nx.set_node_attributes(chain, rec, "recurrence")

@@ -78,6 +78,9 @@ def test_plans_follow_what_changed(iterations, data_dir):
     acts = runs["hyper"][1].actions()
     assert acts["train"] == acts["evaluate"] == acts["push"] == "compute"
     assert not runs["revert"][1].beam_used
+    # only Python steps changed and their inputs are stored: they run in-process, no Beam
+    assert not runs["evaluation"][1].beam_used and not runs["hyper"][1].beam_used
+    assert acts["train_data"] == "load"
     for config, result in runs.values():
         assert_feasible(result, build_pipeline(data_dir, config))
 
@@ -147,6 +150,26 @@ def test_skipping_beam_when_loading_outputs_beats_its_start_up_cost():
     assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=0.1) == computing
     g.nodes["b"]["load_cost"] = math.inf  # nothing stored: Beam is needed whatever it costs
     assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=100.0) == computing
+
+
+def test_python_steps_alone_run_without_beam_when_that_is_cheaper():
+    import math
+
+    import networkx as nx
+
+    from pipelines.runner import _without_beam_if_cheaper
+
+    # data (a Beam step, stored) -> train -> evaluate (Python steps, nothing stored)
+    g = nx.DiGraph([("data", "train"), ("train", "evaluate")])
+    g.nodes["data"].update(compute_cost=0.1, load_cost=0.2, beam=True)
+    g.nodes["train"].update(compute_cost=3.0, load_cost=math.inf, beam=False)
+    g.nodes["evaluate"].update(compute_cost=0.1, load_cost=math.inf, beam=False)
+    with_beam = {"data": "compute", "train": "compute", "evaluate": "compute"}  # 3.2 s + overhead
+    in_process = {"data": "load", "train": "compute", "evaluate": "compute"}  # 3.3 s
+    assert _without_beam_if_cheaper(g, with_beam, ["evaluate"], overhead_s=1.0) == in_process
+    assert _without_beam_if_cheaper(g, with_beam, ["evaluate"], overhead_s=0.05) == with_beam
+    # a plan that computes no Beam step is kept as it is
+    assert _without_beam_if_cheaper(g, in_process, ["evaluate"], overhead_s=1.0) == in_process
 
 
 def test_cost_history_learns_and_persists(tmp_path):
