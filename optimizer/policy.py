@@ -20,15 +20,20 @@ policy falls back to running every training, and says so.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
-           "lost_share", "REPLAY_COLUMNS", "hours_since_epoch"]
+           "lost_share", "REPLAY_COLUMNS", "hours_since_epoch", "window_threshold", "controlled_decisions",
+           "recent_window", "prune_key", "RULES", "cost_of"]
+
+RULES = ("validation", "controlled")
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,11 @@ class PolicyConfig:
     safety: float = 1.0
     confidence_z: float = 1.0
     threshold_by: str = "observed"
+    rule: str = "controlled"
+    window: int = 1000
+    window_share: float = 0.8
+    control_z: float = 1.5
+    cost_feature: str | None = "p_prev_trainer_s"
     refits: int = 8
     min_history: int = 5
     push_age_factor: float = 2.0
@@ -58,6 +68,11 @@ class PolicyConfig:
                 "e.g. 0.02 for at most 2% of pushes lost")
         if self.threshold_by not in ("expected", "observed"):
             raise OptimizerError(f"threshold_by must be 'expected' or 'observed', got {self.threshold_by!r}")
+        if self.rule not in RULES:
+            raise OptimizerError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
+        if self.window < 1 or self.control_z < 0 or not 0 < self.window_share <= 1:
+            raise OptimizerError(f"window must be >= 1, window_share in (0, 1] and control_z >= 0, got "
+                                 f"{self.window}, {self.window_share} and {self.control_z}")
         if self.refits < 1:
             raise OptimizerError(f"refits must be >= 1 (1 = train once), got {self.refits}")
         if self.min_history < 0 or self.push_age_factor <= 0:
@@ -73,6 +88,23 @@ class Policy:
     predictor: object | None = None
     fallback: str | None = None
     validation: dict = field(default_factory=dict)
+    recent: tuple | None = field(default=None, repr=False, compare=False)
+    key_threshold: float | None = None
+
+    def prunes(self, probability: float, cost: float | None = None) -> bool:
+        """Whether a training that the guards allow is below the threshold.
+
+        Under the controlled rule with a cost (``config.cost_feature``, e.g. the lane's previous
+        trainer seconds) the comparison is on ``prune_key(probability, cost)`` against
+        ``key_threshold``; otherwise on the probability against ``threshold``. (The running
+        budget of ``controlled_decisions`` needs the record of earlier decisions, which a
+        single decision does not have.)
+        """
+        if self.predictor is None:
+            return False
+        if self.key_threshold is not None and cost is not None:
+            return bool(prune_key([probability], [cost])[0] < self.key_threshold)
+        return bool(probability < self.threshold)
 
 
 def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: float,
@@ -154,6 +186,185 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
         if pushed[i] and not math.isnan(push_t[i]):
             pending.append(push_t[i])
     return pruned, guarded
+
+
+def window_threshold(prob, guarded, budget: float, key=None) -> float:
+    """Largest threshold whose *expected* lost pushes stay within ``budget`` x expected pushes.
+
+    Over a window of trainings with calibrated push probabilities ``prob``: expected pushes are
+    the sum of all probabilities, expected lost pushes the sum over the trainings a threshold
+    would prune (those whose ``key``, by default the probability itself, is below it and that
+    are not ``guarded``). No outcome is read, so the window may end just before the decision.
+    Returns the smallest key left unpruned (0.0 when nothing fits the budget), so that
+    ``key < threshold`` prunes exactly the trainings that fit.
+    """
+    p = np.asarray(prob, dtype=float)
+    g = np.asarray(guarded, dtype=bool)
+    k_all = p if key is None else np.asarray(key, dtype=float)
+    total = float(p.sum())
+    free = ~g & np.isfinite(k_all)
+    if total <= 0 or not free.any():
+        return 0.0
+    order = np.argsort(k_all[free], kind="stable")
+    q = k_all[free][order]
+    k = int(np.searchsorted(np.cumsum(p[free][order]), budget * total + 1e-12, side="right"))
+    if k == 0:
+        return 0.0
+    if k >= len(q):
+        return float(q[-1]) + 1e-9 if key is not None else min(float(q[-1]) + 1e-9, 1.0)
+    return float(q[k])
+
+
+def prune_key(prob, cost) -> np.ndarray:
+    """Expected pushes lost per expected second of waste saved: ``p / ((1 - p) * cost)``.
+
+    Pruning the trainings with the smallest key first saves the most wasted compute for each
+    push given up. ``cost`` is what a training is expected to cost from the trainer on (e.g. the
+    lane's previous trainer duration); an unknown or non-positive cost gives an infinite key
+    (never pruned by the key).
+    """
+    p = np.clip(np.asarray(prob, dtype=float), 0.0, 1.0 - 1e-9)
+    c = np.asarray(cost, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = p / ((1.0 - p) * c)
+    return np.where(np.isfinite(c) & (c > 0), out, np.inf)
+
+
+def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, config: PolicyConfig, *,
+                         history: tuple | None = None, slide: bool = True, budget: float | None = -1.0,
+                         cost=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replay with the online budget controller; return (pruned, guarded, threshold used) per row.
+
+    Trainings are decided in time order over all lanes (the budget is shared), with the same
+    cadence guards as ``replay_decisions``. A training that the guards allow is pruned when
+
+    1. its probability is below the threshold: the row's own ``threshold`` or, with ``slide``,
+       the larger of it and ``window_threshold`` over the ``config.window`` trainings decided
+       just before it (seeded with ``history`` = (probabilities, guarded flags[, keys]) of the
+       trainings before the replay), at ``max_lost_pushes x safety x window_share``. With
+       ``cost`` (per row, e.g. the lane's previous trainer seconds) trainings are ranked by
+       ``prune_key`` (expected pushes lost per second of waste saved) instead of the probability,
+       and thresholds are in that unit;
+    2. and the running budget still holds after pruning it:
+       ``lost + z * sqrt(lost) <= budget * pushes``, where ``lost`` is the sum of the calibrated
+       probabilities of the pruned trainings, ``pushes`` the pushes observed so far among the
+       trainings that ran and ended, plus the probabilities of those still running and of the
+       pruned ones (``z = config.control_z``, ``budget`` by default ``max_lost_pushes x
+       safety``, None switches the cap off).
+
+    Only what is known when a training starts is read: outcomes of trainings that ended before
+    it (``push_time`` < start), and probabilities of trainings that started before it.
+    """
+    if budget is not None and budget < 0:
+        budget = config.max_lost_pushes * config.safety
+    n = len(frame)
+    pruned = np.zeros(n, dtype=bool)
+    guarded = np.zeros(n, dtype=bool)
+    used = np.zeros(n, dtype=float)
+    if n == 0:
+        return pruned, guarded, used
+    start = hours_since_epoch(frame["started_at"])
+    push_t = hours_since_epoch(frame["push_time"])
+    pushed = frame["pushed"].to_numpy(dtype=bool)
+    n_prior = frame["n_prior"].to_numpy(dtype=float)
+    since = frame["hours_since_push"].to_numpy(dtype=float)
+    typical = frame["typical_interval_h"].to_numpy(dtype=float)
+    lanes = frame["lane"].to_numpy()
+    prob = np.asarray(prob, dtype=float)
+    ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
+    target = config.max_lost_pushes * config.safety * config.window_share
+    z = config.control_z
+    key = prob if cost is None else prune_key(prob, cost)
+    win_p: deque = deque(maxlen=config.window)
+    win_g: deque = deque(maxlen=config.window)
+    win_k: deque = deque(maxlen=config.window)
+    if history is not None:
+        hk = history[0] if cost is None else (history[2] if len(history) > 2 else
+                                              np.full(len(history[0]), np.inf))
+        for hp, hg, hkk in zip(history[0], history[1], hk):
+            win_p.append(float(hp))
+            win_g.append(bool(hg))
+            win_k.append(float(hkk))
+    last_push: dict = {}           # lane -> last kept push known (hours)
+    lane_pending: dict = {}        # lane -> push times of kept pushed trainings not yet known
+    running: list = []             # heap of (outcome time, row) of kept trainings still running
+    observed = 0.0                 # pushes among kept trainings whose outcome is known
+    running_p = 0.0                # probabilities of kept trainings still running
+    lost = 0.0                     # probabilities of pruned trainings
+    for i in np.lexsort((np.arange(n), start)):
+        s = start[i]
+        while running and running[0][0] < s:
+            _, j = heapq.heappop(running)
+            running_p -= prob[j]
+            observed += float(pushed[j])
+        lane = lanes[i]
+        if lane not in last_push:
+            last_push[lane] = s - since[i] if not math.isnan(since[i]) else math.nan
+            lane_pending[lane] = []
+        pend = lane_pending[lane]
+        if pend:
+            keep = []
+            for t in pend:
+                if t < s:
+                    if math.isnan(last_push[lane]) or t > last_push[lane]:
+                        last_push[lane] = t
+                else:
+                    keep.append(t)
+            lane_pending[lane] = keep
+        age = s - last_push[lane]
+        ok = (n_prior[i] >= config.min_history and not math.isnan(age) and not math.isnan(typical[i])
+              and age <= config.push_age_factor * typical[i]
+              and (config.max_push_age_h is None or age <= config.max_push_age_h))
+        th = float(ths[i])
+        if slide and win_p:
+            th = max(th, window_threshold(np.fromiter(win_p, float, len(win_p)),
+                                          np.fromiter(win_g, bool, len(win_g)), target,
+                                          None if cost is None else np.fromiter(win_k, float, len(win_k))))
+        used[i] = th
+        p_i = prob[i]
+        win_p.append(p_i)
+        win_g.append(not ok)
+        win_k.append(key[i])
+        if not ok:
+            guarded[i] = True
+        elif key[i] < th:
+            after = lost + p_i
+            if budget is None or after + z * math.sqrt(after) <= budget * (observed + running_p + after) + 1e-12:
+                pruned[i] = True
+                lost = after
+                continue
+        if math.isnan(push_t[i]):
+            running_p += p_i          # outcome never known within the replay: stays expected
+        else:
+            heapq.heappush(running, (push_t[i], int(i)))
+            running_p += p_i
+            if pushed[i]:
+                lane_pending[lane].append(push_t[i])
+    return pruned, guarded, used
+
+
+def recent_window(data: pd.DataFrame, prob: np.ndarray, config: PolicyConfig) -> tuple[np.ndarray, ...]:
+    """The last ``config.window`` trainings of ``data`` (time order) as (probabilities, guarded flags, keys).
+
+    The guard flags are those of the recorded history (no training pruned), which is what a
+    store tells about trainings that already ran. Keys are ``prune_key`` with the
+    ``config.cost_feature`` column, or the probabilities without it.
+    """
+    if len(data) == 0:
+        return np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0)
+    order = np.lexsort((data["graphlet_id"].astype(str).to_numpy(), hours_since_epoch(data["started_at"])))
+    tail = order[-config.window:]
+    part = data.iloc[tail]
+    p = np.asarray(prob, dtype=float)[tail]
+    _, guarded = replay_decisions(part, p, 0.0, config)
+    cost = cost_of(part, config)
+    return p, guarded, (p if cost is None else prune_key(p, cost))
+
+
+def cost_of(data: pd.DataFrame, config: PolicyConfig) -> np.ndarray | None:
+    if config.cost_feature is None or config.cost_feature not in data.columns:
+        return None
+    return data[config.cost_feature].to_numpy(dtype=float, na_value=np.nan)
 
 
 def hours_since_epoch(col) -> np.ndarray:
@@ -240,11 +451,24 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z,
                                        expected=config.threshold_by == "expected")
     pruned, _ = replay_decisions(val, p_val, threshold, config)
+    validation_threshold = threshold
+    # the trainings that started last before ``until``, whatever their outcome (not read)
+    tail = data[started < until].sort_values(["started_at", "graphlet_id"]).iloc[-config.window:]
+    recent = recent_window(tail, predictor.predict(X(tail)), config)
+    key_threshold = None
+    if config.rule == "controlled":
+        target = config.max_lost_pushes * config.safety * config.window_share
+        threshold = window_threshold(recent[0], recent[1], target)
+        if cost_of(tail, config) is not None:
+            key_threshold = window_threshold(recent[0], recent[1], target, recent[2])
     wasted = val["skippable_wasted_s"].to_numpy(dtype=float) if "skippable_wasted_s" in val else None
     waste_share = (float(wasted[pruned].sum() / wasted.sum()) if wasted is not None and wasted.sum() > 0
                    else float("nan"))
     log.info("threshold %.4f: validation lost %.4f, skippable waste pruned %.3f", threshold, lost, waste_share)
-    return Policy(config, threshold=threshold, predictor=predictor, validation={
+    return Policy(config, threshold=threshold, predictor=predictor, recent=recent, key_threshold=key_threshold,
+                  validation={
+        "rule": config.rule, "validation_threshold": validation_threshold,
+        "window_trainings": int(len(recent[0])),
         "fit_trainings": int(len(fit)), "validation_trainings": int(len(val)),
         "validation_from": str(val["started_at"].iloc[0]) if len(val) else None,
         "validation_pushes_lost": lost_share(val, pruned), "validation_pushes_lost_counted": lost,

@@ -27,8 +27,8 @@ import pandas as pd
 
 from optimizer.errors import OptimizerError
 from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
-from optimizer.policy import (Policy, PolicyConfig, choose_threshold, hours_since_epoch, replay_decisions,
-                              train_policy)
+from optimizer.policy import (Policy, PolicyConfig, choose_threshold, controlled_decisions, cost_of,
+                              hours_since_epoch, prune_key, replay_decisions, train_policy)
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
            "tradeoff_curve", "load_truth", "tradeoff_figure", "cadence_figure", "replay_frame"]
@@ -58,6 +58,9 @@ class ReplayResult:
                 "threshold": pol.threshold, "fallback": pol.fallback,
                 "max_lost_pushes": pol.config.max_lost_pushes, "safety": pol.config.safety,
                 "confidence_z": pol.config.confidence_z, "threshold_by": pol.config.threshold_by,
+                "rule": pol.config.rule, "window": pol.config.window, "window_share": pol.config.window_share,
+                "control_z": pol.config.control_z, "cost_feature": pol.config.cost_feature,
+                "key_threshold": pol.key_threshold,
                 "refits": [{"from": r[0], "threshold": r[1], "fallback": r[2]} for r in self.refits],
                 "min_history": pol.config.min_history, "push_age_factor": pol.config.push_age_factor,
                 "max_push_age_h": pol.config.max_push_age_h, "validation": pol.validation,
@@ -285,10 +288,20 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
             prob[sel] = pol_k.predictor.predict(X[sel])
             threshold[sel] = pol_k.threshold
             modelled |= sel
-    pruned, guarded = replay_decisions(test, prob, threshold, config)
+    cost = cost_of(test, config)
+    if config.rule == "controlled":
+        # the sliding window supersedes each refit's threshold (computed on the same trainings)
+        pruned, guarded, used = controlled_decisions(test, prob, 0.0, config, cost=cost,
+                                                     history=policy.recent if policy is not None else None)
+        key = prob if cost is None else prune_key(prob, cost)
+        used = np.where(modelled, used, 0.0)
+    else:
+        pruned, guarded = replay_decisions(test, prob, threshold, config)
+        used, key = threshold, prob
     wasted_total, compute_total = _period_totals(con, until)
     metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     metrics["guarded"] = int(guarded.sum())
+    metrics["rule"] = config.rule
     cad = cadence(test, pruned)
     # ranking and calibration of the trainings a model decided (not those under the fallback)
     metrics.update(_quality(test["pushed"].to_numpy(dtype=bool)[modelled], prob[modelled]))
@@ -297,7 +310,11 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     decisions = test[["graphlet_id", "source_id", "pipeline", "lane", "trainer_execution_id",
                       "started_at", "pushed"]].copy()
     decisions["probability"] = prob
-    decisions["threshold"] = threshold
+    decisions["key"] = key
+    decisions["threshold"] = used
+    decisions["refit_threshold"] = threshold
+    # below the threshold but run: the running budget of the controlled rule was spent
+    decisions["capped"] = ~pruned & ~guarded & (key < used)
     decisions["pruned"] = pruned
     decisions["guarded"] = guarded
     oracle = oracle_curve = None

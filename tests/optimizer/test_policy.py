@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from optimizer.errors import OptimizerError
-from optimizer.policy import (PolicyConfig, choose_threshold, guard_reason, lost_share, replay_decisions,
-                              train_policy)
+from optimizer.policy import (PolicyConfig, choose_threshold, controlled_decisions, guard_reason, lost_share,
+                              replay_decisions, train_policy, window_threshold)
 
 T0 = pd.Timestamp("2026-03-01 00:00")
 CONFIG = PolicyConfig(min_history=2, push_age_factor=1.5)
@@ -149,3 +150,129 @@ def test_per_row_thresholds_equal_one_threshold_where_they_agree():
     ths[one.argmax()] = 0.0
     mixed, _ = replay_decisions(frame, prob, ths, CONFIG)
     assert one.any() and not mixed[one.argmax()]
+
+
+# ---- the controlled rule: window threshold and running budget --------------------------------
+
+FREE = PolicyConfig(min_history=0, push_age_factor=1e9, max_lost_pushes=0.2, control_z=0.0)
+
+
+def one_lane(probs, pushed, ends_after_h: float = 0.5) -> tuple[pd.DataFrame, np.ndarray]:
+    """One lane, one training an hour, each outcome known ``ends_after_h`` after its start; no guard fires."""
+    h = pd.Timedelta(hours=1)
+    n = len(probs)
+    frame = pd.DataFrame({
+        "graphlet_id": [f"g{i}" for i in range(n)], "lane": "L", "pipeline": "p",
+        "started_at": [T0 + i * h for i in range(n)], "n_prior": [10] * n,
+        "hours_since_push": [0.5] * n, "typical_interval_h": [1.0] * n, "pushed": pushed,
+        "skippable_s": [1.0] * n, "skippable_wasted_s": [0.0 if y else 1.0 for y in pushed],
+    })
+    frame["push_time"] = frame["started_at"] + ends_after_h * h
+    return frame, np.asarray(probs, dtype=float)
+
+
+class TestWindowThreshold:
+    def test_hand_worked(self):
+        # expected pushes 1.0, budget 0.3: the prunable 0.1 and 0.2 fit (0.3), 0.3 would not (0.6)
+        assert window_threshold([0.1, 0.2, 0.3, 0.4], [False, False, False, True], 0.3) == 0.3
+        # the guarded 0.4 counts as a push but can never be pruned
+        assert window_threshold([0.4, 0.1, 0.2, 0.3], [True, False, False, False], 0.1) == 0.2
+
+    def test_nothing_fits_or_nothing_to_prune(self):
+        assert window_threshold([0.5, 0.6], [False, False], 0.1) == 0.0
+        assert window_threshold([0.5, 0.6], [True, True], 0.5) == 0.0
+        assert window_threshold([], [], 0.5) == 0.0
+
+    def test_everything_fits(self):
+        th = window_threshold([0.1, 0.2], [False, False], 1.0)
+        assert 0.2 < th <= 1.0
+
+
+class TestControlledDecisions:
+    def test_running_budget_hand_worked(self):
+        # threshold 0.5, budget 20% of pushes, no padding:
+        # g2 (0.3): lost 0.3 <= 0.2 x (2 observed + 0.3) = 0.46 -> pruned
+        # g3 (0.3): lost 0.6 >  0.2 x (2 + 0.6) = 0.52           -> runs (budget spent)
+        # g5 (0.2): lost 0.8 <= 0.2 x (4 observed + 0.8) = 0.96  -> pruned
+        frame, prob = one_lane([0.9, 0.9, 0.3, 0.3, 0.9, 0.2], [True, True, False, True, True, False])
+        pruned, guarded, used = controlled_decisions(frame, prob, 0.5, FREE, slide=False)
+        assert pruned.tolist() == [False, False, True, False, False, True]
+        assert not guarded.any() and (used == 0.5).all()
+
+    def test_padding_holds_back_the_first_prunes(self):
+        # z = 1: g2 would need 0.3 + sqrt(0.3) = 0.85 <= 0.46 and runs, so does g3 (0.85 <= 0.52);
+        # g5, after 4 observed pushes: 0.2 + sqrt(0.2) = 0.65 <= 0.2 x 4.2 = 0.84 -> pruned
+        frame, prob = one_lane([0.9, 0.9, 0.3, 0.3, 0.9, 0.2], [True, True, False, True, True, False])
+        pruned, _, _ = controlled_decisions(frame, prob, 0.5, replace(FREE, control_z=1.0), slide=False)
+        assert pruned.tolist() == [False, False, False, False, False, True]
+        pruned, _, _ = controlled_decisions(frame, prob, 0.5, replace(FREE, control_z=1.0), slide=False,
+                                            budget=0.5)
+        # budget 0.5: g2 0.85 <= 0.5 x 2.3; g3 0.6 + 0.77 = 1.37 <= 0.5 x 2.6 = 1.3 fails; g5 0.5 + 0.71 <= 0.5 x 4.5
+        assert pruned.tolist() == [False, False, True, False, False, True]
+
+    def test_running_trainings_count_by_their_probability(self):
+        # g2 (0.45) under a threshold of 0.5. Outcomes known 0.5 h after the start: 2 pushes
+        # observed, 0.45 <= 0.2 x (2 + 0.45) = 0.49 -> pruned. Known 1.5 h after: g1 still runs
+        # and counts 0.5, not its (future) push: 0.45 > 0.2 x (1 + 0.5 + 0.45) = 0.39 -> runs
+        frame, prob = one_lane([0.5, 0.5, 0.45], [True, True, False], ends_after_h=0.5)
+        assert controlled_decisions(frame, prob, 0.5, FREE, slide=False)[0].tolist() == [False, False, True]
+        frame, prob = one_lane([0.5, 0.5, 0.45], [True, True, False], ends_after_h=1.5)
+        assert controlled_decisions(frame, prob, 0.5, FREE, slide=False)[0].tolist() == [False, False, False]
+
+    def test_without_cap_and_slide_it_is_the_fixed_threshold_replay(self):
+        frame, prob = hand_history()
+        for th in (0.0, 0.15, 0.3, 0.5):
+            p1, g1 = replay_decisions(frame, prob, th, CONFIG)
+            p2, g2, _ = controlled_decisions(frame, prob, th, CONFIG, slide=False, budget=None)
+            assert (p1 == p2).all() and (g1 == g2).all()
+
+    def test_sliding_threshold_follows_the_window(self):
+        # window of 2 trainings, budget 50% of the window's expected pushes
+        frame, prob = one_lane([0.9, 0.1, 0.2, 0.8], [True, False, False, True])
+        cfg = replace(FREE, window=2, max_lost_pushes=0.5)
+        pruned, _, used = controlled_decisions(frame, prob, 0.0, cfg, budget=None)
+        assert used[0] == 0.0                          # empty window: the row's own threshold
+        assert used[1] == 0.0                          # window [0.9]: 0.9 > 0.45, nothing fits
+        assert used[2] == 0.9                          # window [0.9, 0.1]: 0.1 fits 0.5, 0.9 does not
+        assert used[3] == 0.2                          # window [0.1, 0.2]: 0.1 fits 0.15, 0.2 does not
+        assert pruned.tolist() == [False, False, True, False]
+
+    def test_never_reads_a_future_outcome_or_probability(self):
+        rng = np.random.default_rng(11)
+        n = 120
+        h = pd.Timedelta(hours=1)
+        start = np.sort(rng.uniform(0, 200, n))
+        frame = pd.DataFrame({
+            "graphlet_id": [f"g{i}" for i in range(n)], "lane": rng.choice(["A", "B", "C"], n), "pipeline": "p",
+            "started_at": [T0 + s * h for s in start], "n_prior": rng.integers(0, 20, n),
+            "hours_since_push": rng.uniform(0, 5, n), "typical_interval_h": rng.uniform(2, 6, n),
+            "pushed": rng.random(n) < 0.6,
+        })
+        frame["push_time"] = frame["started_at"] + pd.to_timedelta(rng.uniform(0.5, 12, n), unit="h")
+        prob = rng.uniform(0, 1, n)
+        cfg = replace(FREE, max_lost_pushes=0.1, control_z=0.5, window=30)
+        base, guarded, used = controlled_decisions(frame, prob, 0.2, cfg)
+        assert base.any()
+        for k in (20, 60, 100):
+            t = frame["started_at"].iloc[k]
+            future = (frame["push_time"] >= t).to_numpy()
+            later = (frame["started_at"] > t).to_numpy()
+            changed = frame.copy()
+            changed.loc[future, "pushed"] = ~changed.loc[future, "pushed"]
+            p2 = np.where(later, 1.0 - prob, prob)
+            pr2, g2, u2 = controlled_decisions(changed, p2, 0.2, cfg)
+            upto = ~later
+            assert (pr2[upto] == base[upto]).all() and (g2[upto] == guarded[upto]).all()
+            assert (u2[upto] == used[upto]).all()
+
+    def test_deterministic_and_order_free(self):
+        frame, prob = hand_history()
+        cfg = replace(CONFIG, max_lost_pushes=0.5, control_z=0.0, window=4)
+        p1, g1, u1 = controlled_decisions(frame, prob, 0.3, cfg)
+        perm = np.random.default_rng(0).permutation(len(frame))
+        p2, g2, u2 = controlled_decisions(frame.iloc[perm].reset_index(drop=True), prob[perm], 0.3, cfg)
+        assert (p2 == p1[perm]).all() and (g2 == g1[perm]).all() and (u2 == u1[perm]).all()
+
+    def test_bad_rule_is_refused(self):
+        with pytest.raises(OptimizerError, match="validation, controlled"):
+            PolicyConfig(rule="adaptive")

@@ -119,9 +119,17 @@ def test_evaluation_on_a_simulated_corpus_is_consistent(sim_eval, prune_sim):
     for k, (since, th, _fb) in enumerate(r.refits):
         upto = r.refits[k + 1][0] if k + 1 < len(r.refits) else starts.max() + pd.Timedelta(seconds=1)
         part = d[(starts >= since) & (starts < upto)]
-        assert len(part) > 0 and (part["threshold"] == th).all()
-    assert (d.loc[d["pruned"], "probability"] < d.loc[d["pruned"], "threshold"]).all()
-    assert (d.loc[~d["pruned"] & ~d["guarded"], "probability"] >= d.loc[~d["pruned"] & ~d["guarded"], "threshold"]).all()
+        assert len(part) > 0 and (part["refit_threshold"] == th).all()
+    # the controlled rule: pruned below the (sliding) threshold; run at or above it, or capped by
+    # the running budget; the key ranks by expected pushes lost per second of waste saved
+    assert r.metrics["rule"] == "controlled" and r.policy.key_threshold is not None
+    assert (d.loc[d["pruned"], "key"] < d.loc[d["pruned"], "threshold"]).all()
+    ran = d[~d["pruned"] & ~d["guarded"]]
+    assert ((ran["key"] >= ran["threshold"]) | ran["capped"]).all()
+    assert d["threshold"].nunique() > 1                     # the threshold follows the window
+    # the running budget holds in expectation: probabilities of pruned trainings vs pushes
+    assert d.loc[d["pruned"], "probability"].sum() <= r.policy.config.max_lost_pushes * (
+        d.loc[~d["pruned"], "pushed"].sum() + d.loc[d["pruned"], "probability"].sum())
     assert 0.5 < r.metrics["auc"] <= 1 and 0 < r.metrics["brier"] < 0.25
     # the oracle sees every replayed training's true probability and keeps to the budget
     assert r.oracle["trainings_without_truth"] == 0
@@ -130,7 +138,7 @@ def test_evaluation_on_a_simulated_corpus_is_consistent(sim_eval, prune_sim):
     assert 0 <= r.oracle["waste_pruned_at_policy_loss"] <= r.oracle["waste_pruned"]
     # the curve starts at no pruning and contains the chosen point
     assert r.curve.iloc[0]["waste_pruned"] == 0
-    for th in d["threshold"].unique():
+    for th in d["refit_threshold"].unique():
         assert np.isclose(r.curve["threshold"], th).any()
     data = json.loads(json.dumps(r.to_dict()))
     assert data["metrics"]["pushes_lost"] == pytest.approx(r.metrics["pushes_lost"])
