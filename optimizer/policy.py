@@ -1,6 +1,11 @@
 """Pruning policy: skip a training when its predicted push probability is below a threshold.
 
-The threshold is chosen on a validation period (the latest part of the past) as the largest
+Two rules (``PolicyConfig.rule``). ``"controlled"`` (the default, ``controlled_decisions``):
+a threshold chosen at each decision on the latest ``window`` trainings by *expected* lost
+pushes (``window_threshold``), trainings ranked by expected pushes lost per second of waste
+saved (``prune_key``, with ``cost_feature``), and a running budget on the expected lost pushes,
+padded by ``control_z`` Poisson standard deviations. ``"validation"`` (the previous rule):
+the threshold is chosen on a validation period (the latest part of the past) as the largest
 one whose replayed lost pushes stay within the user's budget (times ``safety``). Lost pushes
 are counted either as *observed* (``threshold_by="observed"``, the default: the pushes
 actually among the pruned trainings) or as *expected* (the sum of the calibrated
