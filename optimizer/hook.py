@@ -14,7 +14,11 @@ record of its source):
   pipeline definition).
 
 The decision says prune or run, the calibrated push probability, the threshold, and why:
-a cadence guard, the fallback, or the features that weighed most.
+a cadence guard, the fallback, or the features that weighed most. Under the controlled rule
+with a known cost (the lane's last trainer seconds) the comparison is on the expected pushes
+lost per second of waste saved, ``p / ((1 - p) x cost)``, against the policy's key threshold,
+as in the replay; the replay's running budget needs the record of earlier decisions, which a
+single decision does not have.
 
 The learned policy (features of the whole history, trees, threshold) is kept in memory per
 warehouse file, keyed by its graphlet count and newest record, the decision time and the
@@ -32,7 +36,7 @@ import pandas as pd
 
 from optimizer.errors import OptimizerError
 from optimizer.features import FeatureConfig, build_features
-from optimizer.policy import PolicyConfig, guard_reason, train_policy
+from optimizer.policy import PolicyConfig, guard_reason, prune_key, train_policy
 from optimizer.predictor import Contribution
 
 __all__ = ["Decision", "decide", "NEXT_ID"]
@@ -58,11 +62,15 @@ class Decision:
     contributions: tuple[Contribution, ...]
     at: pd.Timestamp
     fallback: str | None = None
+    cost_s: float | None = None      # expected seconds from the trainer on (the lane's last trainer)
+    key: float | None = None         # p / ((1 - p) x cost_s) when the policy ranks by it
+    key_threshold: float | None = None  # prune when key < key_threshold (else probability < threshold)
 
     def to_dict(self) -> dict:
         return {
             "pipeline": self.pipeline, "lane": self.lane, "action": self.action,
             "probability": self.probability, "threshold": self.threshold,
+            "cost_s": self.cost_s, "key": self.key, "key_threshold": self.key_threshold,
             "reasons": list(self.reasons), "at": self.at.isoformat(), "fallback": self.fallback,
             "contributions": [{"feature": c.feature, "value": c.value, "contribution": c.contribution}
                               for c in self.contributions],
@@ -218,17 +226,33 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
     X = row[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan).reshape(1, -1)
     p = float(policy.predictor.predict(X)[0])
     contributions = tuple(policy.predictor.explain(X, top=3)[0])
+    cost = None
+    if config.cost_feature is not None and config.cost_feature in row.index:
+        c = row[config.cost_feature]
+        cost = float(c) if c is not None and not pd.isna(c) and float(c) > 0 else None
+    by_key = policy.key_threshold is not None and cost is not None
     if guard is not None:
         action = "run"
         reasons.append(f"cadence guard: {guard}")
-    elif p < policy.threshold:
+    elif policy.prunes(p, cost):
         action = "prune"
-        reasons.append(f"push probability {p:.3f} is below the threshold {policy.threshold:.3f}")
+        reasons.append(_threshold_reason(p, cost, policy, by_key, below=True))
     else:
         action = "run"
-        reasons.append(f"push probability {p:.3f} is at or above the threshold {policy.threshold:.3f}")
+        reasons.append(_threshold_reason(p, cost, policy, by_key, below=False))
     for c in contributions:
         value = "not recorded" if c.value is None else f"{c.value:g}"
         direction = "raises" if c.contribution > 0 else "lowers"
         reasons.append(f"{c.feature} = {value} {direction} the odds of a push ({c.contribution:+.2f})")
-    return Decision(pipeline, row["lane"], action, p, policy.threshold, tuple(reasons), contributions, at)
+    key = float(prune_key([p], [cost])[0]) if by_key else None
+    return Decision(pipeline, row["lane"], action, p, policy.threshold, tuple(reasons), contributions, at,
+                    cost_s=cost, key=key, key_threshold=policy.key_threshold if by_key else None)
+
+
+def _threshold_reason(p: float, cost: float | None, policy, by_key: bool, *, below: bool) -> str:
+    where = "below" if below else "at or above"
+    if by_key:
+        key = float(prune_key([p], [cost])[0])
+        return (f"expected pushes lost per second of waste saved, {p:.3f} / ((1 - {p:.3f}) x {cost:.0f} s) = "
+                f"{key:.3g}, is {where} the threshold {policy.key_threshold:.3g}")
+    return f"push probability {p:.3f} is {where} the threshold {policy.threshold:.3f}"

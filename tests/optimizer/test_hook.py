@@ -59,7 +59,11 @@ def test_decision_on_a_simulated_corpus(prune_sim, capsys):
     assert d.fallback is None and 0.0 < d.probability < 1.0 and d.threshold is not None
     assert d.action in ("prune", "run")
     guarded = any(r.startswith("cadence guard") for r in d.reasons)
-    assert d.action == ("prune" if d.probability < d.threshold and not guarded else "run")
+    if d.key is not None:  # ranked by expected pushes lost per second of waste saved
+        assert d.key == pytest.approx(d.probability / ((1 - d.probability) * d.cost_s))
+        assert d.action == ("prune" if d.key < d.key_threshold and not guarded else "run")
+    else:
+        assert d.action == ("prune" if d.probability < d.threshold and not guarded else "run")
     assert 1 <= len(d.contributions) <= 3 and len(d.reasons) == 1 + len(d.contributions)
     assert d == decide(con, pipeline)                       # deterministic
     # the learned policy is kept per warehouse state: other pipelines reuse it
