@@ -11,11 +11,8 @@ attributes, so they can be compared on equal terms (``benchmarks/planner.py``):
     saves ``recreation cost - load cost`` each time it is needed *and* unchanged; it is not
     needed when a stored descendant that is also unchanged shadows it. Expected savings minus
     the one-off write cost, divided by size, ranks candidates; a lazy greedy knapsack fills
-    the budget and re-evaluates shadowing and recreation costs after every pick. That
-    probability is first taken at its lower bound (``r + need - 1``: safe whatever the
-    dependence between "recurs" and "needed"); budget still spare is then filled by the same
-    greedy at the upper bound (``min(r, need)``): unused budget saves nothing, and a
-    fingerprint the history has not yet seen recur often comes back (a revert, a re-run).
+    the budget and re-evaluates shadowing and recreation costs after every pick. Recreation
+    costs include the engine start-up (``startup_cost``) when recreating needs it.
 ``"helix"``
     Helix's rule: in topological order, persist a node when its recreation cost (from the
     nearest materialized ancestors) exceeds twice its load cost, while it fits the budget.
@@ -77,12 +74,16 @@ class MaterializationConfig:
     ``recurrence`` attributes as given, clamped only to the parents').
     ``horizon_runs``: how many future runs a stored output may serve (its expected uses are
     ``sum(r**k for k < horizon_runs)`` for recurrence ``r``).
+    ``startup_cost``: seconds paid once per run when any node with the ``needs_startup``
+    attribute is computed (starting a Beam pipeline); a recreation that computes such a node
+    pays it once, so a stored output that spares a run from starting the engine is worth it.
     """
 
     helix_factor: float = 2.0
     alpha: float = 0.5
     own_change_rate: float | None = None
     horizon_runs: int = 10
+    startup_cost: float = 0.0
     cost_model: CostModel = CostModel()
 
     def __post_init__(self) -> None:
@@ -92,6 +93,8 @@ class MaterializationConfig:
             raise PlanError("own_change_rate must be a probability between 0 and 1 (or None)")
         if self.horizon_runs < 1:
             raise PlanError("horizon_runs must be at least 1 (the next run)")
+        if not self.startup_cost >= 0:
+            raise PlanError(f"startup_cost must be seconds >= 0, got {self.startup_cost!r}")
 
 
 def _expected_uses(r: float, horizon: int) -> float:
@@ -197,6 +200,12 @@ class _Graph:
         freq = frequency_from_history(dag, history) if history is not None else {}
         self.frequency = [float(dag.nodes[v].get("frequency", freq.get(v, 1.0))) for v in order]
         self.potential = [float(dag.nodes[v].get("potential", 0.0)) for v in order]
+        self.startup_cost = config.startup_cost
+        self.startup_mask = 0
+        if config.startup_cost > 0:
+            for i, v in enumerate(order):
+                if dag.nodes[v].get("needs_startup", False):
+                    self.startup_mask |= 1 << i
 
     def recreation(self, materialized: set[int]) -> list[float]:
         """Cost to recreate every node from its nearest materialized (or source) ancestors.
@@ -218,24 +227,31 @@ class _Graph:
             comp[i] = cm
             load[i] = lm
         ca, la = np.asarray(self.compute), np.asarray(self.load)
-        return [_bits_sum(comp[i], self.compute, ca) + _bits_sum(load[i], self.load, la) for i in range(n)]
+        return [_bits_sum(comp[i], self.compute, ca) + _bits_sum(load[i], self.load, la) + self.startup(comp[i])
+                for i in range(n)]
+
+    def startup(self, computed_mask: int) -> float:
+        """The engine start-up cost when the computed set (a bit mask) needs it, else 0."""
+        return self.startup_cost if computed_mask & self.startup_mask else 0.0
 
     def recreation_of(self, i: int, materialized: set[int]) -> float:
         """:meth:`recreation` of one node, by a walk up its unmaterialized ancestors."""
         seen = {i}
         stack = [i]
         total = 0.0
+        computed = 0
         while stack:
             x = stack.pop()
             if x != i and x in materialized:
                 total += self.load[x]
                 continue
             total += self.compute[x]
+            computed |= 1 << x
             for p in self.parents[x]:
                 if p not in seen:
                     seen.add(p)
                     stack.append(p)
-        return total
+        return total + self.startup(computed)
 
     def need_of(self, i: int, materialized: set[int]) -> float:
         """:meth:`need` of one node, by the same recurrence over its descendants only."""
@@ -367,7 +383,7 @@ def _helix(g: _Graph, candidates: list[int], budget: float, config: Materializat
         comp[i], load[i] = cm, lm
         if i not in is_candidate or used + g.size[i] > budget:
             continue
-        rc = _bits_sum(cm, g.compute, ca) + _bits_sum(lm, g.load, la)
+        rc = _bits_sum(cm, g.compute, ca) + _bits_sum(lm, g.load, la) + g.startup(cm)
         if rc > config.helix_factor * g.load[i]:
             chosen.add(i)
             materialized.add(i)
@@ -391,22 +407,14 @@ def _experiment_graph(g: _Graph, candidates: list[int], budget: float, config: M
 def _frugal(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
     uses = [_expected_uses(r, config.horizon_runs) for r in g.recurrence]
 
-    def gain(p_use: float, i: int, rc: float) -> float:
-        if p_use <= 0.0:
+    def value(i: int, rc: float, need: float) -> float:
+        p_use = max(0.0, g.recurrence[i] + need - 1.0)
+        if p_use == 0.0:
             return -g.write[i]  # (also avoids 0 x inf for outputs that cannot be recreated)
         return p_use * uses[i] * (rc - g.load[i]) - g.write[i]
 
-    # P(the node recurs and is needed): the lower bound first (safe under any dependence
-    # between the two events), then, for the budget still spare, the upper bound: the
-    # history has not yet seen a new fingerprint recur, yet iterative work often returns to it
-    # (a revert, a re-run), and unused budget saves nothing.
-    safe = lambda i, rc, need: gain(max(0.0, g.recurrence[i] + need - 1.0), i, rc)  # noqa: E731
-    hopeful = lambda i, rc, need: gain(min(g.recurrence[i], need), i, rc)  # noqa: E731
-    materialized = {i for i in range(len(g.nodes)) if g.stored[i]}
     chosen: set[int] = set()
-    used = 0
-    for value in (safe, hopeful):
-        used = _lazy_greedy(g, [i for i in candidates if i not in chosen], budget, value, chosen, materialized, used)
+    _lazy_greedy(g, candidates, budget, value, chosen, {i for i in range(len(g.nodes)) if g.stored[i]}, 0)
     return chosen
 
 
@@ -444,13 +452,15 @@ def _lazy_greedy(g: _Graph, candidates: list[int], budget: float, value, chosen:
     return used
 
 
-def recreation_costs(dag: nx.DiGraph, materialized: Iterable[Hashable] = ()) -> dict[Hashable, float]:
+def recreation_costs(dag: nx.DiGraph, materialized: Iterable[Hashable] = (), *,
+                     startup_cost: float = 0.0) -> dict[Hashable, float]:
     """Cost to recreate every node from its nearest materialized or source ancestors.
 
     A node's own compute cost plus that of every ancestor reached without passing a
-    materialized node (each counted once), plus the load costs of the materialized frontier.
+    materialized node (each counted once), plus the load costs of the materialized frontier,
+    plus ``startup_cost`` once when one of the computed nodes has ``needs_startup``.
     """
-    config = MaterializationConfig()
+    config = MaterializationConfig(startup_cost=startup_cost)
     g = _Graph(_with_sizes(dag), config, None, None)
     m = {g.pos[v] for v in materialized}
     rc = g.recreation(m)

@@ -239,7 +239,7 @@ def annotate_dag(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Ma
             component=key,
             materialized=name in stored,
             measured=bool(history.comp(key).get("compute_s")),
-            beam=pipeline.component(name).kind != PYTHON,
+            needs_startup=pipeline.component(name).kind != PYTHON,
         )
     return g
 
@@ -295,14 +295,14 @@ def _without_beam_if_cheaper(dag: nx.DiGraph, plan: Mapping[Hashable, str], outp
     made impossible to compute (loading what it needs, or everything when nothing computes).
     Take whichever is cheaper once the overhead is counted."""
     plan = dict(plan)
-    if not any(a == COMPUTE and dag.nodes[n].get("beam", True) for n, a in plan.items()):
+    if not any(a == COMPUTE and dag.nodes[n].get("needs_startup", True) for n, a in plan.items()):
         return plan
     from optimizer.plan import PlanError
     from optimizer.reuse import plan_execution
 
     h = dag.copy()
     for n, data in h.nodes(data=True):
-        if data.get("beam", True):
+        if data.get("needs_startup", True):
             data["compute_cost"] = math.inf
     try:
         alternative = plan_execution(h, outputs)
@@ -314,15 +314,18 @@ def _without_beam_if_cheaper(dag: nx.DiGraph, plan: Mapping[Hashable, str], outp
 
 
 def _materializations(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
-                      opts: RunOptions) -> tuple[set[str], frozenset[Hashable]]:
+                      opts: RunOptions, overhead_s: float = 0.0) -> tuple[set[str], frozenset[Hashable]]:
     """(nodes this run writes, the nodes the policy wants stored after the run: protected
     from eviction)."""
     if not opts.reuse or opts.artifacts is None or opts.policy == "none":
         return set(), frozenset()
-    from optimizer.materialize import choose_materializations
+    from optimizer.materialize import MaterializationConfig, choose_materializations
 
     budget = math.inf if opts.budget_bytes is None else opts.budget_bytes
-    chosen = set(choose_materializations(dag, budget, policy=opts.policy, plan=plan, outputs=outputs))
+    # recreating a Beam step also starts a Beam pipeline: every policy sees that cost
+    config = MaterializationConfig(startup_cost=overhead_s)
+    chosen = set(choose_materializations(dag, budget, policy=opts.policy, plan=plan, outputs=outputs,
+                                         config=config))
     # A component never measured has only default costs, so the policy cannot judge it yet:
     # store it while the budget allows (its real costs are known after this run, and eviction
     # then keeps what the policy values), as Helix decides once a node's cost is observed.
@@ -610,7 +613,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
                         stored[name] = m.size_bytes
             dag = annotate_dag(pipeline, fps, stored, history)
             plan = _plan(dag, outputs, opts, history.overhead_s())
-            write, wanted = _materializations(dag, plan, outputs, opts)
+            write, wanted = _materializations(dag, plan, outputs, opts, history.overhead_s())
             collect = {n for n in pipeline.topological_order() if plan[n] == COMPUTE and n not in write
                        and (n in outputs or not pipeline.component(n).produces_rows)}
             results = ArtifactStore(tmp_results / f"attempt{attempt}")
@@ -672,7 +675,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
         evicted: list[str] = []
         if store is not None:
             if opts.budget_bytes is not None:
-                evicted = _evict(store, pipeline, fps, history, opts, {fps[n] for n in wanted})
+                evicted = _evict(store, pipeline, fps, history, opts, {fps[n] for n in wanted}, dag)
             for name in pipeline.components:
                 history.count_run(f"{pipeline.name}.{name.name}", fps[name.name])
             history.save()
@@ -734,11 +737,14 @@ def _record_costs(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hash
 
 
 def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], history: CostHistory,
-           opts: RunOptions, protect: set[str]) -> list[str]:
+           opts: RunOptions, protect: set[str], dag: nx.DiGraph | None = None) -> list[str]:
     assert opts.budget_bytes is not None
     if opts.eviction == "lru":
         return store.evict(opts.budget_bytes)
     by_fp_node = {fp: f"{pipeline.name}.{n}" for n, fp in fps.items()}
+    recreation = _recreation_if_evicted(store, fps, dag, history.overhead_s()) if dag is not None else {}
+    for fp, seconds in recreation.items():  # kept for when this fingerprint is no longer current
+        history.data["fingerprints"].setdefault(fp, {})["recreation_s"] = round(seconds, 4)
 
     def choose(entries, budget):
         from optimizer.materialize import choose_evictions
@@ -752,7 +758,10 @@ def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], his
             rows.append(StoreEntry(
                 key=e.key,
                 size_bytes=size,
-                recreation_cost=float(h.get("compute_s") or DEFAULT_COMPUTE_S),
+                # this pipeline's outputs: recreated from what else stays stored, Beam start
+                # included; older fingerprints: that cost as recorded when they were current
+                recreation_cost=recreation.get(
+                    e.key, float(h.get("recreation_s") or h.get("compute_s") or DEFAULT_COMPUTE_S)),
                 load_cost=float(history.load_s(e.key, size)),
                 recurrence=min(1.0, max(0.0, history.recurrence(comp_key) if comp_key else 0.5)),
                 frequency=float(h.get("seen", 1)),
@@ -763,6 +772,20 @@ def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], his
         return choose_evictions(rows, budget, policy=policy, protect=protect)
 
     return store.evict(opts.budget_bytes, choose=choose)
+
+
+def _recreation_if_evicted(store: ArtifactStore, fps: Mapping[str, str], dag: nx.DiGraph,
+                           overhead_s: float) -> dict[str, float]:
+    """Per stored fingerprint of this pipeline: the cost to recreate it were it evicted, from
+    the other stored outputs (their loads), its unstored ancestors (their compute) and the
+    Beam start-up when one of those is a Beam step."""
+    from optimizer.materialize import recreation_costs
+
+    stored = {n for n, fp in fps.items() if store.manifest(fp) is not None}
+    out: dict[str, float] = {}
+    for n in stored:
+        out[fps[n]] = recreation_costs(dag, stored - {n}, startup_cost=overhead_s)[n]
+    return out
 
 
 def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],

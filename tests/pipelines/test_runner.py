@@ -161,9 +161,9 @@ def test_python_steps_alone_run_without_beam_when_that_is_cheaper():
 
     # data (a Beam step, stored) -> train -> evaluate (Python steps, nothing stored)
     g = nx.DiGraph([("data", "train"), ("train", "evaluate")])
-    g.nodes["data"].update(compute_cost=0.1, load_cost=0.2, beam=True)
-    g.nodes["train"].update(compute_cost=3.0, load_cost=math.inf, beam=False)
-    g.nodes["evaluate"].update(compute_cost=0.1, load_cost=math.inf, beam=False)
+    g.nodes["data"].update(compute_cost=0.1, load_cost=0.2, needs_startup=True)
+    g.nodes["train"].update(compute_cost=3.0, load_cost=math.inf, needs_startup=False)
+    g.nodes["evaluate"].update(compute_cost=0.1, load_cost=math.inf, needs_startup=False)
     with_beam = {"data": "compute", "train": "compute", "evaluate": "compute"}  # 3.2 s + overhead
     in_process = {"data": "load", "train": "compute", "evaluate": "compute"}  # 3.3 s
     assert _without_beam_if_cheaper(g, with_beam, ["evaluate"], overhead_s=1.0) == in_process
