@@ -53,29 +53,64 @@ def _row(it, result, wall: float) -> dict:
     }
 
 
-def run_interleaved(names: list[str], rows: int, budget: int, workdir: Path) -> dict[str, dict]:
-    """Run every strategy's session in lock-step: iteration i of all strategies back to back,
-    in an order rotated every iteration, so load from other processes on a shared machine
-    falls on all strategies alike. Each strategy has its own data, store and history."""
+def _worker(name: str, rows: int, budget: int, workdir: str, conn) -> None:
+    """One strategy's session in its own interpreter: runs the next iteration on request."""
+    import gc
+
     import apache_beam  # noqa: F401  warm imports outside the clock
     import tensorflow  # noqa: F401
 
-    from pipelines.examples.iterations import run_session, session
+    from pipelines.examples.iterations import run_session
     from pipelines.runner import RunOptions
 
-    sessions = {}
+    folder = Path(workdir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    opts = RunOptions(artifacts=folder / "artifacts", budget_bytes=budget, **STRATEGIES[name])
+    steps = run_session(folder, opts, rows=rows)
+    conn.send("ready")
+    while conn.recv() == "next":
+        gc.collect()  # outside the clock: no strategy pays for another's garbage
+        it, result, wall = next(steps)
+        conn.send(_row(it, result, wall))
+    conn.close()
+
+
+def run_interleaved(names: list[str], rows: int, budget: int, workdir: Path) -> dict[str, dict]:
+    """Run every strategy's session in lock-step: iteration i of all strategies back to back,
+    in an order rotated every iteration, so load from other processes on a shared machine
+    falls on all strategies alike. Each strategy runs in its own process with its own data,
+    store and history, so that one strategy's memory and threads never slow another's."""
+    import multiprocessing as mp
+
+    from pipelines.examples.iterations import session
+
+    ctx = mp.get_context("spawn")
+    workers = {}
     for name in names:
-        (workdir / name).mkdir(parents=True, exist_ok=True)
-        opts = RunOptions(artifacts=workdir / name / "artifacts", budget_bytes=budget, **STRATEGIES[name])
-        sessions[name] = run_session(workdir / name, opts, rows=rows)
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(name, rows, budget, str(workdir), child), daemon=True)
+        proc.start()
+        workers[name] = (proc, parent)
+    for name, (_, conn) in workers.items():
+        if conn.recv() != "ready":
+            raise RuntimeError(f"strategy {name} failed to start")
     results: dict[str, dict] = {n: {"strategy": n, "iterations": []} for n in names}
-    for i in range(len(session())):
-        order = names[i % len(names):] + names[: i % len(names)]
-        for name in order:
-            it, result, wall = next(sessions[name])
-            results[name]["iterations"].append(_row(it, result, wall))
-        print(f"iteration {i + 1}: " + ", ".join(f"{n} {results[n]['iterations'][-1]['wall_s']:.1f}s" for n in names),
-              file=sys.stderr)
+    try:
+        for i in range(len(session())):
+            order = names[i % len(names):] + names[: i % len(names)]
+            for name in order:
+                conn = workers[name][1]
+                conn.send("next")
+                results[name]["iterations"].append(conn.recv())
+            print(f"iteration {i + 1}: " + ", ".join(f"{n} {results[n]['iterations'][-1]['wall_s']:.1f}s"
+                                                     for n in names), file=sys.stderr)
+    finally:
+        for proc, conn in workers.values():
+            try:
+                conn.send("stop")
+            except OSError:
+                pass
+            proc.join(timeout=30)
     return results
 
 

@@ -75,8 +75,11 @@ class MaterializationConfig:
     ``horizon_runs``: how many future runs a stored output may serve (its expected uses are
     ``sum(r**k for k < horizon_runs)`` for recurrence ``r``).
     ``startup_cost``: seconds paid once per run when any node with the ``needs_startup``
-    attribute is computed (starting a Beam pipeline); a recreation that computes such a node
-    pays it once, so a stored output that spares a run from starting the engine is worth it.
+    attribute is computed (starting a Beam pipeline). A node's recreation includes it once
+    when it computes such a node and loading the node instead would let a reader run without
+    the engine (a reader without ``needs_startup``, or the node is an output): a stored
+    training split that lets a new hyperparameter train without Beam is worth the start-up;
+    a stored raw table read only by Beam steps is not.
     """
 
     helix_factor: float = 2.0
@@ -202,10 +205,16 @@ class _Graph:
         self.potential = [float(dag.nodes[v].get("potential", 0.0)) for v in order]
         self.startup_cost = config.startup_cost
         self.startup_mask = 0
+        needs = [bool(dag.nodes[v].get("needs_startup", False)) for v in order]
         if config.startup_cost > 0:
-            for i, v in enumerate(order):
-                if dag.nodes[v].get("needs_startup", False):
+            for i in range(len(order)):
+                if needs[i]:
                     self.startup_mask |= 1 << i
+        # Loading a node spares the start-up only if something that reads it can then run
+        # without the engine (or it is itself an output); a node read only by engine steps
+        # saves no start-up, as those steps start the engine anyway.
+        self.startup_spared = [not self.children[i] or any(not needs[w] for w in self.children[i])
+                               for i in range(len(order))]
 
     def recreation(self, materialized: set[int]) -> list[float]:
         """Cost to recreate every node from its nearest materialized (or source) ancestors.
@@ -227,12 +236,14 @@ class _Graph:
             comp[i] = cm
             load[i] = lm
         ca, la = np.asarray(self.compute), np.asarray(self.load)
-        return [_bits_sum(comp[i], self.compute, ca) + _bits_sum(load[i], self.load, la) + self.startup(comp[i])
+        return [_bits_sum(comp[i], self.compute, ca) + _bits_sum(load[i], self.load, la) + self.startup(i, comp[i])
                 for i in range(n)]
 
-    def startup(self, computed_mask: int) -> float:
-        """The engine start-up cost when the computed set (a bit mask) needs it, else 0."""
-        return self.startup_cost if computed_mask & self.startup_mask else 0.0
+    def startup(self, i: int, computed_mask: int) -> float:
+        """The engine start-up that recreating node ``i`` (computing ``computed_mask``) costs
+        beyond loading it: paid when the computed set needs the engine and loading ``i``
+        would let its readers run without it."""
+        return self.startup_cost if computed_mask & self.startup_mask and self.startup_spared[i] else 0.0
 
     def recreation_of(self, i: int, materialized: set[int]) -> float:
         """:meth:`recreation` of one node, by a walk up its unmaterialized ancestors."""
@@ -251,7 +262,7 @@ class _Graph:
                 if p not in seen:
                     seen.add(p)
                     stack.append(p)
-        return total + self.startup(computed)
+        return total + self.startup(i, computed)
 
     def need_of(self, i: int, materialized: set[int]) -> float:
         """:meth:`need` of one node, by the same recurrence over its descendants only."""
@@ -383,7 +394,7 @@ def _helix(g: _Graph, candidates: list[int], budget: float, config: Materializat
         comp[i], load[i] = cm, lm
         if i not in is_candidate or used + g.size[i] > budget:
             continue
-        rc = _bits_sum(cm, g.compute, ca) + _bits_sum(lm, g.load, la) + g.startup(cm)
+        rc = _bits_sum(cm, g.compute, ca) + _bits_sum(lm, g.load, la) + g.startup(i, cm)
         if rc > config.helix_factor * g.load[i]:
             chosen.add(i)
             materialized.add(i)

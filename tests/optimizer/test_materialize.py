@@ -48,7 +48,10 @@ class TestRecreationCosts:
         assert scratch["eval"] == 83.0 + 5.0  # three steps need the engine: started once
         # with feat stored, train and eval recreate without the engine: no start-up
         assert recreation_costs(chain, {"feat"}, startup_cost=5.0)["eval"] == 50.0 + 0.5 + 2.0
+        # loading feat lets train run without the engine: recreating feat costs the start-up
         assert recreation_costs(chain, {"clean"}, startup_cost=5.0)["feat"] == 10.0 + 1.0 + 5.0
+        # clean is read only by feat, an engine step: loading it spares no start-up
+        assert scratch["clean"] == 21.0 and scratch["raw"] == 1.0
 
     def test_shared_ancestor_counted_once(self):
         g = nx.DiGraph([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")])
