@@ -78,6 +78,9 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
                        if old["metrics"]["waste_pruned"] > 0 else None),
         "oracle_unguarded_waste_pruned": free["waste_pruned"], "oracle_unguarded_pushes_lost": free["pushes_lost"],
         "oracle_unguarded_median_unchanged": free["cadence_summary"].get("median_unchanged"),
+        "oracle_cost_aware_waste_pruned": o["cost_aware"]["waste_pruned"],
+        "oracle_cost_aware_pushes_lost": o["cost_aware"]["pushes_lost"],
+        "oracle_cost_aware_unguarded_waste_pruned": o["cost_aware"]["without_guards"],
         "auc": m["auc"], "brier": m["brier"], "oracle_auc": o["auc"], "oracle_brier": o["brier"],
         "thresholds": [r["threshold"] for r in data["policy"]["refits"]],
         "build_s": t1 - t0, "evaluate_s": t2 - t1, "evaluate_old_s": t3 - t2,
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_r(row['old_vs_oracle'])}  | new/old {_r(row['new_vs_old'])}"
                   f"  | oracle without guards: {100 * row['oracle_unguarded_waste_pruned']:4.1f}% median kept "
                   f"{row['oracle_unguarded_median_unchanged']}"
+                  f"  | cost-aware oracle (ceiling of a cost-ranked rule): "
+                  f"{100 * row['oracle_cost_aware_waste_pruned']:4.1f}% lost {100 * row['oracle_cost_aware_pushes_lost']:4.2f}%"
+                  f", without guards {100 * row['oracle_cost_aware_unguarded_waste_pruned']:4.1f}%"
                   f"  [{row['build_s']:.0f} s build, {row['evaluate_s']:.0f} s evaluate]", flush=True)
     if args.time_decide:
         return 0
@@ -155,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * mean([r['waste_pruned'] for r in rows]):.1f}% (max lost {100 * max(r['pushes_lost'] for r in rows):.2f}%)"
           f", old rule (validation) {100 * mean([r['old_waste_pruned'] for r in rows]):.1f}% (max lost "
           f"{100 * max(r['old_pushes_lost'] for r in rows):.2f}%); new/old {_r(mean([r['waste_pruned'] for r in rows]) / mean([r['old_waste_pruned'] for r in rows]) if mean([r['old_waste_pruned'] for r in rows]) else None)}"
-          f"; policy/oracle new {_r(mean(ratios))}, old {_r(mean(old_ratios))}", flush=True)
+          f"; policy/oracle new {_r(mean(ratios))}, old {_r(mean(old_ratios))}; ceiling (cost-aware oracle) "
+          f"{100 * max(r['oracle_cost_aware_waste_pruned'] for r in rows):.1f}% at most, "
+          f"{100 * max(r['oracle_cost_aware_unguarded_waste_pruned'] for r in rows):.1f}% without guards (bar: 50%)",
+          flush=True)
     summary = {
         "benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seed": args.seed,
         "max_lost_pushes": args.max_lost_pushes,
@@ -165,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         "old_rule_vs_oracle_mean": mean(old_ratios),
         "old_rule_waste_pruned_min": min(r["old_waste_pruned"] for r in rows),
         "old_rule_pushes_lost_max": max(r["old_pushes_lost"] for r in rows),
+        "oracle_cost_aware_waste_pruned_max": max(r["oracle_cost_aware_waste_pruned"] for r in rows),
+        "oracle_cost_aware_unguarded_waste_pruned_max": max(r["oracle_cost_aware_unguarded_waste_pruned"] for r in rows),
         "corpora": rows,
     }
     print(json.dumps(summary))

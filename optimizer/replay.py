@@ -343,6 +343,18 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
             **{k: v for k, v in replay_metrics(test, pr_free, wasted_total_s=wasted_total).items()
                if k in ("waste_pruned", "pushes_lost", "waste_pruned_of_skippable")},
             "cadence_summary": cadence_summary(cadence(test, pr_free))}
+        # the ceiling for a cost-aware rule: the oracle ranking by expected pushes lost per
+        # second of waste saved, p / ((1 - p) x the training's skippable seconds), same guards
+        # and budget (a knapsack by ratio; ``waste_pruned`` above ranks by p alone)
+        key_true = prune_key(p_true, test["skippable_s"].to_numpy(dtype=float))
+        th_c, _ = choose_threshold(test, key_true, budget, config)
+        pr_c, _ = replay_decisions(test, key_true, th_c, config)
+        oracle["cost_aware"] = {k: v for k, v in replay_metrics(test, pr_c, wasted_total_s=wasted_total).items()
+                                if k in ("waste_pruned", "pushes_lost", "waste_pruned_of_skippable")}
+        th_cf, _ = choose_threshold(test, key_true, budget, free)
+        pr_cf, _ = replay_decisions(test, key_true, th_cf, free)
+        oracle["cost_aware"]["without_guards"] = replay_metrics(
+            test, pr_cf, wasted_total_s=wasted_total)["waste_pruned"]
         oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
         decisions["true_probability"] = p_true
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",

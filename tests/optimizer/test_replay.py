@@ -136,6 +136,10 @@ def test_evaluation_on_a_simulated_corpus_is_consistent(sim_eval, prune_sim):
     assert r.oracle["pushes_lost"] <= max(r.metrics["pushes_lost"], r.policy.config.max_lost_pushes)
     assert len(truth) >= len(d)
     assert 0 <= r.oracle["waste_pruned_at_policy_loss"] <= r.oracle["waste_pruned"]
+    # the cost-aware oracle (ranked by p / ((1 - p) x seconds)) keeps to the same budget
+    cost_aware = r.oracle["cost_aware"]
+    assert cost_aware["pushes_lost"] <= r.oracle["budget"] + 1e-12
+    assert 0.0 <= cost_aware["waste_pruned"] <= cost_aware["waste_pruned_of_skippable"] <= 1.0
     # the curve starts at no pruning and contains the chosen point
     assert r.curve.iloc[0]["waste_pruned"] == 0
     for th in d["refit_threshold"].unique():
