@@ -149,12 +149,7 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
     guarded = np.zeros(n, dtype=bool)
     if n == 0:
         return pruned, guarded
-    start = hours_since_epoch(frame["started_at"])
-    push_t = hours_since_epoch(frame["push_time"])
-    pushed = frame["pushed"].to_numpy(dtype=bool)
-    n_prior = frame["n_prior"].to_numpy(dtype=float)
-    since = frame["hours_since_push"].to_numpy(dtype=float)
-    typical = frame["typical_interval_h"].to_numpy(dtype=float)
+    start, push_t, pushed, n_prior, since, typical = _replay_arrays(frame)
     prob = np.asarray(prob, dtype=float)
     ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     order = np.lexsort((start, frame["lane"].to_numpy()))
@@ -268,12 +263,7 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
     used = np.zeros(n, dtype=float)
     if n == 0:
         return pruned, guarded, used
-    start = hours_since_epoch(frame["started_at"])
-    push_t = hours_since_epoch(frame["push_time"])
-    pushed = frame["pushed"].to_numpy(dtype=bool)
-    n_prior = frame["n_prior"].to_numpy(dtype=float)
-    since = frame["hours_since_push"].to_numpy(dtype=float)
-    typical = frame["typical_interval_h"].to_numpy(dtype=float)
+    start, push_t, pushed, n_prior, since, typical = _replay_arrays(frame)
     lanes = frame["lane"].to_numpy()
     prob = np.asarray(prob, dtype=float)
     ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
@@ -370,6 +360,13 @@ def cost_of(data: pd.DataFrame, config: PolicyConfig) -> np.ndarray | None:
     if config.cost_feature is None or config.cost_feature not in data.columns:
         return None
     return data[config.cost_feature].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _replay_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """(start h, outcome known h, pushed, trainings before, hours since push, typical interval h)."""
+    return (hours_since_epoch(frame["started_at"]), hours_since_epoch(frame["push_time"]),
+            frame["pushed"].to_numpy(dtype=bool), frame["n_prior"].to_numpy(dtype=float),
+            frame["hours_since_push"].to_numpy(dtype=float), frame["typical_interval_h"].to_numpy(dtype=float))
 
 
 def hours_since_epoch(col) -> np.ndarray:
