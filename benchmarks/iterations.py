@@ -75,10 +75,11 @@ def _worker(name: str, rows: int, budget: int, workdir: str, conn) -> None:
     conn.close()
 
 
-def run_interleaved(names: list[str], rows: int, budget: int, workdir: Path) -> dict[str, dict]:
+def run_interleaved(names: list[str], rows: int, budget: int, workdir: Path, rep: int = 0) -> dict[str, dict]:
     """Run every strategy's session in lock-step: iteration i of all strategies back to back,
     in an order rotated every iteration, so load from other processes on a shared machine
-    falls on all strategies alike. Each strategy runs in its own process with its own data,
+    falls on all strategies alike (``rep`` shifts the rotation, so that over the repetitions
+no strategy always runs in the same place). Each strategy runs in its own process with its own data,
     store and history, so that one strategy's memory and threads never slow another's."""
     import multiprocessing as mp
 
@@ -97,7 +98,8 @@ def run_interleaved(names: list[str], rows: int, budget: int, workdir: Path) -> 
     results: dict[str, dict] = {n: {"strategy": n, "iterations": []} for n in names}
     try:
         for i in range(len(session())):
-            order = names[i % len(names):] + names[: i % len(names)]
+            k = (i + rep) % len(names)  # each repetition starts the rotation elsewhere
+            order = names[k:] + names[:k]
             for name in order:
                 conn = workers[name][1]
                 conn.send("next")
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     for rep in range(args.repeat):
         print(f"repetition {rep + 1} of {args.repeat}", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="frugal-bench-") as tmp:
-            runs.append(run_interleaved(names, args.rows, args.budget, Path(tmp)))
+            runs.append(run_interleaved(names, args.rows, args.budget, Path(tmp), rep))
     results = median_of(runs)
     if args.details:
         Path(args.details).write_text(json.dumps(results, indent=1, sort_keys=True))
