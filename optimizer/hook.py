@@ -230,29 +230,25 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
     if config.cost_feature is not None and config.cost_feature in row.index:
         c = row[config.cost_feature]
         cost = float(c) if c is not None and not pd.isna(c) and float(c) > 0 else None
-    by_key = policy.key_threshold is not None and cost is not None
+    # ranked as the policy ranks: by p / ((1 - p) x cost) when it has a key threshold and a cost
+    key = float(prune_key([p], [cost])[0]) if policy.key_threshold is not None and cost is not None else None
     if guard is not None:
         action = "run"
         reasons.append(f"cadence guard: {guard}")
-    elif policy.prunes(p, cost):
-        action = "prune"
-        reasons.append(_threshold_reason(p, cost, policy, by_key, below=True))
     else:
-        action = "run"
-        reasons.append(_threshold_reason(p, cost, policy, by_key, below=False))
+        action = "prune" if policy.prunes(p, cost) else "run"
+        reasons.append(_threshold_reason(p, cost, key, policy, below=action == "prune"))
     for c in contributions:
         value = "not recorded" if c.value is None else f"{c.value:g}"
         direction = "raises" if c.contribution > 0 else "lowers"
         reasons.append(f"{c.feature} = {value} {direction} the odds of a push ({c.contribution:+.2f})")
-    key = float(prune_key([p], [cost])[0]) if by_key else None
     return Decision(pipeline, row["lane"], action, p, policy.threshold, tuple(reasons), contributions, at,
-                    cost_s=cost, key=key, key_threshold=policy.key_threshold if by_key else None)
+                    cost_s=cost, key=key, key_threshold=policy.key_threshold if key is not None else None)
 
 
-def _threshold_reason(p: float, cost: float | None, policy, by_key: bool, *, below: bool) -> str:
+def _threshold_reason(p: float, cost: float | None, key: float | None, policy, *, below: bool) -> str:
     where = "below" if below else "at or above"
-    if by_key:
-        key = float(prune_key([p], [cost])[0])
+    if key is not None:
         return (f"expected pushes lost per second of waste saved, {p:.3f} / ((1 - {p:.3f}) x {cost:.0f} s) = "
                 f"{key:.3g}, is {where} the threshold {policy.key_threshold:.3g}")
     return f"push probability {p:.3f} is {where} the threshold {policy.threshold:.3f}"

@@ -416,41 +416,34 @@ def _experiment_graph(g: _Graph, candidates: list[int], budget: float, config: M
 
 
 def _frugal(g: _Graph, candidates: list[int], budget: float, config: MaterializationConfig) -> set[int]:
+    materialized = {i for i in range(len(g.nodes)) if g.stored[i]}
     uses = [_expected_uses(r, config.horizon_runs) for r in g.recurrence]
 
-    def value(i: int, rc: float, need: float) -> float:
+    def gain(i: int, rc: float, need: float) -> float:
         p_use = max(0.0, g.recurrence[i] + need - 1.0)
         if p_use == 0.0:
             return -g.write[i]  # (also avoids 0 x inf for outputs that cannot be recreated)
         return p_use * uses[i] * (rc - g.load[i]) - g.write[i]
 
-    chosen: set[int] = set()
-    _lazy_greedy(g, candidates, budget, value, chosen, {i for i in range(len(g.nodes)) if g.stored[i]}, 0)
-    return chosen
-
-
-def _lazy_greedy(g: _Graph, candidates: list[int], budget: float, value, chosen: set[int],
-                 materialized: set[int], used: int) -> int:
-    """Add to ``chosen`` (and ``materialized``) by value per byte while it fits; returns bytes used.
-
-    Values only fall as the stored set grows (recreation costs and needs both shrink), so a
-    lazy greedy is exact: re-evaluate the best candidate, take it if it still leads.
-    """
+    # Values only fall as the stored set grows (recreation costs and needs both shrink), so
+    # a lazy greedy is exact: re-evaluate the best candidate, take it if it still leads.
     rc_all = g.recreation(materialized)
     need_all = g.need(materialized)
     heap = []
     for i in candidates:
-        v = value(i, rc_all[i], need_all[i])
+        v = gain(i, rc_all[i], need_all[i])
         if v > 0:
             heap.append((-v / max(g.size[i], 1), i))
     heapq.heapify(heap)
+    chosen: set[int] = set()
     fresh: set[int] = set(i for _, i in heap)  # values computed with the current set
+    used = 0
     while heap:
         _, i = heapq.heappop(heap)
         if used + g.size[i] > budget:
             continue
         if i not in fresh:
-            v = value(i, g.recreation_of(i, materialized), g.need_of(i, materialized))
+            v = gain(i, g.recreation_of(i, materialized), g.need_of(i, materialized))
             if v <= 0:
                 continue
             fresh.add(i)
@@ -460,7 +453,7 @@ def _lazy_greedy(g: _Graph, candidates: list[int], budget: float, value, chosen:
         materialized.add(i)
         used += g.size[i]
         fresh.clear()
-    return used
+    return chosen
 
 
 def recreation_costs(dag: nx.DiGraph, materialized: Iterable[Hashable] = (), *,
@@ -469,7 +462,8 @@ def recreation_costs(dag: nx.DiGraph, materialized: Iterable[Hashable] = (), *,
 
     A node's own compute cost plus that of every ancestor reached without passing a
     materialized node (each counted once), plus the load costs of the materialized frontier,
-    plus ``startup_cost`` once when one of the computed nodes has ``needs_startup``.
+    plus ``startup_cost`` once when one of the computed nodes has ``needs_startup`` and
+    loading the node would spare it (see ``MaterializationConfig.startup_cost``).
     """
     config = MaterializationConfig(startup_cost=startup_cost)
     g = _Graph(_with_sizes(dag), config, None, None)

@@ -324,21 +324,18 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         missing = int(np.isnan(p_true).sum())
         p_true = np.where(np.isnan(p_true), 1.0, p_true)   # unknown: never pruned by the oracle
         budget = max(metrics["pushes_lost"], config.max_lost_pushes)
-        th_o, _ = choose_threshold(test, p_true, budget, config)
-        pr_o, _ = replay_decisions(test, p_true, th_o, config)
+        th_o, pr_o = _hindsight(test, p_true, budget, config)
         oracle = replay_metrics(test, pr_o, wasted_total_s=wasted_total, compute_total_s=compute_total)
         oracle.update(_quality(test["pushed"].to_numpy(dtype=bool), p_true))
         oracle.update({"threshold": th_o, "budget": budget, "trainings_without_truth": missing,
                        "cadence_summary": cadence_summary(cadence(test, pr_o))})
         # the same oracle held to the pushes the policy actually lost: ranking quality alone
-        th_same, _ = choose_threshold(test, p_true, metrics["pushes_lost"], config)
-        pr_same, _ = replay_decisions(test, p_true, th_same, config)
+        _, pr_same = _hindsight(test, p_true, metrics["pushes_lost"], config)
         same = replay_metrics(test, pr_same, wasted_total_s=wasted_total, compute_total_s=compute_total)
         oracle["waste_pruned_at_policy_loss"] = same["waste_pruned"]
         # what the cadence guards cost: the oracle with no guard at all, same budget
         free = replace(config, min_history=0, push_age_factor=1e12, max_push_age_h=None)
-        th_free, _ = choose_threshold(test, p_true, budget, free)
-        pr_free, _ = replay_decisions(test, p_true, th_free, free)
+        _, pr_free = _hindsight(test, p_true, budget, free)
         oracle["without_guards"] = {
             **{k: v for k, v in replay_metrics(test, pr_free, wasted_total_s=wasted_total).items()
                if k in ("waste_pruned", "pushes_lost", "waste_pruned_of_skippable")},
@@ -347,12 +344,10 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         # second of waste saved, p / ((1 - p) x the training's skippable seconds), same guards
         # and budget (a knapsack by ratio; ``waste_pruned`` above ranks by p alone)
         key_true = prune_key(p_true, test["skippable_s"].to_numpy(dtype=float))
-        th_c, _ = choose_threshold(test, key_true, budget, config)
-        pr_c, _ = replay_decisions(test, key_true, th_c, config)
+        _, pr_c = _hindsight(test, key_true, budget, config)
         oracle["cost_aware"] = {k: v for k, v in replay_metrics(test, pr_c, wasted_total_s=wasted_total).items()
                                 if k in ("waste_pruned", "pushes_lost", "waste_pruned_of_skippable")}
-        th_cf, _ = choose_threshold(test, key_true, budget, free)
-        pr_cf, _ = replay_decisions(test, key_true, th_cf, free)
+        _, pr_cf = _hindsight(test, key_true, budget, free)
         oracle["cost_aware"]["without_guards"] = replay_metrics(
             test, pr_cf, wasted_total_s=wasted_total)["waste_pruned"]
         oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
@@ -360,6 +355,13 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",
              len(test), until, metrics["waste_pruned"], metrics["pushes_lost"])
     return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions, tuple(refits))
+
+
+def _hindsight(frame: pd.DataFrame, key: np.ndarray, budget: float, config: PolicyConfig) -> tuple[float, np.ndarray]:
+    """The oracle's (threshold, pruned): the threshold on ``key`` chosen on the replayed period
+    itself to lose at most ``budget`` of its pushes, and the replay at it."""
+    threshold, _ = choose_threshold(frame, key, budget, config)
+    return threshold, replay_decisions(frame, key, threshold, config)[0]
 
 
 def _quality(y: np.ndarray, p: np.ndarray) -> dict:

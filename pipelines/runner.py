@@ -175,6 +175,15 @@ class CostHistory:
         old = r.get("overhead_s")
         r["overhead_s"] = round(seconds if old is None else 0.5 * old + 0.5 * seconds, 4)
 
+    def recreation_s(self, fp: str) -> float:
+        """Seconds to recreate ``fp`` as last recorded while it was current (Beam start-up
+        included), else its own measured compute, else the default."""
+        f = self.fp(fp)
+        return float(f.get("recreation_s") or f.get("compute_s") or DEFAULT_COMPUTE_S)
+
+    def observe_recreation(self, fp: str, seconds: float) -> None:
+        self.data["fingerprints"].setdefault(fp, {})["recreation_s"] = round(float(seconds), 4)
+
     def write_s(self, fp: str, size_bytes: int) -> float:
         measured = self.fp(fp).get("write_s")
         return float(measured) if measured else LOAD_FIXED_S + size_bytes / WRITE_BYTES_PER_S
@@ -737,14 +746,15 @@ def _record_costs(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hash
 
 
 def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], history: CostHistory,
-           opts: RunOptions, protect: set[str], dag: nx.DiGraph | None = None) -> list[str]:
+           opts: RunOptions, protect: set[str], dag: nx.DiGraph) -> list[str]:
     assert opts.budget_bytes is not None
     if opts.eviction == "lru":
         return store.evict(opts.budget_bytes)
     by_fp_node = {fp: f"{pipeline.name}.{n}" for n, fp in fps.items()}
-    recreation = _recreation_if_evicted(store, fps, dag, history.overhead_s()) if dag is not None else {}
-    for fp, seconds in recreation.items():  # kept for when this fingerprint is no longer current
-        history.data["fingerprints"].setdefault(fp, {})["recreation_s"] = round(seconds, 4)
+    # this pipeline's outputs: recreated from what else stays stored (Beam start-up included),
+    # recorded for when they are no longer current
+    for fp, seconds in _recreation_if_evicted(store, fps, dag, history.overhead_s()).items():
+        history.observe_recreation(fp, seconds)
 
     def choose(entries, budget):
         from optimizer.materialize import choose_evictions
@@ -758,10 +768,7 @@ def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], his
             rows.append(StoreEntry(
                 key=e.key,
                 size_bytes=size,
-                # this pipeline's outputs: recreated from what else stays stored, Beam start
-                # included; older fingerprints: that cost as recorded when they were current
-                recreation_cost=recreation.get(
-                    e.key, float(h.get("recreation_s") or h.get("compute_s") or DEFAULT_COMPUTE_S)),
+                recreation_cost=history.recreation_s(e.key),
                 load_cost=float(history.load_s(e.key, size)),
                 recurrence=min(1.0, max(0.0, history.recurrence(comp_key) if comp_key else 0.5)),
                 frequency=float(h.get("seen", 1)),

@@ -64,3 +64,21 @@ def tfx_ground_truth():
         return json.loads((TFX_DIR / f"{name}.ground_truth.json").read_text())
 
     return load
+
+
+@pytest.fixture(scope="session")
+def simulated_warehouse():
+    """Return a function (folder, **simulate options) -> (simulation result, warehouse path,
+    analysis summary): a corpus simulated into ``folder/corpus``, ingested into
+    ``folder/w.duckdb`` and analyzed."""
+    import analysis
+    from pipelines.simulator import simulate
+    from provenance.ingest import ingest
+
+    def build(folder: Path, **options):
+        result = simulate(folder / "corpus", progress=False, **options)
+        warehouse = folder / "w.duckdb"
+        ingest(result.store_paths, warehouse, progress=False)
+        return result, warehouse, analysis.analyze(warehouse)
+
+    return build

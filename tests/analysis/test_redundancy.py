@@ -18,7 +18,6 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 import analysis
-from pipelines.simulator import simulate
 from provenance.ingest import ingest
 
 _TYPES = {
@@ -172,11 +171,8 @@ def test_real_tfx_store_has_no_redundant_runs(tfx_store, tfx_ground_truth, tmp_p
     assert _redundant(tfx_store("penguin_prod"), tmp_path / "w.duckdb") == {}
 
 
-def _simulated(tmp: Path, **kwargs) -> tuple[dict, dict, dict]:
-    result = simulate(tmp / "corpus", progress=False, **kwargs)
-    wh = tmp / "w.duckdb"
-    ingest(result.store_paths, wh, progress=False)
-    analysis.analyze(wh)
+def _simulated(build, tmp: Path, **kwargs) -> tuple[dict, dict, dict]:
+    result, wh, _ = build(tmp, **kwargs)
     con = duckdb.connect(str(wh), read_only=True)
     try:
         flagged = {(s, x): (c, t, of) for s, x, c, t, of in con.execute(
@@ -199,8 +195,8 @@ def _simulated(tmp: Path, **kwargs) -> tuple[dict, dict, dict]:
 
 
 @pytest.mark.parametrize("mode,pipelines,seed", [("sync", 8, 6), ("sync", 8, 7), ("mixed", 12, 5)])
-def test_every_redundant_run_of_a_current_corpus_is_found(tmp_path, mode, pipelines, seed):
-    truth, flagged, _ = _simulated(tmp_path, pipelines=pipelines, days=20, seed=seed, mode=mode)
+def test_every_redundant_run_of_a_current_corpus_is_found(simulated_warehouse, tmp_path, mode, pipelines, seed):
+    truth, flagged, _ = _simulated(simulated_warehouse, tmp_path, pipelines=pipelines, days=20, seed=seed, mode=mode)
     assert truth and flagged.keys() == truth.keys()
     assert all(flagged[k][2] == r["same_as"] for k, r in truth.items())
     if seed == 6:
@@ -213,12 +209,12 @@ def test_every_redundant_run_of_a_current_corpus_is_found(tmp_path, mode, pipeli
         assert "cache_key_change" in {r["cause"] for r in truth.values()}
 
 
-def test_legacy_corpus_shows_only_what_lineage_records(tmp_path):
+def test_legacy_corpus_shows_only_what_lineage_records(simulated_warehouse, tmp_path):
     """Legacy stores record no fingerprint: ExampleGen re-reading the same data and all it feeds
     are invisible. The known false positive: a legacy ModelValidator reads its baseline inside
     the component (no input event), so a re-run after a new blessed model looks redundant, and
     so does the Pusher that consumes its verdict."""
-    truth, flagged, upstream = _simulated(tmp_path, pipelines=12, days=20, seed=5, style="legacy")
+    truth, flagged, upstream = _simulated(simulated_warehouse, tmp_path, pipelines=12, days=20, seed=5, style="legacy")
     assert truth and not any(r["recorded"] for r in truth.values())
     assert not flagged.keys() & {k for k, r in truth.items() if r["component"] == "example_gen"}
     extra = flagged.keys() - truth.keys()

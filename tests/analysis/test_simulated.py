@@ -9,17 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import analysis
-from pipelines.simulator import simulate
-from provenance.ingest import ingest
 
 
 @pytest.mark.parametrize("style,mode", [("current", "sync"), ("legacy", "sync"), ("current", "mixed")])
-def test_graphlets_equal_simulator_ground_truth(tmp_path, style, mode):
-    result = simulate(tmp_path / "corpus", pipelines=5, days=12, seed=11, style=style, mode=mode, progress=False)
-    wh = tmp_path / "w.duckdb"
-    ingest(result.store_paths, wh, progress=False)
-    summary = analysis.analyze(wh)
+def test_graphlets_equal_simulator_ground_truth(simulated_warehouse, tmp_path, style, mode):
+    result, wh, summary = simulated_warehouse(tmp_path, pipelines=5, days=12, seed=11, style=style, mode=mode)
     con = duckdb.connect(str(wh), read_only=True)
     try:
         for store, truth_path in zip(result.store_paths, result.ground_truth_paths):

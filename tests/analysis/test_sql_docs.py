@@ -30,16 +30,9 @@ def rows(con, sql: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def legacy_warehouse(tmp_path_factory):
-    import analysis
-    from pipelines.simulator import simulate
-    from provenance.ingest import ingest
-
-    folder = tmp_path_factory.mktemp("legacy")
-    result = simulate(folder / "c", pipelines=4, days=10, seed=5, style="legacy", mode="sync", progress=False)
-    wh = folder / "w.duckdb"
-    ingest(result.store_paths, wh, progress=False)
-    analysis.analyze(wh)
+def legacy_warehouse(simulated_warehouse, tmp_path_factory):
+    result, wh, _ = simulated_warehouse(tmp_path_factory.mktemp("legacy"), pipelines=4, days=10, seed=5,
+                                        style="legacy", mode="sync")
     truth = json.loads(Path(result.ground_truth_paths[0]).read_text())
     return wh, truth
 

@@ -37,17 +37,9 @@ class PruneCorpus:
 
 
 @pytest.fixture(scope="session")
-def prune_sim(tmp_path_factory) -> PruneCorpus:
+def prune_sim(simulated_warehouse, tmp_path_factory) -> PruneCorpus:
     """12 pipelines over 30 days (about 950 trainings), simulated, ingested, analyzed."""
-    import analysis
-    from pipelines.simulator import simulate
-    from provenance.ingest import ingest
-
-    out = tmp_path_factory.mktemp("prune_sim")
-    sim = simulate(out / "corpus", pipelines=12, days=30, seed=5, progress=False)
-    warehouse = out / "w.duckdb"
-    ingest([str(p) for p in sim.store_paths], str(warehouse))
-    analysis.analyze(str(warehouse))
+    sim, warehouse, _ = simulated_warehouse(tmp_path_factory.mktemp("prune_sim"), pipelines=12, days=30, seed=5)
     return PruneCorpus(warehouse, tuple(sim.ground_truth_paths), tuple(sim.store_paths))
 
 

@@ -18,17 +18,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import analysis
-from pipelines.simulator import simulate
-from provenance.ingest import ingest
 
 
-def _analysed(tmp: Path, **kwargs) -> tuple[dict, dict[int, tuple]]:
+def _analysed(build, tmp: Path, **kwargs) -> tuple[dict, dict[int, tuple]]:
     """Simulate one store, ingest and analyze it: (ground truth, analysis's redundant runs)."""
-    result = simulate(tmp / "corpus", progress=False, **kwargs)
-    wh = tmp / "w.duckdb"
-    ingest(result.store_paths, wh, progress=False)
-    analysis.analyze(wh)
+    result, wh, _ = build(tmp, **kwargs)
     con = duckdb.connect(str(wh), read_only=True)
     try:
         flagged = {row[0]: row[1:] for row in con.execute(
@@ -42,10 +36,10 @@ def _analysed(tmp: Path, **kwargs) -> tuple[dict, dict[int, tuple]]:
 
 
 @pytest.fixture(scope="module")
-def current(tmp_path_factory) -> tuple[dict, dict]:
+def current(simulated_warehouse, tmp_path_factory) -> tuple[dict, dict]:
     # 16 pipelines x 20 days, seed 7: one pipeline with caching off, manual re-runs (one a retry
     # whose trainer failed again) and cache-key changes
-    return _analysed(tmp_path_factory.mktemp("red"), pipelines=16, days=20, seed=7)
+    return _analysed(simulated_warehouse, tmp_path_factory.mktemp("red"), pipelines=16, days=20, seed=7)
 
 
 def test_component_runs_flag_exactly_the_redundant_runs(current):
@@ -110,8 +104,8 @@ def test_redundant_runs_match_their_originals_in_the_store(current):
 
 
 @pytest.mark.parametrize("style,mode", [("current", "mixed"), ("legacy", "sync")])
-def test_other_shapes(tmp_path, style, mode):
-    truth, flagged = _analysed(tmp_path, pipelines=12, days=20, seed=5, style=style, mode=mode)
+def test_other_shapes(simulated_warehouse, tmp_path, style, mode):
+    truth, flagged = _analysed(simulated_warehouse, tmp_path, pipelines=12, days=20, seed=5, style=style, mode=mode)
     rows = {r["execution_id"]: r for r in truth["redundant"]}
     recorded = {x for x, r in rows.items() if r["recorded"]}
     assert rows
