@@ -30,7 +30,8 @@ import pandas as pd
 
 from optimizer.errors import OptimizerError
 
-__all__ = ["FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES"]
+__all__ = [
+    "PATH_ROLES", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES"]
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +230,11 @@ _UPSTREAM_FINAL_SQL = """
 
 # Executions on a model's way to deployment (never siblings): by role where the analysis
 # recorded roles, else every graphlet's trainer and downstream members.
-_EXCL_ROLES_SQL = """
+PATH_ROLES = ("trainer", "evaluator", "infra-validator", "pusher", "inference")
+_EXCL_ROLES_SQL = f"""
     CREATE OR REPLACE TEMP TABLE _pf_excl AS
     SELECT source_id, execution_id FROM analysis_executions
-    WHERE role IN ('trainer', 'evaluator', 'infra-validator', 'pusher', 'inference')
+    WHERE role IN ({", ".join(f"'{r}'" for r in PATH_ROLES)})
 """
 _EXCL_MEMBERS_SQL = """
     CREATE OR REPLACE TEMP TABLE _pf_excl AS

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import OptimizerError
-from optimizer.features import FeatureConfig, build_features
+from optimizer.features import PATH_ROLES, FeatureConfig, build_features
 from optimizer.policy import PolicyConfig, guard_reason, prune_key, train_policy
 from optimizer.predictor import Contribution
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 NEXT_ID = "__next__"
 _CACHE: dict = {}
 _CACHE_SIZE = 4
-_PATH_ROLES = ("trainer", "evaluator", "infra-validator", "pusher", "inference")
 
 
 @dataclass(frozen=True)
@@ -103,13 +102,14 @@ def _extend_next(last: tuple, at) -> callable:
         have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         params = {"gid": gid, "src": source_id, "at": at, "s0": trainer_start, "next": NEXT_ID}
         run(con, """
-            INSERT INTO _pf_src
-            SELECT $next, source_id, pipeline, NULL, config_id, $at, NULL, false, NULL, component, false
+            INSERT INTO _pf_src BY NAME
+            SELECT $next AS graphlet_id, source_id, pipeline, config_id, $at AS started_at,
+                   false AS pushed, component, false AS blessed
             FROM _pf_src WHERE graphlet_id = $gid
         """, params)
         con.execute("CREATE OR REPLACE TEMP TABLE _pf_new AS SELECT NULL::BIGINT AS execution_id WHERE false")
         if "analysis_executions" in have:
-            roles = ", ".join(f"'{r}'" for r in _PATH_ROLES)
+            roles = ", ".join(f"'{r}'" for r in PATH_ROLES)
             run(con, f"""
                 CREATE OR REPLACE TEMP TABLE _pf_new AS
                 SELECT x.execution_id FROM analysis_executions x
@@ -119,19 +119,19 @@ def _extend_next(last: tuple, at) -> callable:
                   AND coalesce(x.role, '') NOT IN ({roles})
             """, params)
         run(con, """
-            INSERT INTO _pf_msrc
-            SELECT $next, m.entity, m.entity_id FROM graphlet_members m
+            INSERT INTO _pf_msrc BY NAME
+            SELECT $next AS graphlet_id, m.entity, m.entity_id FROM graphlet_members m
             LEFT JOIN executions e ON m.entity = 'execution' AND e.source_id = $src AND e.execution_id = m.entity_id
             LEFT JOIN artifacts a ON m.entity = 'artifact' AND a.source_id = $src AND a.artifact_id = m.entity_id
             WHERE m.graphlet_id = $gid AND coalesce(e.create_time, a.create_time) < $s0
             UNION
-            SELECT $next, 'execution', execution_id FROM _pf_new
+            SELECT $next AS graphlet_id, 'execution' AS entity, execution_id AS entity_id FROM _pf_new
             UNION
-            SELECT $next, 'artifact', ev.artifact_id FROM _pf_new n
+            SELECT $next AS graphlet_id, 'artifact' AS entity, ev.artifact_id AS entity_id FROM _pf_new n
             JOIN events ev ON ev.source_id = $src AND ev.execution_id = n.execution_id AND ev.type = 'OUTPUT'
         """, params)
         run(con, """
-            INSERT INTO _pf_insrc
+            INSERT INTO _pf_insrc BY NAME
             WITH old AS (
                 SELECT i.artifact_id, a.type_name, a.create_time,
                        row_number() OVER (PARTITION BY a.type_name ORDER BY a.create_time, a.artifact_id) AS k
@@ -152,10 +152,10 @@ def _extend_next(last: tuple, at) -> callable:
                     FROM fresh f) f JOIN window_len w USING (type_name)
                 WHERE f.r <= w.n
             )
-            SELECT $next, o.artifact_id FROM old o LEFT JOIN nfresh f USING (type_name)
+            SELECT $next AS graphlet_id, o.artifact_id FROM old o LEFT JOIN nfresh f USING (type_name)
             WHERE o.k > coalesce(f.n, 0)
             UNION
-            SELECT $next, artifact_id FROM newest
+            SELECT $next AS graphlet_id, artifact_id FROM newest
         """, params)
 
     return extend

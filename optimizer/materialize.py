@@ -45,7 +45,7 @@ import numpy as np
 
 from optimizer.costs import CostModel, frequency_from_history, recurrence_from_history
 from optimizer.plan import COMPUTE, LOAD, PlanError, StoreEntry
-from optimizer.reuse import _output_list, _topological_order, node_costs
+from optimizer.dag import node_costs, output_list, topological_order
 
 __all__ = [
     "POLICIES",
@@ -150,7 +150,7 @@ def estimate_recurrence(
     ``1 - own_change_rate`` times its least recurrent parent's.
     """
     config = config or MaterializationConfig()
-    order = _topological_order(dag)
+    order = topological_order(dag)
     pos = {v: i for i, v in enumerate(order)}
     parents = [[pos[p] for p in dag.pred[v]] for v in order]
     rec = _recurrences(dag, order, parents, history, config)
@@ -167,7 +167,7 @@ class _Graph:
         history: Any,
         outputs: Iterable[Hashable] | None,
     ) -> None:
-        order = _topological_order(dag)
+        order = topological_order(dag)
         costs = node_costs(dag)
         self.nodes = order
         self.pos = {v: i for i, v in enumerate(order)}
@@ -198,7 +198,7 @@ class _Graph:
         if outputs is None:
             self.outputs = {i for i, ch in enumerate(self.children) if not ch}
         else:
-            self.outputs = {self.pos[o] for o in _output_list(dag, outputs)}
+            self.outputs = {self.pos[o] for o in output_list(dag, outputs)}
         self.recurrence = _recurrences(dag, order, self.parents, history, config)
         freq = frequency_from_history(dag, history) if history is not None else {}
         self.frequency = [float(dag.nodes[v].get("frequency", freq.get(v, 1.0))) for v in order]

@@ -216,11 +216,13 @@ def _period_totals(con, since: pd.Timestamp) -> tuple[float | None, float | None
 
 
 def load_truth(con, paths) -> pd.DataFrame:
-    """Read ground-truth JSON files (true push probability per trainer execution).
+    """Read ground-truth files: the true push probability of each trainer execution.
 
-    Each file lies beside its store and lists trainer executions with ``execution_id`` (or
-    ``trainer_execution_id``) and ``push_probability``; the store is matched to its source by
-    ``store`` (file name) or by the file's stem. Returns source_id, trainer_execution_id,
+    The format is documented in docs/simulator.md ("Ground truth"), the one ``frugal
+    simulate`` writes beside each store: a JSON object with ``store`` (the store's file name,
+    matched to an ingested source by file name or stem) and ``trainers``, a list of objects
+    with ``execution_id`` and ``push_probability`` (other keys are ignored; a trainer without
+    a probability, e.g. a cached one, is skipped). Returns source_id, trainer_execution_id,
     push_probability.
     """
     sources = con.execute("SELECT source_id, uri FROM sources").fetchall()
@@ -231,20 +233,19 @@ def load_truth(con, paths) -> pd.DataFrame:
     rows = []
     for path in map(Path, paths):
         data = json.loads(path.read_text())
-        store = data.get("store") or data.get("store_path") or path.name.split(".")[0]
-        sid = by_name.get(Path(str(store)).name) or by_name.get(Path(str(store)).stem) \
-            or by_name.get(path.name.split(".")[0])
+        if not isinstance(data, dict) or not isinstance(data.get("store"), str) \
+                or not isinstance(data.get("trainers"), list):
+            raise OptimizerError(
+                f"{path} is not a ground-truth file: expected a JSON object with 'store' (file name) "
+                "and 'trainers' (a list of {execution_id, push_probability}); see docs/simulator.md")
+        store = data["store"]
+        sid = by_name.get(Path(store).name) or by_name.get(Path(store).stem)
         if sid is None:
             raise OptimizerError(f"{path}: no ingested source matches its store {store!r}; ingest the "
                                  "store beside it first")
-        trainers = data.get("trainers") or data.get("trainings") or []
-        if isinstance(trainers, dict):
-            trainers = list(trainers.values())
-        for t in trainers:
-            eid = t.get("trainer_execution_id", t.get("execution_id"))
-            p = t.get("push_probability")
-            if eid is not None and p is not None:
-                rows.append((sid, int(eid), float(p)))
+        for t in data["trainers"]:
+            if t.get("push_probability") is not None:
+                rows.append((sid, int(t["execution_id"]), float(t["push_probability"])))
     return pd.DataFrame(rows, columns=["source_id", "trainer_execution_id", "push_probability"])
 
 

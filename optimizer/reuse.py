@@ -16,9 +16,9 @@ closure) problem and is solved exactly by one minimum s-t cut:
 Implications are infinite-capacity edges, positive weights edges to the sink, negative
 weights edges from the source; the source side of a minimum cut is an optimal closure. Only
 nodes that an output may need are put into the flow network, and a node whose load cost is at
-most its compute cost never pulls in its ancestors, so typical graphs stay small. The flow is
-solved with Boykov-Kolmogorov, the fastest of networkx's algorithms on these shallow,
-wide networks (see ``benchmarks/planner.py``).
+most its compute cost never pulls in its ancestors, so typical graphs stay small. The maximum
+flow is networkx's preflow-push (``networkx.algorithms.flow.preflow_push``) through its public
+interface; ``benchmarks/planner.py`` times it.
 
 Preconditions: ``dag`` is a directed acyclic networkx graph; every node carries
 ``compute_cost`` (float >= 0, ``math.inf`` when it cannot be recomputed) and optionally
@@ -35,6 +35,7 @@ from types import MappingProxyType
 import networkx as nx
 from networkx.algorithms.flow import preflow_push
 
+from optimizer.dag import node_costs, output_list, topological_order
 from optimizer.plan import COMPUTE, LOAD, PRUNE, ExecutionPlan, PlanError
 
 __all__ = [
@@ -60,74 +61,10 @@ def plan_execution(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> dict[Hashabl
     return dict(execution_plan(dag, outputs).decisions)
 
 
-def node_costs(dag: nx.DiGraph) -> dict[Hashable, tuple[float, float]]:
-    """Validated ``(compute_cost, load_cost)`` of every node; absent load cost means infinite."""
-    costs: dict[Hashable, tuple[float, float]] = {}
-    for node, data in dag.nodes(data=True):
-        if "compute_cost" not in data:
-            raise PlanError(
-                f"node {node!r} has no 'compute_cost'; set it on every node (seconds, >= 0), "
-                "e.g. with optimizer.costs.annotate_costs"
-            )
-        c = _cost(node, "compute_cost", data["compute_cost"])
-        raw = data.get("load_cost", _INF)
-        l = _INF if raw is None else _cost(node, "load_cost", raw)
-        costs[node] = (c, l)
-    return costs
-
-
-def _cost(node: Hashable, name: str, value: object) -> float:
-    if type(value) is float and value >= 0:  # fast path (NaN fails the comparison)
-        return value
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise PlanError(f"node {node!r} has {name}={value!r}; give a number >= 0") from None
-    if math.isnan(x) or x < 0:
-        raise PlanError(f"node {node!r} has {name}={value!r}; give a number >= 0 (or math.inf)")
-    return x
-
-
-def _topological_order(dag: nx.DiGraph) -> list[Hashable]:
-    """Nodes parents first (Kahn's algorithm over the adjacency dicts; raises on a cycle)."""
-    if not isinstance(dag, nx.DiGraph):
-        raise PlanError(
-            f"expected a networkx DiGraph, got {type(dag).__name__}; build the pipeline as nx.DiGraph"
-        )
-    indegree = {v: len(p) for v, p in dag.pred.items()}
-    order = [v for v, d in indegree.items() if d == 0]
-    succ = dag.succ
-    for v in order:  # grows while iterating
-        for w in succ[v]:
-            indegree[w] -= 1
-            if indegree[w] == 0:
-                order.append(w)
-    if len(order) < len(indegree):
-        cycle = nx.find_cycle(dag.subgraph(v for v, d in indegree.items() if d > 0))
-        raise PlanError(
-            f"the pipeline graph has a cycle {cycle!r}; a plan needs a DAG, remove the edge "
-            "that closes it"
-        )
-    return order
-
-
-def _output_list(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> list[Hashable]:
-    if isinstance(outputs, (str, bytes)):
-        outputs = [outputs]
-    out = list(dict.fromkeys(outputs))
-    missing = [o for o in out if o not in dag]
-    if missing:
-        raise PlanError(
-            f"requested outputs {missing!r} are not nodes of the graph; "
-            "ask only for nodes of the pipeline DAG"
-        )
-    return out
-
-
 def execution_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> ExecutionPlan:
     """Like :func:`plan_execution`, returning an :class:`ExecutionPlan` with its total cost."""
-    order = _topological_order(dag)
-    outs = _output_list(dag, outputs)
+    order = topological_order(dag)
+    outs = output_list(dag, outputs)
     costs = node_costs(dag)
     n = len(order)
     pos = {v: i for i, v in enumerate(order)}  # node i's parents all have indexes < i
@@ -341,35 +278,30 @@ def min_weight_closure(
 
 
 def _min_cut_source_side(w: Mapping[int, float], out: Mapping[int, set[int]]) -> set[int]:
-    """Source side (smallest one) of a minimum s-t cut of the closure network."""
+    """Source side (smallest one) of a minimum s-t cut of the closure network.
+
+    Positive weights are edges to the sink, negative ones edges from the source, implications
+    edges without a capacity (infinite, as networkx reads a missing capacity). The maximum
+    flow is networkx's preflow-push; the smallest source side is what the source still
+    reaches in the residual network it returns (documented ``capacity``/``flow`` attributes).
+    """
     if not w:
         return set()
     s, t = -1, -2
     total = sum(abs(x) for x in w.values())
-    big = 3.0 * total + 1.0
     # Capacities below the float resolution of the total are noise (and upset preflow-push's
     # relabelling); dropping them changes the cut value by less than n * tol.
     tol = 1e-12 * max(total, 1.0)
-    R = nx.DiGraph()
-    R.__networkx_cache__ = None  # type: ignore[attr-defined]  # the flow mutates R in place
-    R.add_node(s)
-    R.add_node(t)
-    R.add_nodes_from(w)
-    edges = []
+    G = nx.DiGraph()
+    G.add_nodes_from((s, t))
+    G.add_nodes_from(w)
     for x, wx in w.items():
         if wx > tol:
-            edges.append((x, t, {"capacity": wx}))
-            edges.append((t, x, {"capacity": 0.0}))
+            G.add_edge(x, t, capacity=wx)
         elif wx < -tol:
-            edges.append((s, x, {"capacity": -wx}))
-            edges.append((x, s, {"capacity": 0.0}))
-        for y in out[x]:
-            edges.append((x, y, {"capacity": big}))
-            edges.append((y, x, {"capacity": 0.0}))
-    R.add_edges_from(edges)
-    R.graph["inf"] = big
-    preflow_push(R, s, t, residual=R)
-    # The flow never reaches `big / 3`: choosing nothing but the forced part is finite.
+            G.add_edge(s, x, capacity=-wx)
+        G.add_edges_from((x, y) for y in out[x])
+    R = preflow_push(G, s, t)
     succ = R.succ
     seen = {s}
     queue = deque([s])
@@ -445,6 +377,6 @@ def check_plan(
             for p in dag.pred[v]:
                 if decisions[p] == PRUNE:
                     raise PlanError(f"node {v!r} is computed but its parent {p!r} is pruned")
-    for o in _output_list(dag, outputs):
+    for o in output_list(dag, outputs):
         if decisions[o] == PRUNE:
             raise PlanError(f"output {o!r} is pruned; outputs must be computed or loaded")

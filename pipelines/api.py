@@ -17,11 +17,14 @@ dict with a boolean ``pushed``, an evaluator's may carry ``blessed``.
 
 from __future__ import annotations
 
+import functools
 import glob
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import networkx as nx
@@ -48,7 +51,12 @@ PYTHON = "python"
 
 @dataclass(frozen=True, eq=False)
 class Component:
-    """One step of a pipeline; its single output is named after it."""
+    """One step of a pipeline; its single output is named after it.
+
+    Immutable: ``inputs`` and ``params`` are read-only copies of what was given. Two
+    components are equal (and hash alike) when their :attr:`fingerprint` is equal: the same
+    kind, code, parameters, input names and recorded types, whatever the object identity.
+    """
 
     name: str
     kind: str
@@ -58,6 +66,37 @@ class Component:
     type_name: str = ""
     output_type: str = ""
     paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "paths", tuple(self.paths))
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The component's own reuse key: kind, code, parameters, input names, types and source
+        paths (a pipeline's node fingerprint adds its parents' fingerprints and file content)."""
+        extra = json.dumps([self.type_name, self.output_type, list(self.paths)])
+        return fpr.combine(self.kind, fpr.code_hash(self.fn), fpr.params_hash(self.params),
+                           dict(self.inputs), extra)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Component):
+            return NotImplemented
+        return self is other or self.fingerprint == other.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "fingerprint"}
+        state["inputs"], state["params"] = dict(self.inputs), dict(self.params)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.__post_init__()
 
     @property
     def produces_rows(self) -> bool:

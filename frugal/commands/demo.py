@@ -1,7 +1,7 @@
 """`frugal demo`: the main job end to end on embedded data.
 
 Simulates a small production corpus, adds the real TFX stores shipped in
-``examples/data/tfx``, ingests everything into one warehouse, analyzes it and writes the
+``pipelines/examples/data/tfx`` (package data, found through importlib.resources), ingests everything into one warehouse, analyzes it and writes the
 batch report. Prints where everything is.
 """
 
@@ -15,8 +15,24 @@ import typer
 
 from pipelines.errors import PipelineError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data" / "tfx"
 MARKER = ".frugal-demo"
+
+
+def tfx_example_stores() -> list[Path]:
+    """The real TFX stores shipped with frugal as package data (``pipelines.examples``).
+
+    Found through importlib.resources, so they are there in any install, editable or not; a
+    broken install without them is an error, never a demo that silently has none.
+    """
+    from importlib.resources import files
+
+    folder = Path(str(files("pipelines.examples") / "data" / "tfx"))
+    stores = sorted(folder.glob("*.sqlite"))
+    if not stores:
+        raise PipelineError(
+            f"no TFX example stores in {folder}: the frugal install lacks its package data; "
+            "reinstall frugal (pip install --force-reinstall frugal)")
+    return stores
 
 
 def run_demo(out: Path, *, pipelines: int, days: int, seed: int, quiet: bool = False) -> dict:
@@ -39,7 +55,7 @@ def run_demo(out: Path, *, pipelines: int, days: int, seed: int, quiet: bool = F
     say(f"1/4 simulating {pipelines} pipelines over {days} days (seed {seed}) ...")
     sim = simulate(out / "stores", pipelines=pipelines, days=days, seed=seed, style="current",
                    mode="mixed", stores=1, progress=not quiet)
-    stores = [*map(str, sim.store_paths), *map(str, sorted(EXAMPLES.glob("*.sqlite")))]
+    stores = [*map(str, sim.store_paths), *map(str, tfx_example_stores())]
 
     warehouse = out / "warehouse.duckdb"
     say(f"2/4 ingesting {len(stores)} MLMD stores into {warehouse} ...")

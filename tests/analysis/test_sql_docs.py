@@ -116,3 +116,9 @@ def test_redundant_and_failed_queries_on_legacy_corpus(legacy_warehouse):
             "SELECT count(*) FROM executions WHERE state = 'CACHED'").fetchone()[0]
     finally:
         con.close()
+
+
+def test_readme_states_the_number_of_documented_queries():
+    readme = (DOC.parents[1] / "README.md").read_text()
+    m = re.search(r"docs/sql\.md has (\d+) queries", readme)
+    assert m and int(m.group(1)) == len(doc_queries())

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from frugal.cli import main
+from optimizer.errors import OptimizerError
 from optimizer.features import build_features
 from optimizer.policy import PolicyConfig, replay_decisions
 from optimizer.predictor import PredictorConfig, fit_predictor
@@ -186,3 +187,20 @@ def test_cli_evaluate_table(sim_eval):
     text = "\n".join(evaluate_lines(data))
     assert "waste pruned" in text and "oracle" in text and "cadence:" in text
     assert f"{100 * data['metrics']['waste_pruned']:.1f}%" in text
+
+
+def test_load_truth_reads_the_documented_format_and_rejects_others(tmp_path):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE sources (source_id VARCHAR, uri VARCHAR)")
+    con.execute("INSERT INTO sources VALUES ('s1', '/x/penguin.sqlite')")
+    good = tmp_path / "penguin.ground_truth.json"
+    good.write_text(json.dumps({"store": "penguin.sqlite", "trainers": [
+        {"execution_id": 7, "push_probability": 0.25}, {"execution_id": 9, "push_probability": None}]}))
+    truth = load_truth(con, [good])
+    assert truth.to_dict("records") == [{"source_id": "s1", "trainer_execution_id": 7, "push_probability": 0.25}]
+    guessed = tmp_path / "penguin.other.json"
+    guessed.write_text(json.dumps({"store_path": "penguin.sqlite", "trainings": {"a": {"execution_id": 7}}}))
+    with pytest.raises(OptimizerError, match="docs/simulator.md"):
+        load_truth(con, [guessed])

@@ -90,3 +90,22 @@ def test_load_pipeline_from_file(tmp_path):
         load_pipeline(tmp_path / "empty.py")
     with pytest.raises(PipelineError, match="does not exist"):
         load_pipeline(tmp_path / "missing.py")
+
+
+def test_component_equality_and_hash_follow_the_fingerprint():
+    import pickle
+
+    params = {"epochs": 2}
+    a = python_step("train", model, {"x": "clean"}, **params)
+    b = python_step("train", model, {"x": "clean"}, epochs=2)
+    c = python_step("train", model, {"x": "clean"}, epochs=3)
+    assert a is not b and a == b and hash(a) == hash(b) and len({a, b, c}) == 2
+    assert a != c and a.fingerprint != c.fingerprint
+    params["epochs"] = 9  # the caller's dict is copied: the component does not change
+    assert a.params == {"epochs": 2} and a == b
+    with pytest.raises(TypeError):
+        a.params["epochs"] = 5  # type: ignore[index]
+    back = pickle.loads(pickle.dumps(a))
+    assert back == a and back.params == {"epochs": 2}
+    with pytest.raises(TypeError):
+        back.params["epochs"] = 5  # type: ignore[index]
