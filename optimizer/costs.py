@@ -26,6 +26,7 @@ __all__ = [
     "CostModel",
     "RunRecord",
     "NodeCost",
+    "PipelineCosts",
     "estimate_costs",
     "annotate_costs",
     "recurrence_from_history",
@@ -79,7 +80,10 @@ class RunRecord:
 class NodeCost:
     """Estimated costs of one node and where the estimate came from.
 
-    ``basis`` is ``"fingerprint"``, ``"component"``, ``"history"`` or ``"default"``.
+    ``basis`` is ``"fingerprint"``, ``"component"``, ``"history"`` or ``"default"``;
+    ``recurrence`` the probability that the component's next run meets a fingerprint seen
+    before (None: let the planner's structural prior decide); ``frequency`` how many past
+    runs used this fingerprint.
     """
 
     compute_cost: float
@@ -87,6 +91,32 @@ class NodeCost:
     write_cost: float
     size_bytes: int
     basis: str
+    recurrence: float | None = None
+    frequency: float = 1.0
+
+    @property
+    def measured(self) -> bool:
+        """True when the compute cost was measured for this node's component (not a default)."""
+        return self.basis in ("fingerprint", "component")
+
+
+@dataclass(frozen=True)
+class PipelineCosts:
+    """Everything the optimizer's rules know about costs, for one pipeline run.
+
+    ``nodes``: a :class:`NodeCost` per node of the pipeline DAG. ``startup_s``: seconds of
+    starting and finishing the engine (one Beam pipeline), paid once when a node with the
+    ``needs_startup`` attribute is computed. ``store``: the entries of the artifact store
+    (``optimizer.plan.StoreEntry``, keyed by fingerprint), what eviction chooses from.
+    """
+
+    nodes: Mapping[Hashable, NodeCost]
+    startup_s: float = 0.0
+    store: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.startup_s >= 0:
+            raise PlanError(f"startup_s={self.startup_s!r}; give the engine start-up in seconds (>= 0)")
 
 
 _FIELDS = ("fingerprint", "duration_s", "size_bytes", "component", "state", "run")

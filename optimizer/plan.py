@@ -7,9 +7,11 @@ anything else from ``optimizer``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from optimizer.errors import OptimizerError
@@ -21,6 +23,7 @@ __all__ = [
     "DECISIONS",
     "PlanError",
     "ExecutionPlan",
+    "Plan",
     "StoreEntry",
 ]
 
@@ -119,3 +122,84 @@ class StoreEntry:
         kwargs = {k: v for k, v in row.items() if k in known}
         extra = {k: v for k, v in row.items() if k not in known}
         return cls(**kwargs, extra=extra)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run of a pipeline does: the value every rule of :mod:`optimizer.optimize` maps
+    to a new one.
+
+    ``outputs``: the nodes the run must produce. ``decisions``: compute, load or prune per
+    node. ``write``: computed nodes whose output the run also stores. ``keep``: nodes the
+    materialization policy wants stored after the run (eviction spares them). ``evict``:
+    store keys (fingerprints) to delete to fit the budget, least valuable first.
+    ``recreation_s``: per stored key of this pipeline, what recreating it would cost were it
+    evicted (recorded, so later runs value old versions). ``notes``: one line per rule that
+    acted or declined, saying why.
+    """
+
+    outputs: tuple[Hashable, ...]
+    decisions: Mapping[Hashable, str] = field(default_factory=dict)
+    write: frozenset[Hashable] = frozenset()
+    keep: frozenset[Hashable] = frozenset()
+    evict: tuple[Hashable, ...] = ()
+    recreation_s: Mapping[Hashable, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "decisions", MappingProxyType(dict(self.decisions)))
+        object.__setattr__(self, "write", frozenset(self.write))
+        object.__setattr__(self, "keep", frozenset(self.keep))
+        object.__setattr__(self, "evict", tuple(self.evict))
+        object.__setattr__(self, "recreation_s", MappingProxyType(dict(self.recreation_s)))
+        bad = {d for d in self.decisions.values() if d not in DECISIONS}
+        if bad:
+            raise PlanError(f"plan decisions {sorted(bad)!r} are not among {DECISIONS}")
+
+    def replace(self, **changes: Any) -> Plan:
+        """A copy with ``changes`` (the plan itself never changes)."""
+        return dataclasses.replace(self, **changes)
+
+    def note(self, rule: str, text: str) -> Plan:
+        """A copy with one more note ``rule: text``."""
+        return self.replace(notes=(*self.notes, f"{rule}: {text}"))
+
+    def nodes(self, decision: str) -> frozenset[Hashable]:
+        """The nodes with ``decision`` (compute, load or prune)."""
+        return frozenset(n for n, d in self.decisions.items() if d == decision)
+
+    @property
+    def computes(self) -> bool:
+        """True when the run computes anything at all."""
+        return any(d == COMPUTE for d in self.decisions.values())
+
+    def cost(self, dag: Any) -> float:
+        """Compute costs of computed nodes plus load costs of loaded ones, as ``dag`` annotates."""
+        total = 0.0
+        for n, d in self.decisions.items():
+            if d == COMPUTE:
+                total += float(dag.nodes[n]["compute_cost"])
+            elif d == LOAD:
+                total += float(dag.nodes[n]["load_cost"])
+        return total
+
+    def __hash__(self) -> int:
+        return hash((self.outputs, frozenset(self.decisions.items()), self.write, self.keep, self.evict))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return (self.outputs, dict(self.decisions), self.write, self.keep, self.evict, dict(self.recreation_s)) == (
+            other.outputs, dict(other.decisions), other.write, other.keep, other.evict, dict(other.recreation_s))
+
+
+def needed_nodes(dag: Any, outputs: Iterable[Hashable]) -> set[Hashable]:
+    """The outputs and all their ancestors: what a run without reuse computes."""
+    import networkx as nx
+
+    need: set[Hashable] = set()
+    for o in outputs:
+        need.add(o)
+        need |= nx.ancestors(dag, o)
+    return need

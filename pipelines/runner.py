@@ -4,17 +4,16 @@ Steps of :func:`run_pipeline`:
 
 1. fingerprint every component; verify which fingerprints the artifact store holds (a
    corrupt or missing artifact counts as absent, so it is recomputed);
-2. annotate the DAG with costs (measured compute and load seconds, sizes and recurrence from
-   this store's run history; sane defaults for new nodes) and ask
-   ``optimizer.reuse.plan_execution`` for compute / load / prune per node and
-   ``optimizer.materialize.choose_materializations`` for what to persist;
-3. build one Beam pipeline: loaded nodes become reads of their Parquet parts (checksums checked
-   again while reading), pruned nodes disappear, computed nodes run their transforms, and the
-   chosen ones also write their output (staged, then published atomically). When nothing needs
-   computing no Beam pipeline is started at all, and when only Python steps (training,
-   evaluation, push) need computing from stored inputs they run in-process, without Beam;
-4. measure each node (Beam's per-transform execution time), evict within the byte budget,
-   update the history, and record the run into MLMD (``provenance.run_recorder``).
+2. gather what the optimizer needs (the DAG with fingerprints and stored outputs, costs and
+   the store's entries) and ask ``optimizer.optimize.optimize`` for the plan: compute / load /
+   prune per node and which outputs to write. The runner makes no decision of its own;
+3. apply the plan: one Beam pipeline where loaded nodes become reads of their Parquet parts
+   (checksums checked again while reading), pruned nodes disappear, computed nodes run their
+   transforms, and the written ones also write their output (staged, then published
+   atomically). When nothing needs computing no Beam pipeline is started at all, and when only
+   Python steps (training, evaluation, push) compute they run in-process, without Beam;
+4. measure each node (Beam's per-transform execution time), apply the optimizer's eviction
+   rule to the store as the run left it, and record the run.
 
 Runner options (``--runner=FlinkRunner`` ...) pass through to Beam; the artifact folder must
 then be on a file system that the workers share.
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import pickle
 import shutil
@@ -49,6 +47,10 @@ from pipelines.artifact_store import (
     read_part_rows,
     write_part,
 )
+from optimizer.costs import NodeCost, PipelineCosts
+from optimizer.evict_stored import evict_stored
+from optimizer.optimize import OptimizerConfig, annotate, optimize
+from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan, StoreEntry
 from pipelines.errors import PipelineError
 
 __all__ = [
@@ -56,14 +58,14 @@ __all__ = [
     "NodeReport",
     "RunOptions",
     "RunResult",
-    "annotate_dag",
-    "exact_match_plan",
+    "optimizer_config",
+    "pipeline_costs",
+    "pipeline_graph",
     "run_pipeline",
 ]
 
 log = logging.getLogger(__name__)
 
-COMPUTE, LOAD, PRUNE = "compute", "load", "prune"
 DEFAULT_COMPUTE_S = 1.0
 DEFAULT_OVERHEAD_S = 2.0
 DEFAULT_SIZE_BYTES = 1 << 20
@@ -227,122 +229,58 @@ class CostHistory:
 
 
 # --------------------------------------------------------------------------------------------
-# planning
+# planning: the optimizer decides, the runner only gathers what it needs to know
 # --------------------------------------------------------------------------------------------
-def annotate_dag(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Mapping[str, int],
-                 history: CostHistory) -> nx.DiGraph:
-    """The pipeline DAG with compute_cost, load_cost, size_bytes, recurrence, fingerprint."""
+def pipeline_graph(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Mapping[str, int]) -> nx.DiGraph:
+    """The pipeline DAG as the optimizer reads it: per node its fingerprint, component key,
+    whether its output is stored, and whether computing it starts the engine (not for Python
+    steps, which run in-process)."""
     g = pipeline.graph()
     for name in g.nodes:
-        fp = fingerprints[name]
-        key = f"{pipeline.name}.{name}"
-        size = stored.get(name) or history.size_bytes(key, fp)
         g.nodes[name].update(
-            fingerprint=fp,
-            compute_cost=history.compute_s(key, fp),
-            load_cost=history.load_s(fp, size) if name in stored else math.inf,
-            size_bytes=int(size),
-            est_load_cost=history.load_s(fp, size),
-            write_cost=history.write_s(fp, size),
-            recurrence=history.recurrence(key),
-            component=key,
+            fingerprint=fingerprints[name],
+            component=f"{pipeline.name}.{name}",
             materialized=name in stored,
-            measured=bool(history.comp(key).get("compute_s")),
             needs_startup=pipeline.component(name).kind != PYTHON,
         )
     return g
 
 
-def exact_match_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> dict[Hashable, str]:
-    """TFX-style caching: a needed node is loaded when its exact fingerprint is cached, else
-    computed (pulling in its parents); nothing is weighed."""
-    plan = {n: PRUNE for n in dag.nodes}
-    stack = list(outputs)
-    while stack:
-        n = stack.pop()
-        if plan[n] != PRUNE:
-            continue
-        if math.isfinite(dag.nodes[n].get("load_cost", math.inf)):
-            plan[n] = LOAD
-        else:
-            plan[n] = COMPUTE
-            stack.extend(dag.predecessors(n))
-    return plan
+def pipeline_costs(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Mapping[str, int],
+                   history: CostHistory, store: ArtifactStore | None) -> PipelineCosts:
+    """What the optimizer knows about costs: per node, the engine start-up and the store."""
+    nodes = {}
+    for name in pipeline.topological_order():
+        fp, key = fingerprints[name], f"{pipeline.name}.{name}"
+        size = stored.get(name) or history.size_bytes(key, fp)
+        measured = history.fp(fp).get("compute_s") is not None
+        nodes[name] = NodeCost(
+            compute_cost=history.compute_s(key, fp),
+            load_cost=history.load_s(fp, size),
+            write_cost=history.write_s(fp, size),
+            size_bytes=int(size),
+            basis="fingerprint" if measured else ("component" if history.comp(key).get("compute_s") else "default"),
+            recurrence=history.recurrence(key),
+            frequency=float(history.fp(fp).get("seen", 1)),
+        )
+    entries: list[StoreEntry] = []
+    if store is not None:
+        by_fp = {fp: f"{pipeline.name}.{n}" for n, fp in fingerprints.items()}
+        for e in store.entries():
+            size = max(int(e.size_bytes), 0)
+            comp = by_fp.get(e.key) or (f"{pipeline.name}.{e.node}" if e.node else "")
+            entries.append(StoreEntry(
+                key=e.key, size_bytes=size, recreation_cost=history.recreation_s(e.key),
+                load_cost=float(history.load_s(e.key, size)),
+                recurrence=min(1.0, max(0.0, history.recurrence(comp) if comp else 0.5)),
+                frequency=float(history.fp(e.key).get("seen", 1)), last_used=float(e.last_used_at)))
+    return PipelineCosts(nodes=nodes, startup_s=history.overhead_s(), store=tuple(entries))
 
 
-def _compute_all_plan(dag: nx.DiGraph, outputs: Iterable[Hashable]) -> dict[Hashable, str]:
-    need: set[Hashable] = set()
-    for o in outputs:
-        need.add(o)
-        need |= nx.ancestors(dag, o)
-    return {n: COMPUTE if n in need else PRUNE for n in dag.nodes}
-
-
-def _plan(dag: nx.DiGraph, outputs: Sequence[str], opts: RunOptions, overhead_s: float = 0.0) -> dict[Hashable, str]:
-    if not opts.reuse:
-        return _compute_all_plan(dag, outputs)
-    if opts.strategy == "exact":
-        return exact_match_plan(dag, outputs)
-    if opts.strategy != "optimal":
-        raise PipelineError(f"unknown reuse strategy {opts.strategy!r}: use 'optimal' or 'exact'")
-    from optimizer.reuse import plan_execution
-
-    plan = plan_execution(dag, outputs)
-    return _without_beam_if_cheaper(dag, plan, outputs, overhead_s)
-
-
-def _plan_cost(dag: nx.DiGraph, plan: Mapping[Hashable, str]) -> float:
-    return sum(dag.nodes[n]["compute_cost"] if a == COMPUTE else dag.nodes[n]["load_cost"]
-               for n, a in plan.items() if a != PRUNE)
-
-
-def _without_beam_if_cheaper(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
-                             overhead_s: float) -> dict[Hashable, str]:
-    """Starting a Beam pipeline has a fixed cost, paid when a Beam step or a source is
-    computed; Python steps alone run in-process. The minimum cut is optimal among plans that
-    start Beam; the best plan that does not is the minimum cut with every Beam step and source
-    made impossible to compute (loading what it needs, or everything when nothing computes).
-    Take whichever is cheaper once the overhead is counted."""
-    plan = dict(plan)
-    if not any(a == COMPUTE and dag.nodes[n].get("needs_startup", True) for n, a in plan.items()):
-        return plan
-    from optimizer.plan import PlanError
-    from optimizer.reuse import plan_execution
-
-    h = dag.copy()
-    for n, data in h.nodes(data=True):
-        if data.get("needs_startup", True):
-            data["compute_cost"] = math.inf
-    try:
-        alternative = plan_execution(h, outputs)
-    except PlanError:
-        return plan  # some output needs a Beam step that nothing stored can replace
-    if _plan_cost(h, alternative) <= _plan_cost(dag, plan) + overhead_s:
-        return alternative
-    return plan
-
-
-def _materializations(dag: nx.DiGraph, plan: Mapping[Hashable, str], outputs: Sequence[str],
-                      opts: RunOptions, overhead_s: float = 0.0) -> tuple[set[str], frozenset[Hashable]]:
-    """(nodes this run writes, the nodes the policy wants stored after the run: protected
-    from eviction)."""
-    if not opts.reuse or opts.artifacts is None or opts.policy == "none":
-        return set(), frozenset()
-    from optimizer.materialize import MaterializationConfig, choose_materializations
-
-    budget = math.inf if opts.budget_bytes is None else opts.budget_bytes
-    # recreating a Beam step also starts a Beam pipeline: every policy sees that cost
-    config = MaterializationConfig(startup_cost=overhead_s)
-    chosen = set(choose_materializations(dag, budget, policy=opts.policy, plan=plan, outputs=outputs,
-                                         config=config))
-    # A component never measured has only default costs, so the policy cannot judge it yet:
-    # store it while the budget allows (its real costs are known after this run, and eviction
-    # then keeps what the policy values), as Helix decides once a node's cost is observed.
-    # Its size is unknown too, so it is written whatever the estimate; eviction after the run
-    # brings the store back within the budget.
-    explore = {n for n in dag.nodes if plan.get(n) == COMPUTE and not dag.nodes[n]["measured"]} if budget > 0 else set()
-    write = {n for n in chosen | explore if plan.get(n) == COMPUTE and not dag.nodes[n]["materialized"]}
-    return write, frozenset(chosen)
+def optimizer_config(opts: RunOptions, outputs: Sequence[str]) -> OptimizerConfig:
+    """The optimizer's configuration for a run with ``opts``."""
+    return OptimizerConfig(outputs=tuple(outputs), reuse=opts.reuse, strategy=opts.strategy, policy=opts.policy,
+                           store=opts.artifacts is not None, budget_bytes=opts.budget_bytes, eviction=opts.eviction)
 
 
 # --------------------------------------------------------------------------------------------
@@ -611,6 +549,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
     history = CostHistory(store.root / "history.json" if store else None)
     fps = pipeline.fingerprints()
     outputs = pipeline.requested_outputs()
+    config = optimizer_config(opts, outputs)
     tmp_results = Path(tempfile.mkdtemp(prefix="frugal-results-"))
     try:
         for attempt in range(3):
@@ -620,9 +559,9 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
                     m = store.verify(fp)
                     if m is not None:
                         stored[name] = m.size_bytes
-            dag = annotate_dag(pipeline, fps, stored, history)
-            plan = _plan(dag, outputs, opts, history.overhead_s())
-            write, wanted = _materializations(dag, plan, outputs, opts, history.overhead_s())
+            graph = pipeline_graph(pipeline, fps, stored)
+            decided = optimize(graph, pipeline_costs(pipeline, fps, stored, history, store), config)
+            plan, write = dict(decided.decisions), set(decided.write)
             collect = {n for n in pipeline.topological_order() if plan[n] == COMPUTE and n not in write
                        and (n in outputs or not pipeline.component(n).produces_rows)}
             results = ArtifactStore(tmp_results / f"attempt{attempt}")
@@ -684,7 +623,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
         evicted: list[str] = []
         if store is not None:
             if opts.budget_bytes is not None:
-                evicted = _evict(store, pipeline, fps, history, opts, {fps[n] for n in wanted}, dag)
+                evicted = _evict(store, pipeline, fps, stored, history, config, decided, graph)
             for name in pipeline.components:
                 history.count_run(f"{pipeline.name}.{name.name}", fps[name.name])
             history.save()
@@ -745,54 +684,15 @@ def _record_costs(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hash
     return sizes
 
 
-def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], history: CostHistory,
-           opts: RunOptions, protect: set[str], dag: nx.DiGraph) -> list[str]:
-    assert opts.budget_bytes is not None
-    if opts.eviction == "lru":
-        return store.evict(opts.budget_bytes)
-    by_fp_node = {fp: f"{pipeline.name}.{n}" for n, fp in fps.items()}
-    # this pipeline's outputs: recreated from what else stays stored (Beam start-up included),
-    # recorded for when they are no longer current
-    for fp, seconds in _recreation_if_evicted(store, fps, dag, history.overhead_s()).items():
+def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], stored: Mapping[str, int],
+           history: CostHistory, config: OptimizerConfig, decided: Plan, graph: nx.DiGraph) -> list[str]:
+    """Apply the optimizer's eviction rule to the store as the run left it (measured sizes)."""
+    assert config.budget_bytes is not None
+    costs = pipeline_costs(pipeline, fps, stored, history, store)
+    after = evict_stored(decided, annotate(graph, costs), costs, config)
+    for fp, seconds in after.recreation_s.items():
         history.observe_recreation(fp, seconds)
-
-    def choose(entries, budget):
-        from optimizer.materialize import choose_evictions
-        from optimizer.plan import StoreEntry
-
-        rows = []
-        for e in entries:
-            h = history.fp(e.key)
-            comp_key = by_fp_node.get(e.key) or (f"{pipeline.name}.{e.node}" if e.node else "")
-            size = max(int(e.size_bytes), 0)
-            rows.append(StoreEntry(
-                key=e.key,
-                size_bytes=size,
-                recreation_cost=history.recreation_s(e.key),
-                load_cost=float(history.load_s(e.key, size)),
-                recurrence=min(1.0, max(0.0, history.recurrence(comp_key) if comp_key else 0.5)),
-                frequency=float(h.get("seen", 1)),
-                last_used=float(e.last_used_at),
-                pinned=False,
-            ))
-        policy = opts.policy if opts.policy != "none" else "all"
-        return choose_evictions(rows, budget, policy=policy, protect=protect)
-
-    return store.evict(opts.budget_bytes, choose=choose)
-
-
-def _recreation_if_evicted(store: ArtifactStore, fps: Mapping[str, str], dag: nx.DiGraph,
-                           overhead_s: float) -> dict[str, float]:
-    """Per stored fingerprint of this pipeline: the cost to recreate it were it evicted, from
-    the other stored outputs (their loads), its unstored ancestors (their compute) and the
-    Beam start-up when one of those is a Beam step."""
-    from optimizer.materialize import recreation_costs
-
-    stored = {n for n, fp in fps.items() if store.manifest(fp) is not None}
-    out: dict[str, float] = {}
-    for n in stored:
-        out[fps[n]] = recreation_costs(dag, stored - {n}, startup_cost=overhead_s)[n]
-    return out
+    return store.evict(config.budget_bytes, choose=lambda entries, budget: after.evict)
 
 
 def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],

@@ -11,7 +11,9 @@ import pytest
 
 from pipelines.artifact_store import ArtifactStore
 from pipelines.examples.penguins import PenguinConfig, build_pipeline, make_dataset
-from pipelines.runner import RunOptions, annotate_dag, exact_match_plan, CostHistory, run_pipeline
+from optimizer.optimize import optimize
+from pipelines.runner import (CostHistory, RunOptions, optimizer_config, pipeline_costs, pipeline_graph,
+                              run_pipeline)
 
 BASE = PenguinConfig(epochs=1, hidden=8, threshold=0.5)
 THRESHOLD = dataclasses.replace(BASE, threshold=0.97)
@@ -125,51 +127,17 @@ def test_budget_is_respected_and_results_stay_exact(data_dir, unoptimized, tmp_p
         assert ArtifactStore(tmp_path / "art").total_bytes() <= budget
 
 
-def test_exact_match_plan_loads_every_needed_cached_node(data_dir):
+def test_exact_match_strategy_loads_every_needed_cached_node(data_dir):
     p = build_pipeline(data_dir, BASE)
     fps = p.fingerprints()
-    dag = annotate_dag(p, fps, {"train": 100, "eval_data": 100, "clean": 100}, CostHistory(None))
-    plan = exact_match_plan(dag, ("evaluate", "push"))
-    assert plan == {"raw": "prune", "clean": "prune", "stats": "prune", "features": "prune",
-                    "train_data": "prune", "eval_data": "load", "train": "load",
-                    "evaluate": "compute", "push": "compute"}
-
-
-def test_skipping_beam_when_loading_outputs_beats_its_start_up_cost():
-    import math
-
-    import networkx as nx
-
-    from pipelines.runner import _without_beam_if_cheaper
-
-    g = nx.DiGraph([("a", "b")])
-    g.nodes["a"].update(compute_cost=0.1, load_cost=math.inf)
-    g.nodes["b"].update(compute_cost=0.1, load_cost=0.5)
-    computing = {"a": "compute", "b": "compute"}
-    assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=2.0) == {"a": "prune", "b": "load"}
-    assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=0.1) == computing
-    g.nodes["b"]["load_cost"] = math.inf  # nothing stored: Beam is needed whatever it costs
-    assert _without_beam_if_cheaper(g, computing, ["b"], overhead_s=100.0) == computing
-
-
-def test_python_steps_alone_run_without_beam_when_that_is_cheaper():
-    import math
-
-    import networkx as nx
-
-    from pipelines.runner import _without_beam_if_cheaper
-
-    # data (a Beam step, stored) -> train -> evaluate (Python steps, nothing stored)
-    g = nx.DiGraph([("data", "train"), ("train", "evaluate")])
-    g.nodes["data"].update(compute_cost=0.1, load_cost=0.2, needs_startup=True)
-    g.nodes["train"].update(compute_cost=3.0, load_cost=math.inf, needs_startup=False)
-    g.nodes["evaluate"].update(compute_cost=0.1, load_cost=math.inf, needs_startup=False)
-    with_beam = {"data": "compute", "train": "compute", "evaluate": "compute"}  # 3.2 s + overhead
-    in_process = {"data": "load", "train": "compute", "evaluate": "compute"}  # 3.3 s
-    assert _without_beam_if_cheaper(g, with_beam, ["evaluate"], overhead_s=1.0) == in_process
-    assert _without_beam_if_cheaper(g, with_beam, ["evaluate"], overhead_s=0.05) == with_beam
-    # a plan that computes no Beam step is kept as it is
-    assert _without_beam_if_cheaper(g, in_process, ["evaluate"], overhead_s=1.0) == in_process
+    stored = {"train": 100, "eval_data": 100, "clean": 100}
+    opts = RunOptions(strategy="exact")
+    plan = optimize(pipeline_graph(p, fps, stored), pipeline_costs(p, fps, stored, CostHistory(None), None),
+                    optimizer_config(opts, p.requested_outputs()))
+    assert dict(plan.decisions) == {"raw": "prune", "clean": "prune", "stats": "prune", "features": "prune",
+                                    "train_data": "prune", "eval_data": "load", "train": "load",
+                                    "evaluate": "compute", "push": "compute"}
+    assert plan.write == frozenset()  # no artifact folder: nothing to write
 
 
 def test_cost_history_learns_and_persists(tmp_path):
