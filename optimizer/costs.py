@@ -32,6 +32,9 @@ __all__ = [
     "recurrence_from_history",
     "frequency_from_history",
     "records_from_warehouse",
+    "records_from_history",
+    "startup_from_history",
+    "pipeline_costs",
 ]
 
 
@@ -40,12 +43,14 @@ class CostModel:
     """Defaults for nodes without history and the storage speeds used to estimate I/O.
 
     ``default_compute_s`` and ``default_size_bytes`` apply when nothing in history matches
-    (not even the history's median); load and write costs are a fixed overhead plus bytes over
-    throughput, measured on a local disk-backed store.
+    (not even the history's median); ``default_startup_s`` is the engine start-up before one
+    was measured; load and write costs are a fixed overhead plus bytes over throughput,
+    measured on a local disk-backed store.
     """
 
     default_compute_s: float = 1.0
     default_size_bytes: int = 1 << 20
+    default_startup_s: float = 2.0
     read_bytes_per_s: float = 200e6
     write_bytes_per_s: float = 100e6
     load_overhead_s: float = 0.05
@@ -280,16 +285,9 @@ def _records_like(history: Any) -> Iterable[Any]:
     return history
 
 
-def recurrence_from_history(
-    dag: nx.DiGraph, history: Any, *, prior: float | Mapping[Hashable, float] = 0.5
-) -> dict[Hashable, float]:
-    """P(reuse) of every node: how often its component's fingerprint recurred in past runs.
-
-    For each component, every run after its first is a trial and a hit when the fingerprint
-    it ran with had been seen in an earlier run (an unchanged re-run, or a revert). The
-    estimate is ``(hits + 2 prior) / (trials + 2)``: a Beta prior worth two runs, so a
-    component with no history gets ``prior`` (one number, or one per node).
-    """
+def _repeats(history: Any) -> tuple[dict[Hashable, int], dict[Hashable, int]]:
+    """(hits, trials) per component: every run after the component's first is a trial, and a
+    hit when the fingerprint it ran with had been seen in an earlier run."""
     seen: dict[Hashable, set[Hashable]] = defaultdict(set)
     trials: dict[Hashable, int] = defaultdict(int)
     hits: dict[Hashable, int] = defaultdict(int)
@@ -306,6 +304,20 @@ def recurrence_from_history(
                 if fps & seen[comp]:
                     hits[comp] += 1
             seen[comp] |= fps
+    return hits, trials
+
+
+def recurrence_from_history(
+    dag: nx.DiGraph, history: Any, *, prior: float | Mapping[Hashable, float] = 0.5
+) -> dict[Hashable, float]:
+    """P(reuse) of every node: how often its component's fingerprint recurred in past runs.
+
+    For each component, every run after its first is a trial and a hit when the fingerprint
+    it ran with had been seen in an earlier run (an unchanged re-run, or a revert). The
+    estimate is ``(hits + 2 prior) / (trials + 2)``: a Beta prior worth two runs, so a
+    component with no history gets ``prior`` (one number, or one per node).
+    """
+    hits, trials = _repeats(history)
     out = {}
     for v in dag:
         _, comp = _identity(dag, v)
@@ -391,3 +403,97 @@ def records_from_warehouse(
         )
         for _, _, fpv, d, s, comp, state, run in rows
     ]
+
+
+def records_from_history(history: Any) -> list[RunRecord]:
+    """:class:`RunRecord` rows from a ``provenance.run_history.RunHistory`` (read from MLMD).
+
+    A finished execution that computed is a COMPLETE record of its measured seconds; one that
+    loaded its output (frugal's ``action`` ``load``; any other CACHED execution) a CACHED record,
+    its seconds a load time; one the runner pruned keeps its fingerprint and size (for
+    recurrence and sizes) without a duration. Unfinished and failed executions are skipped.
+    """
+    out: list[RunRecord] = []
+    for e in history.executions:
+        if e.state not in ("COMPLETE", "CACHED"):
+            continue
+        if e.action == "prune":
+            state, duration = "PRUNED", None
+        elif e.action == "load" or (e.action is None and e.state == "CACHED"):
+            state, duration = "CACHED", e.duration_s
+        else:
+            state, duration = "COMPLETE", e.duration_s
+        out.append(RunRecord(fingerprint=e.fingerprint, duration_s=duration, size_bytes=e.size_bytes,
+                             component=e.component, state=state, run=e.run))
+    return out
+
+
+def startup_from_history(history: Any, model: CostModel | None = None, *, recent: int = 5) -> float:
+    """The engine start-up: median of the last ``recent`` runs that measured one, else the default."""
+    model = model or CostModel()
+    values = [r.startup_s for r in history.runs if r.startup_s is not None][-recent:]
+    return float(statistics.median(values)) if values else model.default_startup_s
+
+
+def pipeline_costs(
+    dag: nx.DiGraph,
+    history: Any,
+    *,
+    stored: Iterable[tuple[Hashable, int, float, Hashable | None]] = (),
+    model: CostModel | None = None,
+) -> PipelineCosts:
+    """What the optimizer's rules need for one run of the pipeline ``dag``, from its MLMD history.
+
+    ``dag`` nodes carry ``fingerprint`` and ``component`` (the key of the component across
+    versions, the MLMD node context name). ``history`` is a ``RunHistory``
+    (``provenance.run_history.read_run_history``). Per node: compute, load, write seconds and
+    size from :func:`estimate_costs` (fingerprint, then component, then the history's median,
+    then ``model``'s defaults; a measured write time of the fingerprint replaces the
+    estimate), the component's recurrence (:func:`recurrence_from_history`) and the
+    fingerprint's frequency. ``stored``: the artifact store's entries ``(key, size_bytes,
+    last_used, component or None)``; each becomes a ``StoreEntry`` valued at the recreation
+    cost last recorded on its MLMD artifact (``recreation_s``), its measured load time and its
+    component's recurrence.
+    """
+    from optimizer.plan import StoreEntry
+
+    model = model or CostModel()
+    records = records_from_history(history)
+    est = estimate_costs(dag, records, model)
+    rows = [(r.run, r.component, r.fingerprint) for r in records if r.fingerprint is not None]
+    rec = recurrence_from_history(dag, rows)
+    freq = frequency_from_history(dag, rows)
+    writes: dict[Hashable, list[float]] = defaultdict(list)
+    loads: dict[Hashable, list[float]] = defaultdict(list)
+    for e in history.executions:
+        if e.fingerprint is not None and e.write_s is not None:
+            writes[e.fingerprint].append(e.write_s)
+    for r in records:
+        if r.state == "CACHED" and r.duration_s is not None and r.fingerprint is not None:
+            loads[r.fingerprint].append(r.duration_s)
+    nodes = {}
+    for v in dag:
+        fp, _ = _identity(dag, v)
+        c = est[v]
+        write = statistics.median(writes[fp]) if writes.get(fp) else c.write_cost
+        nodes[v] = NodeCost(c.compute_cost, c.load_cost, float(write), c.size_bytes, c.basis,
+                            recurrence=rec[v], frequency=freq[v])
+    hits, trials = _repeats(rows)
+    recreation: dict[Hashable, float] = {}
+    for a in sorted(history.artifacts.values(), key=lambda a: a.update_time_s):
+        if a.recreation_s is not None:
+            recreation[a.name] = a.recreation_s
+    runs_with: dict[Hashable, set] = defaultdict(set)
+    for run, _, fp in rows:
+        runs_with[fp].add(run)
+    entries = []
+    for key, size, last_used, comp in stored:
+        size = max(int(size), 0)
+        entries.append(StoreEntry(
+            key=key, size_bytes=size,
+            recreation_cost=float(recreation.get(key, model.default_compute_s)),
+            load_cost=float(statistics.median(loads[key])) if loads.get(key) else model.load_cost(size),
+            recurrence=(hits[comp] + 1.0) / (trials[comp] + 2.0) if comp is not None else 0.5,
+            frequency=float(max(1, len(runs_with.get(key, ())))),
+            last_used=float(last_used)))
+    return PipelineCosts(nodes=nodes, startup_s=startup_from_history(history, model), store=tuple(entries))

@@ -47,14 +47,16 @@ from pipelines.artifact_store import (
     read_part_rows,
     write_part,
 )
-from optimizer.costs import NodeCost, PipelineCosts
+from optimizer.costs import PipelineCosts
+from optimizer.costs import pipeline_costs as costs_from_history
 from optimizer.evict_stored import evict_stored
 from optimizer.optimize import OptimizerConfig, annotate, optimize
-from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan, StoreEntry
+from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan
 from pipelines.errors import PipelineError
+from provenance.run_history import RunHistory, read_run_history
+from provenance.run_recorder import update_artifacts
 
 __all__ = [
-    "CostHistory",
     "NodeReport",
     "RunOptions",
     "RunResult",
@@ -66,16 +68,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMPUTE_S = 1.0
-DEFAULT_OVERHEAD_S = 2.0
-DEFAULT_SIZE_BYTES = 1 << 20
-LOAD_BYTES_PER_S = 40e6  # Parquet -> Python rows, conservative
-WRITE_BYTES_PER_S = 20e6  # Python rows -> Parquet, conservative
-LOAD_FIXED_S = 0.05
 WRITE_PREFIX = "__write__"
 MEASURE_PREFIX = "__measure__"
 RESULT_PREFIX = "__result__"
 METRICS_NAMESPACE = "frugal"
+MLMD_FILE = "mlmd.sqlite"  # the run history beside the artifacts when no MLMD store is given
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,9 @@ class RunOptions:
     ``strategy``: ``"optimal"`` (minimum-cut plan), ``"exact"`` (TFX-style: load every
     cached component, compute the rest). ``policy``: the materialization policy passed to
     ``choose_materializations``. ``eviction``: ``"policy"`` (the optimizer chooses) or ``"lru"``.
-    ``budget_bytes`` None means unlimited.
+    ``budget_bytes`` None means unlimited. ``mlmd_store``: where runs are recorded and costs are
+    read from (a SQLite path or a server address); by default ``mlmd.sqlite`` in the artifact
+    folder, and nothing is recorded when neither is given.
     """
 
     artifacts: str | os.PathLike | None = None
@@ -130,105 +129,6 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------------------------
-# cost history
-# --------------------------------------------------------------------------------------------
-class CostHistory:
-    """Measured costs kept beside the artifacts (``history.json``), written atomically.
-
-    Per fingerprint: compute seconds, load seconds, size in bytes, runs seen. Per component
-    name: the latest compute seconds and size (the estimate for a changed fingerprint) and how
-    often a run met a fingerprint seen before (its recurrence).
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.data: dict[str, dict[str, Any]] = {"fingerprints": {}, "components": {}, "runner": {}}
-        if path is not None and path.exists():
-            try:
-                loaded = json.loads(path.read_text())
-                self.data["fingerprints"].update(loaded.get("fingerprints", {}))
-                self.data["components"].update(loaded.get("components", {}))
-                self.data["runner"].update(loaded.get("runner", {}))
-            except (OSError, ValueError) as e:
-                log.warning("ignoring unreadable cost history %s: %s", path, e)
-
-    def fp(self, fp: str) -> dict[str, Any]:
-        return self.data["fingerprints"].get(fp, {})
-
-    def comp(self, key: str) -> dict[str, Any]:
-        return self.data["components"].get(key, {})
-
-    def compute_s(self, key: str, fp: str) -> float:
-        return float(self.fp(fp).get("compute_s") or self.comp(key).get("compute_s") or DEFAULT_COMPUTE_S)
-
-    def size_bytes(self, key: str, fp: str) -> int:
-        return int(self.fp(fp).get("size_bytes") or self.comp(key).get("size_bytes") or DEFAULT_SIZE_BYTES)
-
-    def load_s(self, fp: str, size_bytes: int) -> float:
-        measured = self.fp(fp).get("load_s")
-        return float(measured) if measured else LOAD_FIXED_S + size_bytes / LOAD_BYTES_PER_S
-
-    def overhead_s(self) -> float:
-        """Fixed seconds of starting and finishing one Beam pipeline (measured; default 2 s)."""
-        return float(self.data.get("runner", {}).get("overhead_s", DEFAULT_OVERHEAD_S))
-
-    def observe_overhead(self, seconds: float) -> None:
-        r = self.data.setdefault("runner", {})
-        old = r.get("overhead_s")
-        r["overhead_s"] = round(seconds if old is None else 0.5 * old + 0.5 * seconds, 4)
-
-    def recreation_s(self, fp: str) -> float:
-        """Seconds to recreate ``fp`` as last recorded while it was current (Beam start-up
-        included), else its own measured compute, else the default."""
-        f = self.fp(fp)
-        return float(f.get("recreation_s") or f.get("compute_s") or DEFAULT_COMPUTE_S)
-
-    def observe_recreation(self, fp: str, seconds: float) -> None:
-        self.data["fingerprints"].setdefault(fp, {})["recreation_s"] = round(float(seconds), 4)
-
-    def write_s(self, fp: str, size_bytes: int) -> float:
-        measured = self.fp(fp).get("write_s")
-        return float(measured) if measured else LOAD_FIXED_S + size_bytes / WRITE_BYTES_PER_S
-
-    def recurrence(self, key: str) -> float:
-        """P(the component's next run meets a fingerprint seen before): (hits + 1) / (trials + 2)."""
-        c = self.comp(key)
-        return (c.get("repeats", 0) + 1.0) / (c.get("runs", 0) + 2.0)
-
-    def observe(self, key: str, fp: str, *, compute_s: float | None = None, load_s: float | None = None,
-                size_bytes: int | None = None, write_s: float | None = None) -> None:
-        f = self.data["fingerprints"].setdefault(fp, {})
-        c = self.data["components"].setdefault(key, {})
-        if compute_s is not None:
-            f["compute_s"] = c["compute_s"] = round(float(compute_s), 4)
-        if load_s is not None:
-            f["load_s"] = round(float(load_s), 4)
-        if write_s is not None:
-            f["write_s"] = round(float(write_s), 4)
-        if size_bytes is not None:
-            f["size_bytes"] = c["size_bytes"] = int(size_bytes)
-
-    def count_run(self, key: str, fp: str) -> None:
-        """Count one run of component ``key`` with ``fp``: every run after the component's
-        first is a trial, and a hit when ``fp`` was seen before (re-run, revert)."""
-        f = self.data["fingerprints"].setdefault(fp, {})
-        c = self.data["components"].setdefault(key, {})
-        if c.get("first_seen"):
-            c["runs"] = c.get("runs", 0) + 1
-            if f.get("seen", 0) > 0:
-                c["repeats"] = c.get("repeats", 0) + 1
-        c["first_seen"] = True
-        f["seen"] = f.get("seen", 0) + 1
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        tmp = self.path.with_name(self.path.name + f".{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(self.data, sort_keys=True))
-        os.replace(tmp, self.path)
-
-
-# --------------------------------------------------------------------------------------------
 # planning: the optimizer decides, the runner only gathers what it needs to know
 # --------------------------------------------------------------------------------------------
 def pipeline_graph(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Mapping[str, int]) -> nx.DiGraph:
@@ -246,35 +146,16 @@ def pipeline_graph(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: 
     return g
 
 
-def pipeline_costs(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: Mapping[str, int],
-                   history: CostHistory, store: ArtifactStore | None) -> PipelineCosts:
-    """What the optimizer knows about costs: per node, the engine start-up and the store."""
-    nodes = {}
-    for name in pipeline.topological_order():
-        fp, key = fingerprints[name], f"{pipeline.name}.{name}"
-        size = stored.get(name) or history.size_bytes(key, fp)
-        measured = history.fp(fp).get("compute_s") is not None
-        nodes[name] = NodeCost(
-            compute_cost=history.compute_s(key, fp),
-            load_cost=history.load_s(fp, size),
-            write_cost=history.write_s(fp, size),
-            size_bytes=int(size),
-            basis="fingerprint" if measured else ("component" if history.comp(key).get("compute_s") else "default"),
-            recurrence=history.recurrence(key),
-            frequency=float(history.fp(fp).get("seen", 1)),
-        )
-    entries: list[StoreEntry] = []
+def pipeline_costs(pipeline: Pipeline, fingerprints: Mapping[str, str], history: RunHistory,
+                   store: ArtifactStore | None) -> PipelineCosts:
+    """What the optimizer knows about costs, all read from the pipeline's MLMD history
+    (``optimizer.costs.pipeline_costs``), plus the artifact store's entries."""
+    graph = pipeline_graph(pipeline, fingerprints, {})
+    stored = []
     if store is not None:
-        by_fp = {fp: f"{pipeline.name}.{n}" for n, fp in fingerprints.items()}
         for e in store.entries():
-            size = max(int(e.size_bytes), 0)
-            comp = by_fp.get(e.key) or (f"{pipeline.name}.{e.node}" if e.node else "")
-            entries.append(StoreEntry(
-                key=e.key, size_bytes=size, recreation_cost=history.recreation_s(e.key),
-                load_cost=float(history.load_s(e.key, size)),
-                recurrence=min(1.0, max(0.0, history.recurrence(comp) if comp else 0.5)),
-                frequency=float(history.fp(e.key).get("seen", 1)), last_used=float(e.last_used_at)))
-    return PipelineCosts(nodes=nodes, startup_s=history.overhead_s(), store=tuple(entries))
+            stored.append((e.key, e.size_bytes, e.last_used_at, f"{pipeline.name}.{e.node}" if e.node else None))
+    return costs_from_history(graph, history, stored=stored)
 
 
 def optimizer_config(opts: RunOptions, outputs: Sequence[str]) -> OptimizerConfig:
@@ -546,7 +427,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
     t_start = time.perf_counter()
     run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}.{uuid.uuid4().hex[:8]}"
     store = ArtifactStore(opts.artifacts) if opts.artifacts is not None else None
-    history = CostHistory(store.root / "history.json" if store else None)
+    mlmd = opts.mlmd_store if opts.mlmd_store is not None else (store.root / MLMD_FILE if store else None)
+    history = read_run_history(mlmd, pipeline=pipeline.name) if mlmd is not None else RunHistory()
     fps = pipeline.fingerprints()
     outputs = pipeline.requested_outputs()
     config = optimizer_config(opts, outputs)
@@ -560,7 +442,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
                     if m is not None:
                         stored[name] = m.size_bytes
             graph = pipeline_graph(pipeline, fps, stored)
-            decided = optimize(graph, pipeline_costs(pipeline, fps, stored, history, store), config)
+            costs = pipeline_costs(pipeline, fps, history, store)
+            decided = optimize(graph, costs, config)
             plan, write = dict(decided.decisions), set(decided.write)
             collect = {n for n in pipeline.topological_order() if plan[n] == COMPUTE and n not in write
                        and (n in outputs or not pipeline.component(n).produces_rows)}
@@ -618,49 +501,57 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
         else:  # pragma: no cover - loop always breaks or raises
             raise PipelineError("run failed after retries")
 
-        sizes = _record_costs(pipeline, fps, plan, write, seconds, counters, wall if beam_used else 0.0,
-                              store, history, results)
-        evicted: list[str] = []
-        if store is not None:
-            if opts.budget_bytes is not None:
-                evicted = _evict(store, pipeline, fps, stored, history, config, decided, graph)
-            for name in pipeline.components:
-                history.count_run(f"{pipeline.name}.{name.name}", fps[name.name])
-            history.save()
-        wall_s = time.perf_counter() - t_start
-        reports = {}
-        for name in pipeline.topological_order():
-            fp = fps[name]
-            s = seconds.get(name, {})
-            secs = s.get("compute", 0.0) if plan[name] == COMPUTE else s.get("load", 0.0)
-            on_disk = store is not None and store.manifest(fp) is not None
-            reports[name] = NodeReport(name, fp, plan[name], on_disk, round(secs, 4), sizes.get(name))
+        measured = _measure(pipeline, fps, plan, write, seconds, counters, wall if beam_used else 0.0,
+                            store, results, costs)
+        reports = _reports(pipeline, fps, plan, seconds, measured, store)
         ids: dict[str, int] = {}
-        if opts.mlmd_store is not None:
-            ids = _record_mlmd(opts.mlmd_store, pipeline, fps, plan, reports, values, store, run_id, started)
+        if mlmd is not None:
+            ids = _record_mlmd(mlmd, pipeline, fps, plan, reports, values, store, run_id, started, measured)
+        evicted: list[str] = []
+        if store is not None and opts.budget_bytes is not None:
+            after = read_run_history(mlmd, pipeline=pipeline.name) if mlmd is not None else history
+            evicted, recreation = _evict(store, pipeline, fps, after, config, decided, graph)
+            if mlmd is not None:
+                update_artifacts(mlmd, {fp: {"recreation_s": round(x, 4)} for fp, x in recreation.items()},
+                                 deleted=evicted)
+            reports = _reports(pipeline, fps, plan, seconds, measured, store)
+        wall_s = time.perf_counter() - t_start
         return RunResult(run_id, out, reports, wall_s, beam_used, tuple(evicted),
                          store.total_bytes() if store else 0, ids)
     finally:
         shutil.rmtree(tmp_results, ignore_errors=True)
 
 
-def _record_costs(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str], write: set[str],
-                  seconds: Mapping[str, Mapping[str, float]], counters: Mapping[str, int], wall: float,
-                  store: ArtifactStore | None, history: CostHistory,
-                  results: ArtifactStore | None = None) -> dict[str, int]:
-    """Feed the measured seconds and sizes of this run into the history; returns sizes."""
-    sizes: dict[str, int] = {}
+@dataclass(frozen=True)
+class _Measured:
+    """What one run measured: per node its seconds (compute or load), write seconds and output
+    size, and the engine's start-up (None when no engine ran or it could not be told apart)."""
+
+    duration_s: Mapping[str, float]
+    write_s: Mapping[str, float]
+    size_bytes: Mapping[str, int]
+    startup_s: float | None
+
+
+def _measure(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str], write: set[str],
+             seconds: Mapping[str, Mapping[str, float]], counters: Mapping[str, int], wall: float,
+             store: ArtifactStore | None, results: ArtifactStore | None, costs: PipelineCosts) -> _Measured:
+    """The run's measurements, as they go into MLMD."""
     computed = [n for n in pipeline.topological_order() if plan[n] == COMPUTE]
     if computed and not any(v.get("compute") for v in seconds.values()):
         # no per-transform timings (runner without Fn API monitoring): split the wall time
-        est = {n: history.compute_s(f"{pipeline.name}.{n}", fps[n]) for n in computed}
+        est = {n: costs.nodes[n].compute_cost for n in computed}
         total = sum(est.values()) or 1.0
         seconds = {**seconds, **{n: {"compute": wall * est[n] / total, "load": 0.0, "write": 0.0} for n in computed}}
+    startup = None
     if computed and wall > 0 and any(v.get("compute") for v in seconds.values()):
         busy = sum(v.get("compute", 0.0) + v.get("load", 0.0) + v.get("write", 0.0) for v in seconds.values())
-        history.observe_overhead(max(wall - busy, 0.0))
+        startup = round(max(wall - busy, 0.0), 4)
+    duration: dict[str, float] = {}
+    writes: dict[str, float] = {}
+    sizes: dict[str, int] = {}
     for name in pipeline.topological_order():
-        key, fp = f"{pipeline.name}.{name}", fps[name]
+        fp = fps[name]
         m = store.manifest(fp) if store is not None else None
         if m is None and results is not None:
             m = results.manifest(fp)
@@ -674,30 +565,43 @@ def _record_costs(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hash
         if size is not None:
             sizes[name] = size
         s = seconds.get(name, {})
-        history.observe(
-            key, fp,
-            compute_s=max(s.get("compute", 0.0), 0.01) if plan[name] == COMPUTE and s else None,
-            load_s=max(s.get("load", 0.0), 0.01) if plan[name] == LOAD and s.get("load") else None,
-            size_bytes=size,
-            write_s=max(s.get("write", 0.0), 0.01) if name in write and s.get("write") else None,
-        )
-    return sizes
+        if plan[name] == COMPUTE:
+            duration[name] = round(max(s.get("compute", 0.0), 0.01), 4)
+        elif plan[name] == LOAD and s.get("load"):
+            duration[name] = round(max(s.get("load", 0.0), 0.01), 4)
+        else:
+            duration[name] = 0.0
+        if name in write and s.get("write"):
+            writes[name] = round(max(s.get("write", 0.0), 0.01), 4)
+    return _Measured(duration, writes, sizes, startup)
 
 
-def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], stored: Mapping[str, int],
-           history: CostHistory, config: OptimizerConfig, decided: Plan, graph: nx.DiGraph) -> list[str]:
-    """Apply the optimizer's eviction rule to the store as the run left it (measured sizes)."""
+def _reports(pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],
+             seconds: Mapping[str, Mapping[str, float]], measured: _Measured,
+             store: ArtifactStore | None) -> dict[str, NodeReport]:
+    reports = {}
+    for name in pipeline.topological_order():
+        fp = fps[name]
+        s = seconds.get(name, {})
+        secs = s.get("compute", 0.0) if plan[name] == COMPUTE else s.get("load", 0.0)
+        on_disk = store is not None and store.manifest(fp) is not None
+        reports[name] = NodeReport(name, fp, plan[name], on_disk, round(secs, 4), measured.size_bytes.get(name))
+    return reports
+
+
+def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], history: RunHistory,
+           config: OptimizerConfig, decided: Plan, graph: nx.DiGraph) -> tuple[list[str], Mapping[str, float]]:
+    """Apply the optimizer's eviction rule to the store as the run left it (measured sizes and
+    costs, this run included); returns the evicted keys and the recreation costs to record."""
     assert config.budget_bytes is not None
-    costs = pipeline_costs(pipeline, fps, stored, history, store)
+    costs = pipeline_costs(pipeline, fps, history, store)
     after = evict_stored(decided, annotate(graph, costs), costs, config)
-    for fp, seconds in after.recreation_s.items():
-        history.observe_recreation(fp, seconds)
-    return store.evict(config.budget_bytes, choose=lambda entries, budget: after.evict)
+    return store.evict(config.budget_bytes, choose=lambda entries, budget: after.evict), after.recreation_s
 
 
 def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],
                  reports: Mapping[str, NodeReport], values: Mapping[str, Any], store: ArtifactStore | None,
-                 run_id: str, started: float) -> dict[str, int]:
+                 run_id: str, started: float, measured: _Measured) -> dict[str, int]:
     from provenance.run_recorder import ArtifactRecord, ExecutionRecord, RunRecord, record_run
 
     def artifact(name: str) -> ArtifactRecord:
@@ -713,6 +617,8 @@ def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, 
                     props[k] = x
         if c.output_type == "PushedModel" and "pushed" not in props:
             props["pushed"] = 0
+        if name in measured.size_bytes:
+            props["size_bytes"] = int(measured.size_bytes[name])
         uri = str(store.path(fps[name])) if store is not None and reports[name].materialized else ""
         return ArtifactRecord(key=fps[name], type_name=c.output_type or "Artifact", uri=uri, properties=props)
 
@@ -723,13 +629,16 @@ def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, 
         props: dict[str, Any] = {"fingerprint": fps[name], "action": r.action}
         if c.params:
             props["parameters"] = json.dumps(dict(c.params), sort_keys=True, default=repr)
+        if name in measured.write_s:
+            props["write_s"] = measured.write_s[name]
         executions.append(ExecutionRecord(
             node=name,
             type_name=c.type_name or name,
             state="COMPLETE" if plan[name] == COMPUTE else "CACHED",
-            duration_s=r.seconds,
+            duration_s=measured.duration_s[name],
             inputs={arg: artifact(parent) for arg, parent in c.inputs.items()},
             outputs={"output" if c.kind != SOURCE else "examples": artifact(name)},
             properties=props,
         ))
-    return record_run(path, RunRecord(pipeline.name, run_id, started, executions))
+    run_props = {"startup_s": measured.startup_s} if measured.startup_s is not None else {}
+    return record_run(path, RunRecord(pipeline.name, run_id, started, executions, run_props))

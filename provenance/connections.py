@@ -160,14 +160,16 @@ def check_server_reachable(spec: StoreSpec, timeout: float = 5.0) -> None:
         ) from exc
 
 
-def connection_config(spec: StoreSpec):
-    """Build the ml_metadata ``ConnectionConfig`` for a store (SQLite opened read-only)."""
+def connection_config(spec: StoreSpec, *, writable: bool = False):
+    """Build the ml_metadata ``ConnectionConfig`` for a store (SQLite opened read-only unless
+    ``writable``, then created when missing)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     cfg = pb.ConnectionConfig()
     if spec.kind == "sqlite":
         cfg.sqlite.filename_uri = str(spec.path)
-        cfg.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
+        cfg.sqlite.connection_mode = (pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE if writable
+                                      else pb.SqliteMetadataSourceConfig.READONLY)
     elif spec.kind == "mysql":
         cfg.mysql.host = spec.host or ""
         cfg.mysql.port = spec.port or 3306

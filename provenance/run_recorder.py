@@ -1,4 +1,4 @@
-"""Record a frugal pipeline run into an MLMD store the way TFX does.
+"""Record a frugal pipeline run into an MLMD store the way TFX does, through the ml_metadata API.
 
 Structure written per run: contexts ``pipeline`` (one per pipeline name), ``pipeline_run``
 (child of the pipeline context) and ``node`` (``<pipeline>.<component>``); one execution per
@@ -7,24 +7,27 @@ output artifacts keyed by their fingerprint (a cached execution emits an OUTPUT 
 existing artifact of the same fingerprint, as TFX does); INPUT/OUTPUT events with paths
 (the input or output name); a push is a ``PushedModel`` with custom property ``pushed`` 1/0.
 
+What the cost model reads back (``provenance.run_history``): each execution's measured
+seconds as the custom property ``duration_s`` (steps run fused inside one Beam pipeline have
+no stamps of their own: MLMD stamps create/update times itself, at recording) and ``write_s``
+when it stored its output; each artifact's ``size_bytes``; the run context's ``startup_s``
+(the engine's start-up, measured); :func:`update_artifacts` later sets an artifact's
+``recreation_s`` or marks it ``DELETED``. Every write goes through the ml_metadata API, so any
+backend works (a SQLite path, ``mysql://...`` or ``postgresql://...``).
+
 Callers pass plain Python values (:class:`RunRecord`); no protobuf leaves this module.
-Durations: MLMD sets create/update times itself, so for SQLite stores the measured node times
-are written into the execution's create/update columns after the execution is put (start
-times laid out from the run's start in topological order).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from provenance.errors import ProvenanceError
 
-__all__ = ["ArtifactRecord", "ExecutionRecord", "RunRecord", "record_run"]
+__all__ = ["ArtifactRecord", "ExecutionRecord", "RunRecord", "open_writable", "record_run", "update_artifacts"]
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +59,37 @@ class ExecutionRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A whole pipeline run, executions in topological order; times in seconds since epoch."""
+    """A whole pipeline run, executions in topological order; times in seconds since epoch.
+
+    ``properties`` go on the run's ``pipeline_run`` context (``startup_s`` ...).
+    """
 
     pipeline: str
     run_id: str
     started_at: float
     executions: Sequence[ExecutionRecord]
+    properties: Mapping[str, Scalar] = field(default_factory=dict)
 
 
-def _connect(path: str | os.PathLike):
-    from ml_metadata import errors as mlmd_errors
+def open_writable(store: str | os.PathLike):
+    """(MetadataStore, metadata_store_pb2) for writing: a SQLite path (created when missing) or
+    a ``mysql://`` / ``postgresql://`` address."""
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    path = Path(path)
-    if path.exists() and path.is_dir():
-        raise ProvenanceError(f"MLMD store path {path} is a folder: pass a SQLite file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cfg = pb.ConnectionConfig()
-    cfg.sqlite.filename_uri = str(path)
-    cfg.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    from provenance.connections import connection_config, parse_store
+
+    spec = parse_store(store)
+    if spec.kind == "sqlite":
+        assert spec.path is not None
+        if spec.path.exists() and spec.path.is_dir():
+            raise ProvenanceError(f"MLMD store path {spec.path} is a folder: pass a SQLite file path")
+        spec.path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return metadata_store.MetadataStore(cfg), pb, mlmd_errors
+        return metadata_store.MetadataStore(connection_config(spec, writable=True)), pb
     except Exception as e:  # the C++ layer raises its own status errors
-        raise ProvenanceError(f"cannot open MLMD store {path}: {e}; pass a writable SQLite file") from e
+        raise ProvenanceError(f"cannot open MLMD store {spec.uri}: {e}; pass a writable SQLite file "
+                              "or a reachable server store") from e
 
 
 def _set(props, key: str, value: Scalar) -> None:
@@ -95,7 +105,7 @@ def _set(props, key: str, value: Scalar) -> None:
 
 def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
     """Write ``run`` into the SQLite MLMD store at ``store_path``; returns execution ids by node."""
-    store, pb, mlmd_errors = _connect(store_path)
+    store, pb = open_writable(store_path)
     states = {"COMPLETE": pb.Execution.COMPLETE, "CACHED": pb.Execution.CACHED,
               "FAILED": pb.Execution.FAILED, "RUNNING": pb.Execution.RUNNING}
     type_ids: dict[tuple[str, str], int] = {}
@@ -124,6 +134,11 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
     if store.get_context_by_type_and_name("pipeline_run", run.run_id) is not None:
         raise ProvenanceError(f"run id {run.run_id!r} is already recorded in {store_path}: use a new run id")
     run_ctx = context("pipeline_run", run.run_id)
+    if run.properties:
+        [ctx] = store.get_contexts_by_id([run_ctx])
+        for k, v in run.properties.items():
+            _set(ctx.custom_properties, k, v)
+        store.put_contexts([ctx])
     store.put_parent_contexts([pb.ParentContext(child_id=run_ctx, parent_id=pipeline_ctx)])
 
     artifact_ids: dict[str, int] = {}
@@ -136,6 +151,12 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
         name = rec.key
         existing = store.get_artifact_by_type_and_name(rec.type_name, name)
         if existing is not None:
+            if rec.uri and (existing.state != pb.Artifact.LIVE or existing.uri != rec.uri):
+                existing.state = pb.Artifact.LIVE  # written again after an eviction
+                existing.uri = rec.uri
+                for k, v in rec.properties.items():
+                    _set(existing.custom_properties, k, v)
+                store.put_artifacts([existing])
             artifact_ids[rec.key] = existing.id
             return existing.id
         a = pb.Artifact(type_id=tid, uri=rec.uri, name=name, state=pb.Artifact.LIVE)
@@ -146,8 +167,6 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
         return artifact_ids[rec.key]
 
     ids: dict[str, int] = {}
-    timings: list[tuple[int, int, int]] = []
-    clock = run.started_at
     for ex in run.executions:
         if ex.state not in states:
             raise ProvenanceError(f"execution state {ex.state!r} of {ex.node!r} is not one of {sorted(states)}")
@@ -156,6 +175,7 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
         e = pb.Execution(type_id=tid, last_known_state=states[ex.state], name=f"{run.run_id}.{ex.node}")
         for k, v in ex.properties.items():
             _set(e.custom_properties, k, v)
+        e.custom_properties["duration_s"].double_value = max(0.0, float(ex.duration_s))
         events = []
         for path_name, rec in ex.inputs.items():
             ev = pb.Event(artifact_id=artifact(rec), type=pb.Event.INPUT)
@@ -174,26 +194,32 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
         contexts = store.get_contexts_by_id([run_ctx, node_ctx])
         eid, _, _ = store.put_execution(e, pairs, contexts, reuse_context_if_already_exist=True)
         ids[ex.node] = eid
-        start_ms = int(clock * 1000)
-        end_ms = start_ms + max(0, int(round(ex.duration_s * 1000)))
-        timings.append((start_ms, end_ms, eid))
-        clock += max(0.0, ex.duration_s)
-    _write_times(store_path, timings)
     return ids
 
 
-def _write_times(store_path: str | os.PathLike, timings: Sequence[tuple[int, int, int]]) -> None:
-    """Set measured create/update times (MLMD stamps them itself; SQLite stores only)."""
-    if not timings:
-        return
-    con = sqlite3.connect(str(store_path))
-    try:
-        with con:
-            con.executemany(
-                "UPDATE Execution SET create_time_since_epoch = ?, last_update_time_since_epoch = ? WHERE id = ?",
-                timings,
-            )
-    except sqlite3.Error as e:
-        log.warning("could not write execution times into %s: %s", store_path, e)
-    finally:
-        con.close()
+def update_artifacts(store_path: str | os.PathLike, updates: Mapping[str, Mapping[str, Scalar]], *,
+                     deleted: Sequence[str] = ()) -> int:
+    """Set custom properties of artifacts named by fingerprint, and mark ``deleted`` ones DELETED.
+
+    ``updates`` maps an artifact name (frugal names artifacts by fingerprint) to properties;
+    names not in the store are skipped. One ``put_artifacts`` per artifact, so each update is
+    atomic. Returns how many artifacts changed.
+    """
+    from ml_metadata import metadata_store
+
+    names = set(updates) | set(deleted)
+    if not names:
+        return 0
+    store, pb = open_writable(store_path)
+    changed = 0
+    for name in sorted(names):
+        quoted = name.replace("'", "''")
+        found = store.get_artifacts(list_options=metadata_store.ListOptions(filter_query=f"name = '{quoted}'"))
+        for a in found:
+            for k, v in updates.get(name, {}).items():
+                _set(a.custom_properties, k, v)
+            if name in deleted:
+                a.state = pb.Artifact.DELETED
+            store.put_artifacts([a])
+            changed += 1
+    return changed

@@ -1,7 +1,9 @@
 """The DuckDB warehouse: open it, and load a staging batch into it with set-based SQL.
 
 Every transformation from MLMD rows to warehouse rows happens here, once, for both readers:
-enum names, UTC timestamps, effective execution state and ``duration_s``, event paths and
+enum names, UTC timestamps, effective execution state and ``duration_s`` (a finished
+execution's custom property ``duration_s`` when it has one, as frugal records for steps that
+ran fused inside one Beam pipeline; else MLMD's own update - create stamps), event paths and
 event ids, type names, and the ``ingest_issues`` of a source. The caller owns the
 transaction (see :func:`provenance.ingest.ingest`), which is what makes an ingest atomic.
 """
@@ -165,6 +167,12 @@ def load_batch(
                 FROM stg_properties
                 WHERE entity = 'execution' AND name = 'state' AND value_type = 'string'
                 GROUP BY entity_id
+            ), recorded AS (
+                SELECT entity_id, any_value(coalesce(double_value, int_value)) AS duration_s
+                FROM stg_properties
+                WHERE entity = 'execution' AND name = 'duration_s' AND is_custom <> 0
+                  AND coalesce(double_value, int_value) >= 0
+                GROUP BY entity_id
             ), named AS (
                 SELECT x.*, t.name AS type_name,
                        {_case('x.last_known_state', EXECUTION_STATES)} AS lks_name,
@@ -174,14 +182,16 @@ def load_batch(
                                 THEN replace(upper(trim(l.state)), 'CANCELLED', 'CANCELED')
                             WHEN x.last_known_state IS NOT NULL
                                 THEN {_case('x.last_known_state', EXECUTION_STATES)}
-                       END AS eff_state
+                       END AS eff_state, r.duration_s AS recorded_s
                 FROM stg_executions x
                 LEFT JOIN stg_types t ON t.type_id = x.type_id AND t.kind = 'execution'
                 LEFT JOIN legacy l ON l.entity_id = x.execution_id
+                LEFT JOIN recorded r ON r.entity_id = x.execution_id
             )
             SELECT ?, execution_id, type_id, type_name, eff_state, lks_name, name, external_id,
                    {_ts('create_ms')}, {_ts('update_ms')},
-                   CASE WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
+                   CASE WHEN eff_state IN {FINISHED_STATES} AND recorded_s IS NOT NULL THEN recorded_s
+                        WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
                         THEN (update_ms - create_ms) / 1000.0 END
             FROM named""", sid)
         written["contexts"] = _run(con, f"""

@@ -12,7 +12,8 @@ import pytest
 from pipelines.artifact_store import ArtifactStore
 from pipelines.examples.penguins import PenguinConfig, build_pipeline, make_dataset
 from optimizer.optimize import optimize
-from pipelines.runner import (CostHistory, RunOptions, optimizer_config, pipeline_costs, pipeline_graph,
+from provenance.run_history import RunHistory
+from pipelines.runner import (RunOptions, optimizer_config, pipeline_costs, pipeline_graph,
                               run_pipeline)
 
 BASE = PenguinConfig(epochs=1, hidden=8, threshold=0.5)
@@ -132,7 +133,7 @@ def test_exact_match_strategy_loads_every_needed_cached_node(data_dir):
     fps = p.fingerprints()
     stored = {"train": 100, "eval_data": 100, "clean": 100}
     opts = RunOptions(strategy="exact")
-    plan = optimize(pipeline_graph(p, fps, stored), pipeline_costs(p, fps, stored, CostHistory(None), None),
+    plan = optimize(pipeline_graph(p, fps, stored), pipeline_costs(p, fps, RunHistory(), None),
                     optimizer_config(opts, p.requested_outputs()))
     assert dict(plan.decisions) == {"raw": "prune", "clean": "prune", "stats": "prune", "features": "prune",
                                     "train_data": "prune", "eval_data": "load", "train": "load",
@@ -140,20 +141,25 @@ def test_exact_match_strategy_loads_every_needed_cached_node(data_dir):
     assert plan.write == frozenset()  # no artifact folder: nothing to write
 
 
-def test_cost_history_learns_and_persists(tmp_path):
-    h = CostHistory(tmp_path / "history.json")
-    assert h.compute_s("p.train", "f1") == 1.0  # default
-    h.observe("p.train", "f1", compute_s=4.0, size_bytes=1000)
-    h.count_run("p.train", "f1")
-    h.count_run("p.train", "f1")  # seen again: a recurrence
-    h.count_run("p.train", "f2")
-    h.observe_overhead(3.0)
-    h.save()
-    again = CostHistory(tmp_path / "history.json")
-    assert again.compute_s("p.train", "f1") == 4.0
-    assert again.compute_s("p.train", "f-new") == 4.0  # a new version costs what the last one did
-    assert again.size_bytes("p.train", "f-new") == 1000
-    assert again.recurrence("p.train") == (1 + 1) / (2 + 2)  # 2 trials after the first run, 1 hit
-    assert again.overhead_s() == 3.0
-    (tmp_path / "history.json").write_text("{broken")
-    assert CostHistory(tmp_path / "history.json").compute_s("p.train", "f1") == 1.0
+def test_costs_come_from_the_runs_recorded_in_mlmd(iterations, data_dir):
+    from provenance.run_history import read_run_history
+
+    art, runs = iterations
+    assert not (art / "history.json").exists()
+    history = read_run_history(art / "mlmd.sqlite", pipeline="penguins")
+    assert len(history.runs) == len(runs) and len(history.executions) == len(runs) * len(runs["first"][1].nodes)
+    first = runs["first"][1]
+    p = build_pipeline(data_dir, BASE)
+    costs = pipeline_costs(p, p.fingerprints(), history, None)
+    train = [e for e in history.executions if e.component == "penguins.train" and e.action == "compute"]
+    # the compute cost of the unchanged training is the median of its recorded durations
+    same = sorted(e.duration_s for e in train if e.fingerprint == first.nodes["train"].fingerprint)
+    assert costs.nodes["train"].basis == "fingerprint"
+    assert costs.nodes["train"].compute_cost == pytest.approx(same[len(same) // 2] if len(same) % 2 else
+                                                               sum(same[len(same) // 2 - 1:len(same) // 2 + 1]) / 2)
+    assert costs.nodes["train"].size_bytes == first.nodes["train"].size_bytes
+    # recurrence: train ran BASE, BASE, BASE, HIDDEN, BASE: 4 trials after the first, 3 hits
+    assert costs.nodes["train"].recurrence == pytest.approx((3 + 1) / (4 + 2))
+    # the engine start-up measured by the first run (the only one that started Beam)
+    assert [r.startup_s is not None for r in history.runs] == [True, False, False, False, False]
+    assert costs.startup_s == history.runs[0].startup_s
