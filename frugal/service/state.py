@@ -323,7 +323,8 @@ class Service:
             """).fetchone()[0] if signature[0] else 0
         finally:
             cur.close()
-        order = sorted(upcoming.values(), key=lambda u: u.at, reverse=True)
+        # each pipeline's lanes, the one that trained last first (the default lane of a decision)
+        order = sorted(upcoming.values(), key=lambda u: (u.previous_start or dt.datetime.min, u.lane), reverse=True)
         pipelines: dict[str, dict[str, list[str]]] = {}
         for u in order:
             pipelines.setdefault(u.pipeline, {}).setdefault(u.source_id, []).append(u.lane)
@@ -407,7 +408,7 @@ class Service:
         return rule
 
     def decide(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
-               run_id: str | None = None, inputs: list[int] | None = None) -> dict:
+               run_id: str | None = None, inputs: list[int] | None = None, explain: bool = False) -> dict:
         """Decide for the next training of ``pipeline``; the decision is in the ledger before it returns."""
         warm = self.warm
         if warm is None and inputs is None:
@@ -449,11 +450,15 @@ class Service:
                 self._recent_prunes.append(float(choice.probability))
         if self.metrics.decision:
             self.metrics.decision(choice.action, kind)
-        return {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
-                "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
-                "policy_version": version, "pipeline": pipeline, "source": source,
-                "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
-                "inputs": inputs}
+        answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
+                  "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
+                  "policy_version": version, "pipeline": pipeline, "source": source,
+                  "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
+                  "inputs": inputs}
+        if explain:
+            answer["features"] = up.features(learned.columns) if up is not None and learned is not None else {}
+            answer["upcoming_at"] = up.at.isoformat() + "Z" if up is not None else None
+        return answer
 
     def _fresh(self, pipeline: str, source: str | None, lane: str | None, inputs: list[int]):
         """Read the source's newest records, then describe the upcoming training from ``inputs``."""

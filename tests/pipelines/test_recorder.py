@@ -56,10 +56,9 @@ def test_record_run_writes_tfx_like_structure(tmp_path):
     execs = store.get_executions_by_id(list(ids1.values()) + list(ids2.values()))
     states = [pb.Execution.State.Name(e.last_known_state) for e in execs]
     assert states == ["COMPLETE"] * 3 + ["CACHED"] * 3
-    durations = {e.name: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000 for e in execs}
+    # measured seconds are a property (MLMD stamps its own times, through the API only)
+    durations = {e.name: e.custom_properties["duration_s"].double_value for e in execs}
     assert durations["run-1.train"] == 2.25 and durations["run-2.gen"] == 1.5
-    first = min(e.create_time_since_epoch for e in execs)
-    assert first == 1_800_000_000_000  # laid out from the run's start
 
     # cached executions point at the same artifacts (by fingerprint), as TFX does
     assert len(store.get_artifacts()) == 3
@@ -201,3 +200,41 @@ def test_frugal_run_command_records_and_reuses(tmp_path, capsys):
     assert len(open_store(tmp_path / "m.sqlite").get_contexts_by_type("pipeline_run")) == 2
     assert main(["run", str(f), "--budget", "lots"]) == 2
     assert "not a size" in capsys.readouterr().err
+
+
+def test_artifact_updates_and_the_history_read_back(tmp_path):
+    from provenance.run_history import read_run_history
+    from provenance.run_recorder import update_artifacts
+
+    path = tmp_path / "mlmd.sqlite"
+    record_run(path, RunRecord("demo", "run-1", 1_800_000_000.0, run_record("x", "COMPLETE", 0).executions,
+                               {"startup_s": 1.75}))
+    assert update_artifacts(path, {"bb" * 32: {"recreation_s": 4.5}}, deleted=["aa" * 32, "zz" * 32]) == 2
+    store = open_store(path)
+    [examples] = store.get_artifacts_by_type("Examples")
+    [model] = store.get_artifacts_by_type("Model")
+    assert pb.Artifact.State.Name(examples.state) == "DELETED" and pb.Artifact.State.Name(model.state) == "LIVE"
+    history = read_run_history(path)
+    assert [(r.name, r.startup_s) for r in history.runs] == [("run-1", 1.75)]
+    assert [(e.component, e.duration_s) for e in history.executions] == [
+        ("demo.gen", 1.5), ("demo.train", 2.25), ("demo.push", 0.5)]
+    assert {a.name: a.recreation_s for a in history.artifacts.values()}["bb" * 32] == 4.5
+    assert read_run_history(tmp_path / "absent.sqlite").executions == ()
+
+
+def test_history_of_a_real_tfx_store_uses_its_stamps():
+    from pathlib import Path
+
+    from provenance.run_history import read_run_history
+
+    store = Path(__file__).resolve().parents[1] / "data" / "tfx" / "penguin_minimal.sqlite"
+    history = read_run_history(store)
+    ms = open_store(store)
+    by_id = {e.id: e for e in ms.get_executions()}
+    trainers = [e for e in history.executions if e.component.endswith("Trainer") and e.state == "COMPLETE"]
+    assert trainers and all(e.fingerprint is None and e.action is None for e in trainers)
+    for e in trainers:
+        raw = by_id[e.execution_id]
+        assert e.duration_s == (raw.last_update_time_since_epoch - raw.create_time_since_epoch) / 1000.0
+        assert e.duration_s > 0.5  # a real Keras training
+    assert {r.name for r in history.runs} == {c.name for c in ms.get_contexts_by_type("pipeline_run")}
