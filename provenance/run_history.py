@@ -24,14 +24,16 @@ _FINISHED = ("COMPLETE", "CACHED", "FAILED", "CANCELED")
 @dataclass(frozen=True)
 class ExecutionRow:
     """One execution. ``duration_s``: the recorded property, else update - create stamps of a
-    finished execution, else None. ``action``: compute / load / prune as frugal's runner
-    recorded it (None for other producers). ``size_bytes``: sum over OUTPUT artifacts that
+    finished execution, else None. ``fingerprint``: the recorded ``fingerprint`` property, else
+    the name of TFX's ``execution_cache`` context (its cache key). ``action``: compute / load /
+    prune as frugal's runner recorded it (None for other producers). ``size_bytes``: sum over OUTPUT artifacts that
     carry a ``size_bytes`` property (None when none does)."""
 
     execution_id: int
     component: str
     run: str
     state: str
+    pipeline: str | None
     fingerprint: str | None
     action: str | None
     duration_s: float | None
@@ -40,6 +42,7 @@ class ExecutionRow:
     create_time_s: float
     outputs: tuple[int, ...] = ()
     inputs: tuple[int, ...] = ()
+    type_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,15 @@ def read_run_history(store: str | os.PathLike, *, pipeline: str | None = None) -
     run_of: dict[int, str] = {}
     runs: list[RunRow] = []
     keep_nodes: set[int] = set()
+    cache_of: dict[int, str] = {}
+    pipeline_of: dict[int, str] = {}
     for c in contexts:
         kind = ctx_type.get(c.type_id)
-        if kind not in ("node", "pipeline_run"):
+        if kind not in ("node", "pipeline_run", "execution_cache"):
+            continue
+        if kind == "execution_cache":
+            for e in ms.get_executions_by_context(c.id):
+                cache_of[e.id] = c.name
             continue
         parents = [by_id[p.id].name for p in ms.get_parent_contexts_by_context(c.id) if p.id in by_id]
         owner = parents[0] if parents else None
@@ -135,6 +144,8 @@ def read_run_history(store: str | os.PathLike, *, pipeline: str | None = None) -
             runs.append(RunRow(c.name, owner, c.create_time_since_epoch / 1000.0,
                                _number(_props(c).get("startup_s"))))
         for e in ms.get_executions_by_context(c.id):
+            if owner is not None:
+                pipeline_of.setdefault(e.id, owner)
             if kind == "node":
                 node_of[e.id] = c.name
                 if pipeline is None or c.name.startswith(f"{pipeline}.") or owner == pipeline:
@@ -162,11 +173,12 @@ def read_run_history(store: str | os.PathLike, *, pipeline: str | None = None) -
             duration = max(0.0, (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0)
         sizes = [artifacts[a].size_bytes for a in outs.get(e.id, ()) if a in artifacts]
         sizes = [s for s in sizes if s is not None]
-        fp = p.get("fingerprint")
+        fp = p.get("fingerprint", cache_of.get(e.id))
         rows.append(ExecutionRow(
             e.id, node_of.get(e.id) or exec_types.get(e.type_id, ""), run_of.get(e.id) or f"execution:{e.id}",
-            state, str(fp) if fp is not None else None, p.get("action") if isinstance(p.get("action"), str) else None,
+            state, pipeline_of.get(e.id), str(fp) if fp is not None else None, p.get("action") if isinstance(p.get("action"), str) else None,
             duration, _number(p.get("write_s")), float(sum(sizes)) if sizes else None,
-            e.create_time_since_epoch / 1000.0, tuple(outs.get(e.id, ())), tuple(ins.get(e.id, ()))))
+            e.create_time_since_epoch / 1000.0, tuple(outs.get(e.id, ())), tuple(ins.get(e.id, ())),
+            exec_types.get(e.type_id, "")))
     runs.sort(key=lambda r: (r.create_time_s, r.name))
     return RunHistory(tuple(rows), artifacts, tuple(runs))
