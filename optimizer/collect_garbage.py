@@ -222,7 +222,9 @@ def plan_collection(history: Any, sizes: Mapping[int, int], budget_bytes: int, *
                                   load_cost=model.load_cost(size), recurrence=_recurrence(producer.get(a), stats),
                                   frequency=float(1 + len(readers[a])), last_used=touched.get(a, 0.0),
                                   pinned=a in pinned))
-    evict = set(choose_evictions(entries, budget_bytes, policy="frugal", config=config or MaterializationConfig()))
+    # an empty artifact frees nothing: deleting it would only risk its recomputation
+    evict = {k for k in choose_evictions(entries, budget_bytes, policy="frugal", config=config or MaterializationConfig())
+             if sizes[k] > 0}
     verdicts = []
     for e in sorted(entries, key=lambda x: (pipeline_of(x.key), x.key)):
         a = arts[e.key]
