@@ -111,3 +111,11 @@ def test_without_reuse_the_plan_is_the_plan_without_optimizer():
     config = OptimizerConfig(outputs=tuple(CASES[0][1]["outputs"]), reuse=False, budget_bytes=0)
     plan = optimize(g, costs, config)
     assert plan == initial_plan(g, config.outputs) and math.isinf(OptimizerConfig(outputs=()).budget)
+
+
+def test_the_example_of_docs_optimizer_runs():
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "optimizer.md").read_text()
+    [example] = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "optimize(" in b]
+    exec(compile(example, "docs/optimizer.md", "exec"), {})
