@@ -3,7 +3,7 @@
 (a) no reuse; (b) TFX-style exact-match caching of whole components (every output stored,
 LRU eviction, a cached component is always reused); (c) materialize everything with the
 optimal plan; (d) Helix's materialization rule; (e) frugal. All share one storage budget.
-Every strategy runs on its own fresh data, artifact store and cost history, in lock-step with
+Every strategy runs on its own fresh data, artifact store and MLMD history, in lock-step with
 the others (iteration i of every strategy back to back, order rotated each iteration) so that
 load on a shared machine falls on all alike; TensorFlow and Beam are imported before the clock
 starts; real Beam DirectRunner, real Keras training. Every strategy's outputs are checked

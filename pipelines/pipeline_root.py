@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
