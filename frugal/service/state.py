@@ -218,7 +218,9 @@ class Service:
             st.last_attempt_at = _now()
             try:
                 with self.write_lock:
+                    before = self._source_state(sid)
                     report = ingest([st.store], self.config.warehouse, source_ids=[sid], progress=False)
+                    after = self._source_state(sid)
             except (ProvenanceError, duckdb.Error, OSError) as exc:
                 st.status, st.error = "error", str(exc)
                 st.failures += 1
@@ -231,9 +233,25 @@ class Service:
             st.last_ingest_at, st.last_seconds, st.last_rows = _now(), time.perf_counter() - t0, rows
             if self.metrics.ingest_seconds:
                 self.metrics.ingest_seconds(sid, st.last_seconds, True)
-            if rows:
+            if after != before:
                 changed.append(sid)
         return changed
+
+    def _source_state(self, sid: str) -> tuple:
+        """What an ingest can change of a source (an incremental read re-reads its newest rows)."""
+        cur = self.con.cursor()
+        try:
+            return cur.execute("""
+                SELECT (SELECT count(*) FROM executions WHERE source_id = $s),
+                       (SELECT max(update_time) FROM executions WHERE source_id = $s),
+                       (SELECT count(*) FROM artifacts WHERE source_id = $s),
+                       (SELECT max(update_time) FROM artifacts WHERE source_id = $s),
+                       (SELECT count(*) FROM events WHERE source_id = $s),
+                       (SELECT count(*) FROM properties WHERE source_id = $s),
+                       (SELECT count(*) FROM contexts WHERE source_id = $s)
+            """, {"s": sid}).fetchone()
+        finally:
+            cur.close()
 
     def refresh(self, *, force_describe: bool = False) -> dict:
         """One refresh cycle (see the module docstring); returns what it did."""
