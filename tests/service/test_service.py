@@ -179,3 +179,22 @@ def test_store_grows_and_decisions_are_matched_with_what_happened(served):
     assert (outcome, gid, pushed) == ("ran", newest["graphlet_id"], True)
     assert any(x["decision_id"] == d["decision_id"] for x in info["decisions"])
     assert info["ledger"]["ran"] >= 1
+
+
+def test_command_line_talks_to_the_service(served, capsys):
+    from frugal.cli import main
+
+    pipeline = _busiest(served)
+    assert main(["sql", "--url", served.url, "SELECT count(*) AS n FROM graphlets WHERE pipeline = '" + pipeline + "'",
+                 "--format", "json"]) == 0
+    import json
+
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["n"] == served.sql(f"SELECT count(*) FROM graphlets WHERE pipeline = '{pipeline}'")[0][0]
+    assert main(["prune", "decide", "--url", served.url, "--pipeline", pipeline, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert served.sql(f"SELECT pipeline FROM decisions WHERE decision_id = '{data['decision_id']}'") == [[pipeline]]
+    assert main(["sql", "--url", served.url, "DELETE FROM decisions"]) == 2
+    assert "only SELECT" in capsys.readouterr().err
+    assert main(["prune", "decide", "--url", "http://127.0.0.1:9", "--pipeline", pipeline]) == 2
+    assert "cannot reach the frugal service" in capsys.readouterr().err
