@@ -276,7 +276,10 @@ class Service:
             learned = self._refit()
             did["refit"] = True
         if warm is None or did["refit"] or force_describe or warm.signature != signature:
-            self.warm = self._describe(learned, signature)
+            # only the lanes of sources that changed need describing again (a lane never spans two)
+            partial = (None if warm is None or did["refit"] or force_describe or not changed
+                       or warm.learned is not learned else changed)
+            self.warm = self._describe(learned, signature, sources=partial, base=warm)
             did["described"] = True
             self._save_snapshot()
         self.pending.discard("policy")
@@ -327,10 +330,15 @@ class Service:
                  time.perf_counter() - t0, f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
         return learned
 
-    def _describe(self, learned: live.LearnedPolicy, signature: tuple) -> Warm:
+    def _describe(self, learned: live.LearnedPolicy, signature: tuple, *, sources=None,
+                  base: Warm | None = None) -> Warm:
         cur = self.con.cursor()
         try:
-            upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
+            if sources is not None and base is not None:
+                upcoming = {lane: u for lane, u in base.upcoming.items() if u.source_id not in sources}
+                upcoming.update(live.describe_upcoming(cur, learned, sources=list(sources)))
+            else:
+                upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
             known = frozenset(tuple(r) for r in cur.execute(
                 "SELECT DISTINCT source_id, pipeline FROM analysis_executions WHERE pipeline IS NOT NULL"
             ).fetchall()) if _has_table(cur, "analysis_executions") else frozenset()
