@@ -136,7 +136,7 @@ class Service:
             spec = parse_store(store, sid)
             self.sources[spec.source_id] = SourceStatus(spec.source_id, spec.uri, spec.kind, str(store))
         self.warm: Warm | None = None
-        self.pending: set[str] = {"ingest", "analysis", "policy"}
+        self.pending: set[str] = {"ingest", "analysis", "policy", "report"}
         self.refit_requested = False
         self.last_refresh: dict = {}
         self.report_at: dt.datetime | None = None
@@ -290,8 +290,11 @@ class Service:
             did["described"] = True
             self._save_snapshot()
         self.pending.discard("policy")
-        if self.config.report and (did["described"] or self.report_at is None):
-            self._write_report()
+        if self.config.report:
+            since = None if self.report_at is None else (_now() - self.report_at).total_seconds()
+            if since is None or (did["described"] and since >= self.config.report_every_s):
+                self._write_report()
+        self.pending.discard("report")
         did["seconds"] = time.perf_counter() - t0
         self.last_refresh = {**did, "at": _now().isoformat() + "Z"}
         if self.metrics.refresh_seconds:
