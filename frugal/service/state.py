@@ -392,7 +392,8 @@ class Service:
         try:
             cur = self.con.cursor()
             try:
-                write_report(cur, self.config.report_dir, analyze_first=False)
+                write_report(cur, self.config.report_dir, analyze_first=False,
+                             sections=[ledger.ledger_section(cur)])
             finally:
                 cur.close()
             self.report_at = _now()
