@@ -121,11 +121,22 @@ def test_corrupt_or_missing_materialization_falls_back_to_compute(data_dir, iter
 def test_budget_is_respected_and_results_stay_exact(data_dir, unoptimized, tmp_path):
     budget = 40_000
     opts = RunOptions(artifacts=tmp_path / "art", budget_bytes=budget, policy="frugal")
+    evicted = set()
     for config in (BASE, THRESHOLD):
         result = run_pipeline(build_pipeline(data_dir, config), opts)
         assert result.outputs == unoptimized(config)
         assert result.store_bytes <= budget
         assert ArtifactStore(tmp_path / "art").total_bytes() <= budget
+        evicted |= set(result.evicted)
+    # evictions are recorded in MLMD: DELETED, and every stored output valued for later runs
+    from provenance.run_history import read_run_history
+
+    history = read_run_history(tmp_path / "art" / "mlmd.sqlite")
+    states = {a.name: a.state for a in history.artifacts.values()}
+    stored = {e.key for e in ArtifactStore(tmp_path / "art").entries()}
+    assert evicted and all(states[fp] == "DELETED" for fp in evicted - stored)
+    assert all(states[fp] == "LIVE" for fp in stored)
+    assert all(a.recreation_s is not None for a in history.artifacts.values() if a.name in stored)
 
 
 def test_exact_match_strategy_loads_every_needed_cached_node(data_dir):
