@@ -54,7 +54,7 @@ from optimizer.optimize import OptimizerConfig, annotate, optimize
 from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan
 from pipelines.errors import PipelineError
 from provenance.run_history import RunHistory, read_run_history
-from provenance.run_recorder import update_artifacts
+from provenance.run_recorder import RunWriter, update_artifacts
 
 __all__ = [
     "NodeReport",
@@ -382,7 +382,7 @@ def _python_only(pipeline: Pipeline, plan: Mapping[Hashable, str]) -> bool:
 
 def _execute_in_process(pipeline: Pipeline, plan: Mapping[Hashable, str], fps: Mapping[str, str],
                         write: set[str], collect: set[str], store: ArtifactStore | None,
-                        results: ArtifactStore, opts: RunOptions
+                        results: ArtifactStore, opts: RunOptions, steps: _StepRecorder | None = None
                         ) -> tuple[dict[str, dict[str, float]], dict[str, int], float]:
     """Run a plan whose computed nodes are all Python steps without starting Beam.
 
@@ -406,15 +406,23 @@ def _execute_in_process(pipeline: Pipeline, plan: Mapping[Hashable, str], fps: M
             entry["load"] += time.perf_counter() - t
         elif action == COMPUTE:
             row_args = frozenset(a for a, parent in c.inputs.items() if pipeline.component(parent).produces_rows)
-            t = time.perf_counter()
-            values[name] = _run_python(None, c.fn, dict(c.params), row_args,
-                                       **{a: values[parent] for a, parent in c.inputs.items()})
-            entry["compute"] += time.perf_counter() - t
-            if name in write:
-                assert store is not None
+            token = steps.start(name, values) if steps is not None else None
+            try:
                 t = time.perf_counter()
-                store.write_value(fps[name], values[name], node=name)
-                entry["write"] += time.perf_counter() - t
+                values[name] = _run_python(None, c.fn, dict(c.params), row_args,
+                                           **{a: values[parent] for a, parent in c.inputs.items()})
+                entry["compute"] += time.perf_counter() - t
+                if name in write:
+                    assert store is not None
+                    t = time.perf_counter()
+                    store.write_value(fps[name], values[name], node=name)
+                    entry["write"] += time.perf_counter() - t
+            except BaseException:
+                if steps is not None and token is not None:
+                    steps.fail(name, token)
+                raise
+            if steps is not None and token is not None:
+                steps.end(name, token, values[name], entry["write"])
             if name in collect:
                 results.write_value(fps[name], values[name], node=name)
     return seconds, {}, time.perf_counter() - t0
@@ -429,6 +437,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
     store = ArtifactStore(opts.artifacts) if opts.artifacts is not None else None
     mlmd = opts.mlmd_store if opts.mlmd_store is not None else (store.root / MLMD_FILE if store else None)
     history = read_run_history(mlmd, pipeline=pipeline.name) if mlmd is not None else RunHistory()
+    writer = RunWriter(mlmd, pipeline.name, run_id) if mlmd is not None else None
+    steps: _StepRecorder | None = None
     fps = pipeline.fingerprints()
     outputs = pipeline.requested_outputs()
     config = optimizer_config(opts, outputs)
@@ -456,8 +466,12 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
             wall = 0.0
             if computing:
                 try:
-                    execute = _execute_in_process if in_process else _execute
-                    seconds, counters, wall = execute(pipeline, plan, fps, write, collect, store, results, opts)
+                    if in_process:
+                        steps = _StepRecorder(writer, pipeline, fps, store) if writer is not None else None
+                        seconds, counters, wall = _execute_in_process(pipeline, plan, fps, write, collect, store,
+                                                                      results, opts, steps)
+                    else:
+                        seconds, counters, wall = _execute(pipeline, plan, fps, write, collect, store, results, opts)
                 except Exception as e:
                     broken = [n for n in stored if store is not None and store.verify(fps[n]) is None]
                     if broken and attempt < 2:
@@ -505,8 +519,9 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
                             store, results, costs)
         reports = _reports(pipeline, fps, plan, seconds, measured, store)
         ids: dict[str, int] = {}
-        if mlmd is not None:
-            ids = _record_mlmd(mlmd, pipeline, fps, plan, reports, values, store, run_id, started, measured)
+        if writer is not None:
+            ids = _record_mlmd(writer, pipeline, fps, plan, reports, values, store, measured,
+                               steps.ids if steps is not None else {})
         evicted: list[str] = []
         if store is not None and opts.budget_bytes is not None:
             after = read_run_history(mlmd, pipeline=pipeline.name) if mlmd is not None else history
@@ -599,46 +614,106 @@ def _evict(store: ArtifactStore, pipeline: Pipeline, fps: Mapping[str, str], his
     return store.evict(config.budget_bytes, choose=lambda entries, budget: after.evict), after.recreation_s
 
 
-def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],
+def _artifact_record(pipeline: Pipeline, fps: Mapping[str, str], name: str, value: Any, uri: str,
+                     size: int | None):
+    """The MLMD artifact of ``name``'s output: its fingerprint, type, where it is stored, its
+    size, and scalar fields of its value (``pushed``/``blessed`` as 0/1)."""
+    from provenance.run_recorder import ArtifactRecord
+
+    c = pipeline.component(name)
+    props: dict[str, Any] = {"component": name}
+    if isinstance(value, Mapping):
+        for flag in ("pushed", "blessed"):
+            if flag in value:
+                props[flag] = int(bool(value[flag]))
+        for k, x in value.items():
+            if k not in ("pushed", "blessed") and isinstance(x, (int, float, str)) and not isinstance(x, bool):
+                props[k] = x
+    if c.output_type == "PushedModel" and "pushed" not in props:
+        props["pushed"] = 0
+    if size is not None:
+        props["size_bytes"] = int(size)
+    return ArtifactRecord(key=fps[name], type_name=c.output_type or "Artifact", uri=uri, properties=props)
+
+
+def _execution_properties(pipeline: Pipeline, fps: Mapping[str, str], name: str, action: str) -> dict[str, Any]:
+    c = pipeline.component(name)
+    props: dict[str, Any] = {"fingerprint": fps[name], "action": action}
+    if c.params:
+        props["parameters"] = json.dumps(dict(c.params), sort_keys=True, default=repr)
+    return props
+
+
+def _output_key(pipeline: Pipeline, name: str) -> str:
+    return "output" if pipeline.component(name).kind != SOURCE else "examples"
+
+
+class _StepRecorder:
+    """Records Python steps that run on their own (in-process) as they run: RUNNING when one
+    starts, COMPLETE (or FAILED) when it ends, so that MLMD's own stamps measure it."""
+
+    def __init__(self, writer: Any, pipeline: Pipeline, fps: Mapping[str, str], store: ArtifactStore | None) -> None:
+        self.writer, self.pipeline, self.fps, self.store = writer, pipeline, fps, store
+        self.ids: dict[str, int] = {}
+
+    def _record(self, name: str, value: Any) -> Any:
+        m = self.store.manifest(self.fps[name]) if self.store is not None else None
+        uri = str(self.store.path(self.fps[name])) if m is not None else ""
+        return _artifact_record(self.pipeline, self.fps, name, value, uri, m.size_bytes if m is not None else None)
+
+    def start(self, name: str, inputs: Mapping[str, Any]) -> int:
+        c = self.pipeline.component(name)
+        return self.writer.start(name, c.type_name or name,
+                                 {arg: self._record(parent, inputs.get(parent)) for arg, parent in c.inputs.items()})
+
+    def end(self, name: str, token: int, value: Any, write_s: float | None) -> None:
+        from provenance.run_recorder import ExecutionRecord
+
+        c = self.pipeline.component(name)
+        props = _execution_properties(self.pipeline, self.fps, name, COMPUTE)
+        if write_s:
+            props["write_s"] = round(max(write_s, 0.01), 4)
+        self.ids[name] = self.writer.finish(token, ExecutionRecord(
+            node=name, type_name=c.type_name or name, state="COMPLETE", duration_s=0.0,
+            outputs={_output_key(self.pipeline, name): self._record(name, value)}, properties=props))
+
+    def fail(self, name: str, token: int) -> None:
+        from provenance.run_recorder import ExecutionRecord
+
+        c = self.pipeline.component(name)
+        self.writer.finish(token, ExecutionRecord(node=name, type_name=c.type_name or name, state="FAILED",
+                                                  duration_s=0.0,
+                                                  properties=_execution_properties(self.pipeline, self.fps, name,
+                                                                                   COMPUTE)))
+
+
+def _record_mlmd(writer: Any, pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],
                  reports: Mapping[str, NodeReport], values: Mapping[str, Any], store: ArtifactStore | None,
-                 run_id: str, started: float, measured: _Measured) -> dict[str, int]:
-    from provenance.run_recorder import ArtifactRecord, ExecutionRecord, RunRecord, record_run
+                 measured: _Measured, recorded: Mapping[str, int]) -> dict[str, int]:
+    """Record every node the run has not recorded yet, each with its measured ``duration_s``."""
+    from provenance.run_recorder import ExecutionRecord
 
-    def artifact(name: str) -> ArtifactRecord:
-        c = pipeline.component(name)
-        props: dict[str, Any] = {"component": name}
-        v = values.get(name)
-        if isinstance(v, Mapping):
-            for flag in ("pushed", "blessed"):
-                if flag in v:
-                    props[flag] = int(bool(v[flag]))
-            for k, x in v.items():
-                if k not in ("pushed", "blessed") and isinstance(x, (int, float, str)) and not isinstance(x, bool):
-                    props[k] = x
-        if c.output_type == "PushedModel" and "pushed" not in props:
-            props["pushed"] = 0
-        if name in measured.size_bytes:
-            props["size_bytes"] = int(measured.size_bytes[name])
+    def artifact(name: str) -> Any:
         uri = str(store.path(fps[name])) if store is not None and reports[name].materialized else ""
-        return ArtifactRecord(key=fps[name], type_name=c.output_type or "Artifact", uri=uri, properties=props)
+        return _artifact_record(pipeline, fps, name, values.get(name), uri, measured.size_bytes.get(name))
 
-    executions = []
+    if measured.startup_s is not None:
+        writer.set_run_properties({"startup_s": measured.startup_s})
+    ids = dict(recorded)
     for name in pipeline.topological_order():
+        if name in ids:
+            continue
         c = pipeline.component(name)
-        r = reports[name]
-        props: dict[str, Any] = {"fingerprint": fps[name], "action": r.action}
-        if c.params:
-            props["parameters"] = json.dumps(dict(c.params), sort_keys=True, default=repr)
+        props = _execution_properties(pipeline, fps, name, reports[name].action)
         if name in measured.write_s:
             props["write_s"] = measured.write_s[name]
-        executions.append(ExecutionRecord(
+        ids[name] = writer.put(ExecutionRecord(
             node=name,
             type_name=c.type_name or name,
             state="COMPLETE" if plan[name] == COMPUTE else "CACHED",
             duration_s=measured.duration_s[name],
             inputs={arg: artifact(parent) for arg, parent in c.inputs.items()},
-            outputs={"output" if c.kind != SOURCE else "examples": artifact(name)},
+            outputs={_output_key(pipeline, name): artifact(name)},
             properties=props,
         ))
-    run_props = {"startup_s": measured.startup_s} if measured.startup_s is not None else {}
-    return record_run(path, RunRecord(pipeline.name, run_id, started, executions, run_props))
+    return ids

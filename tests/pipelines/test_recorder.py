@@ -232,7 +232,10 @@ def test_history_of_a_real_tfx_store_uses_its_stamps():
     ms = open_store(store)
     by_id = {e.id: e for e in ms.get_executions()}
     trainers = [e for e in history.executions if e.component.endswith("Trainer") and e.state == "COMPLETE"]
-    assert trainers and all(e.fingerprint is None and e.action is None for e in trainers)
+    cache_keys = {e.id: c.name for c in ms.get_contexts_by_type("execution_cache")
+                  for e in ms.get_executions_by_context(c.id)}
+    # a TFX execution's fingerprint is its cache key (the execution_cache context's name)
+    assert trainers and all(e.fingerprint == cache_keys[e.execution_id] and e.action is None for e in trainers)
     for e in trainers:
         raw = by_id[e.execution_id]
         assert e.duration_s == (raw.last_update_time_since_epoch - raw.create_time_since_epoch) / 1000.0

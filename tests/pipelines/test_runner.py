@@ -174,3 +174,33 @@ def test_costs_come_from_the_runs_recorded_in_mlmd(iterations, data_dir):
     # the engine start-up measured by the first run (the only one that started Beam)
     assert [r.startup_s is not None for r in history.runs] == [True, False, False, False, False]
     assert costs.startup_s == history.runs[0].startup_s
+
+
+def test_steps_run_on_their_own_are_measured_by_mlmd_stamps(iterations):
+    """Python steps run in-process are recorded RUNNING then COMPLETE as they run (MLMD's own
+    stamps measure them); steps fused inside one Beam pipeline carry a duration property."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from provenance.run_history import read_run_history
+
+    art, runs = iterations
+    cfg = pb.ConnectionConfig()
+    cfg.sqlite.filename_uri = str(art / "mlmd.sqlite")
+    cfg.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
+    ms = metadata_store.MetadataStore(cfg)
+    by_name = {e.name: e for e in ms.get_executions()}
+    evaluation, first = runs["evaluation"][1], runs["first"][1]
+    assert not evaluation.beam_used and first.beam_used
+    alone = [n for n, a in evaluation.actions().items() if a == "compute"]
+    assert alone == ["evaluate", "push"]
+    history = {e.execution_id: e for e in read_run_history(art / "mlmd.sqlite").executions}
+    for n in alone:
+        e = by_name[f"{evaluation.run_id}.{n}"]
+        assert "duration_s" not in e.custom_properties and pb.Execution.State.Name(e.last_known_state) == "COMPLETE"
+        stamped = (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0
+        assert 0.0 <= stamped <= evaluation.wall_s and history[e.id].duration_s == stamped
+        assert stamped >= evaluation.nodes[n].seconds - 0.002  # the stamps enclose the step
+    for n in ("train", "clean"):
+        e = by_name[f"{first.run_id}.{n}"]
+        assert e.custom_properties["duration_s"].double_value == history[e.id].duration_s > 0
