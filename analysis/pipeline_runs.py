@@ -137,7 +137,8 @@ def resolve_run(con, ref: PipelineRef, run: str) -> str:
 
 
 def run_table(con, ref: PipelineRef) -> list[dict]:
-    """One row per run of ``ref`` in time order: when, how many executions in which state,
+    """One row per run of ``ref`` in time order (a graphlet by its trainer's start): when, how
+    many executions in which state,
     compute, wasted and undetermined seconds, graphlets touched, blessed and pushed.
 
     ``pushed``: the run produced a deployment artifact whose ``pushed`` is 1 (a cached Pusher
@@ -178,9 +179,11 @@ def run_table(con, ref: PipelineRef) -> list[dict]:
         )
         SELECT w.*, coalesce(o.pushed, false) AS pushed, o.blessed, o.model_artifact_id
         FROM w LEFT JOIN o USING (run)
-        ORDER BY w.started_at, w.run
+        LEFT JOIN (SELECT CAST(trainer_execution_id AS VARCHAR) AS run, started_at AS trained_at
+                   FROM graphlets WHERE source_id = ? AND pipeline = ? AND ?) t USING (run)
+        ORDER BY coalesce(t.trained_at, w.started_at), w.run
         """,
-        params + [ref.source_id, ref.source_id],
+        params + [ref.source_id, ref.source_id, ref.source_id, ref.pipeline, ref.asynchronous],
     )
 
 
