@@ -21,6 +21,7 @@ __all__ = [
     "PipelineRef",
     "find_pipeline",
     "members_sql",
+    "node_state",
     "resolve_run",
     "rows",
     "run_executions",
@@ -35,6 +36,16 @@ class PipelineRef:
     source_id: str
     pipeline: str
     asynchronous: bool
+
+
+_STATE_OF = {"COMPLETE": "executed", "CACHED": "cached", "FAILED": "failed", "CANCELED": "failed",
+             "NEW": "running", "RUNNING": "running"}
+
+
+def node_state(mlmd_state: str | None) -> str:
+    """The page's state of an execution from its (effective) MLMD state: executed, cached,
+    failed (FAILED, CANCELED, or died), running; ``skipped`` when there is none."""
+    return _STATE_OF.get(mlmd_state or "", "failed" if mlmd_state else "skipped")
 
 
 def rows(con, sql: str, params=()) -> list[dict]:

@@ -31,6 +31,7 @@ from analysis.pipeline_runs import (
     PipelineRef,
     find_pipeline,
     members_sql,
+    node_state,
     resolve_run,
     rows,
     run_executions,
@@ -52,15 +53,6 @@ __all__ = [
 
 # The states a node of a run can be drawn in.
 NODE_STATES = ("executed", "cached", "failed", "running", "skipped", "absent")
-
-_STATE_OF = {"COMPLETE": "executed", "CACHED": "cached", "FAILED": "failed", "CANCELED": "failed",
-             "NEW": "running", "RUNNING": "running"}
-
-
-def node_state(mlmd_state: str | None) -> str:
-    """The page's state of an execution from its (effective) MLMD state."""
-    return _STATE_OF.get(mlmd_state or "", "failed" if mlmd_state else "skipped")
-
 
 def _iso(t) -> str | None:
     return t.isoformat(sep=" ") if t is not None else None

@@ -29,6 +29,7 @@ from analysis.pipeline_runs import (
     PipelineRef,
     find_pipeline,
     members_sql,
+    node_state,
     resolve_run,
     rows,
     run_executions,
@@ -288,14 +289,17 @@ def _outcome(run: dict) -> dict:
         out[k] = _iso(out[k])
     for k in ("compute_s", "wasted_s", "undetermined_s"):
         out[k] = round(float(out[k] or 0), 3)
+    out["trainer_state"] = node_state(out["trainer_state"]) if out["trainer_state"] else None
+    out["graphlets"] = list(out["graphlets"] or [])
     return out
 
 
 def _components(con, ref: PipelineRef, run: str) -> dict[str, dict]:
     comps: dict[str, dict] = {}
     for x in run_executions(con, ref, run):
-        c = comps.setdefault(x["component"], {"state": None, "seconds": 0.0, "execution_ids": []})
-        c["state"] = x["state"]
+        c = comps.setdefault(x["component"], {"state": None, "mlmd_state": None, "seconds": 0.0,
+                                              "execution_ids": []})
+        c["state"], c["mlmd_state"] = node_state(x["state"]), x["state"]
         c["seconds"] = round(c["seconds"] + float(x["duration_s"] or 0), 3)
         c["execution_ids"].append(x["execution_id"])
     return comps
@@ -335,7 +339,8 @@ def compare(con, pipeline: str, a: str, b: str, source: str | None = None,
     ``{"components_added", "components_removed", "properties_changed": [{"component",
     "property", "a", "b", "change"}], "inputs_changed": [{"component", "key", "type",
     "change", "a": [artifact], "b": [artifact]}], "outcome": {"a": {...}, "b": {...}},
-    "components": [{"component", "a": {"state", "seconds", "execution_ids"}, "b": ...}]}``.
+    "components": [{"component", "a": {"state", "mlmd_state", "seconds", "execution_ids"},
+    "b": ...}]}`` (a side is None where the component did not run).
     A run is a pipeline-run context name, or for an asynchronous pipeline a trainer
     execution id. Raises :class:`analysis.errors.UnknownPipelineError` /
     :class:`analysis.errors.UnknownRunError` for names the warehouse does not hold.
