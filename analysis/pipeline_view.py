@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 
 import networkx as nx
 
@@ -49,6 +50,7 @@ __all__ = [
     "pipeline_summary",
     "pipeline_view",
     "run_nodes",
+    "run_views",
 ]
 
 # The states a node of a run can be drawn in.
@@ -375,23 +377,33 @@ def pipeline_view(con, name: str, run: str | None = None, source: str | None = N
     """The whole pipeline page: summary, DAG, the chosen run's nodes (default: the latest run),
     the history of runs with their changes, and the decisions."""
     ref = find_pipeline(con, name, source)
+    chosen = resolve_run(con, ref, run) if run is not None else None
+    return next(run_views(con, ref, [chosen] if chosen is not None else None, config, decision_limit))
+
+
+def run_views(con, ref: PipelineRef, runs: list[str] | None = None, config: AnalysisConfig | None = None,
+              decision_limit: int = 100) -> Iterator[dict]:
+    """:func:`pipeline_view` for each of ``runs`` (checked names; None: the latest run only),
+    computing what the pages share once (a static report writes one page per run)."""
     table = run_table(con, ref)
     order = [r["run"] for r in table]
-    chosen = resolve_run(con, ref, run) if run is not None else (order[-1] if order else None)
     dag = pipeline_dag(con, ref)
     components = _run_components(con, ref)
-    runs = history(con, ref, config, table=table, components=components)
-    return {
+    hist = history(con, ref, config, table=table, components=components)
+    base = {
         "pipeline": ref.pipeline,
         "source_id": ref.source_id,
         "asynchronous": ref.asynchronous,
         "run_kind": "graphlet" if ref.asynchronous else "pipeline-run",
         "summary": pipeline_summary(con, ref),
         "dag": dag,
-        "run": None if chosen is None else {
-            **next(x for x in runs if x["run"] == chosen),
-            "nodes": run_nodes(con, ref, chosen, dag, order, components),
-        },
-        "runs": runs,
+        "run": None,
+        "runs": hist,
         "decisions": decisions(con, ref, decision_limit),
     }
+    by_name = {h["run"]: h for h in hist}
+    for run in (runs if runs is not None else order[-1:] or [None]):
+        if run is None:
+            yield base
+            continue
+        yield {**base, "run": {**by_name[run], "nodes": run_nodes(con, ref, run, dag, order, components)}}
