@@ -225,14 +225,6 @@ def test_async_pipeline_runs_are_graphlets_and_a_skipped_node_is_skipped(tmp_pat
         con.close()
 
 
-DECISIONS_DDL = """CREATE TABLE decisions (
-    decision_id VARCHAR PRIMARY KEY, decided_at TIMESTAMP, source_id VARCHAR, pipeline VARCHAR,
-    lane VARCHAR, run_id VARCHAR, action VARCHAR, probability DOUBLE, threshold DOUBLE,
-    policy_version VARCHAR, reasons VARCHAR, fallback VARCHAR, rule VARCHAR, inputs VARCHAR,
-    cost_s DOUBLE, outcome VARCHAR, outcome_graphlet_id VARCHAR, outcome_pushed BOOLEAN,
-    matched_at TIMESTAMP)"""
-
-
 def test_decisions_are_listed_with_the_run_they_led_to(tmp_path, analyzed_tfx_warehouse, tfx_ground_truth):
     import shutil
 
@@ -245,15 +237,19 @@ def test_decisions_are_listed_with_the_run_they_led_to(tmp_path, analyzed_tfx_wa
     runs = tfx_ground_truth("penguin_prod")["runs"]
     con = duckdb.connect(str(path))
     try:
-        con.execute(DECISIONS_DDL)
-        con.execute(
-            """INSERT INTO decisions VALUES
-               ('d1', '2026-11-21 22:24:05', 'penguin_prod', 'penguin_prod', NULL, NULL, 'run', 0.7, 0.2,
-                'v1', '["push probability 0.70 >= 0.20"]', NULL, NULL, NULL, 7.4, 'ran', 'penguin_prod:38',
-                false, '2026-11-21 22:25:00'),
-               ('d2', '2026-11-21 22:26:16', 'penguin_prod', 'penguin_prod', NULL, NULL, 'prune', 0.1, 0.2,
-                'v1', '["push probability 0.10 < 0.20", "<b>bold</b>"]', NULL, NULL, NULL, 12.4, 'pending',
-                NULL, NULL, NULL)""")
+        from optimizer.ledger import create_ledger_tables, record_decision
+
+        create_ledger_tables(con)
+        common = {"source_id": "penguin_prod", "pipeline": "penguin_prod", "lane": None, "run_id": None,
+                  "threshold": 0.2, "policy_version": "v1", "fallback": None, "rule": None, "inputs": None}
+        record_decision(con, {**common, "decision_id": "d1", "decided_at": "2026-11-21 22:24:05", "action": "run",
+                              "probability": 0.7, "reasons": ["push probability 0.70 >= 0.20"], "cost_s": 7.4})
+        record_decision(con, {**common, "decision_id": "d2", "decided_at": "2026-11-21 22:26:16",
+                              "action": "prune", "probability": 0.1,
+                              "reasons": ["push probability 0.10 < 0.20", "<b>bold</b>"], "cost_s": 12.4})
+        # what the ledger's matching writes once the training it governed is seen
+        con.execute("""UPDATE decisions SET outcome = 'ran', outcome_graphlet_id = 'penguin_prod:38',
+                       outcome_pushed = false, matched_at = '2026-11-21 22:25:00' WHERE decision_id = 'd1'""")
         listed = decisions(con, find_pipeline(con, "penguin_prod"))
         assert [d["decision_id"] for d in listed] == ["d2", "d1"]
         assert listed[1]["outcome_run"] == runs[4]["pipeline_run_id"]  # trainer 38 ran in run 5

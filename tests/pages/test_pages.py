@@ -262,3 +262,25 @@ def test_markup_in_mlmd_is_shown_as_text(served, tmp_path, tools, hostile_text):
     assert len(page.dag_nodes) == 3
     shot = tools.screenshot(url, tmp_path / "hostile.png")
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@needs_browser
+def test_a_decision_of_the_hook_is_listed_with_its_reasons(served, tools):
+    import httpx
+
+    answer = httpx.post(f"{served}/api/v1/decisions", json={"pipeline": "penguin_prod"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    decision = answer.json()
+    doc = _get(f"{served}/api/v1/pipelines/penguin_prod/view").json()
+    listed = {d["decision_id"]: d for d in doc["decisions"]}
+    assert listed[decision["decision_id"]]["action"] == decision["action"]
+    assert listed[decision["decision_id"]]["reasons"] == decision["reasons"]
+    page = Page(tools.dump_dom(f"{served}/pipelines/penguin_prod"))
+    check_numbers(page, doc, at_least=40)
+    [row] = [r for r in page.rows if r.get("data-decision") == decision["decision_id"]]
+    text = "".join(row["_text"])
+    assert decision["action"] in text and all(reason in text for reason in decision["reasons"])
+    index = Page(tools.dump_dom(served + "/"))
+    [prod] = [r for r in index.rows if r.get("data-pipeline") == "penguin_prod"]
+    assert decision["action"] in "".join(prod["_text"])
