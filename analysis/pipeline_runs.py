@@ -21,6 +21,7 @@ __all__ = [
     "PipelineRef",
     "find_pipeline",
     "members_sql",
+    "require_analysis",
     "node_state",
     "resolve_run",
     "rows",
@@ -55,7 +56,8 @@ def rows(con, sql: str, params=()) -> list[dict]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def _require_analysis(con) -> None:
+def require_analysis(con) -> None:
+    """Raise :class:`AnalysisError` (saying to run `frugal analyze`) when the warehouse lacks the analysis."""
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     missing = [t for t in ("analysis_executions", "graphlets", "graphlet_members") if t not in have]
     if missing:
@@ -71,7 +73,7 @@ def find_pipeline(con, name: str, source: str | None = None) -> PipelineRef:
     Raises :class:`UnknownPipelineError` when no source has it and
     :class:`AmbiguousPipelineError` when several do and ``source`` is None.
     """
-    _require_analysis(con)
+    require_analysis(con)
     found = con.execute(
         """SELECT source_id, bool_and(run_context_id IS NULL) AS asynchronous
            FROM analysis_executions WHERE pipeline = ? AND (? IS NULL OR source_id = ?)

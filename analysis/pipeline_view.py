@@ -33,6 +33,7 @@ from analysis.pipeline_runs import (
     find_pipeline,
     members_sql,
     node_state,
+    require_analysis,
     resolve_run,
     rows,
     run_executions,
@@ -122,6 +123,7 @@ def _pipeline_rows(con, where: str = "true", params=()) -> list[dict]:
 
 def list_pipelines(con) -> list[dict]:
     """Every (source, pipeline) with at least one training, by name."""
+    require_analysis(con)
     return _pipeline_rows(con)
 
 

@@ -258,3 +258,24 @@ def test_decisions_are_listed_with_the_run_they_led_to(tmp_path, analyzed_tfx_wa
         assert last["penguin_prod"]["decision_id"] == "d2" and last["penguin_minimal"] is None
     finally:
         con.close()
+
+
+def test_a_pipeline_in_two_sources_must_be_chosen(tmp_path, tfx_store):
+    import duckdb
+
+    import analysis
+    from analysis.errors import AmbiguousPipelineError
+    from provenance.ingest import ingest
+
+    store = tfx_store("penguin_minimal")
+    ingest([store, store], tmp_path / "w.duckdb", source_ids=["east", "west"], progress=False)
+    analysis.analyze(tmp_path / "w.duckdb")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        with pytest.raises(AmbiguousPipelineError, match="east, west"):
+            pipeline_view(con, "penguin_minimal")
+        view = pipeline_view(con, "penguin_minimal", source="west")
+        assert view["source_id"] == "west" and len(view["runs"]) == 4
+        assert [p["source_id"] for p in list_pipelines(con)] == ["east", "west"]
+    finally:
+        con.close()
