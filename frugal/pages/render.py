@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from frugal.pages.dag import STATE_STYLE, dag_dot, dot_available, render_svg
 
@@ -227,7 +227,3 @@ def render_error(status: int, message: str, links: Links) -> str:
     """A plain error page (unknown pipeline or run): the message says what exists."""
     return _page("error.html", status=status, message=message, links=links)
 
-
-def page_escape(text: str) -> str:
-    """Escape text the way the templates do (used by tests and callers building snippets)."""
-    return str(escape(text))
