@@ -279,3 +279,38 @@ def test_a_pipeline_in_two_sources_must_be_chosen(tmp_path, tfx_store):
         assert [p["source_id"] for p in list_pipelines(con)] == ["east", "west"]
     finally:
         con.close()
+
+
+def test_history_tells_removed_components_from_skipped_ones(tmp_path, mlmd_history):
+    import duckdb
+
+    import analysis
+    from provenance.ingest import ingest
+
+    def run(evaluate: bool) -> dict:
+        return {"new_data": True, "trainers": [{"state": "COMPLETE", "evaluate": evaluate, "blessed": True,
+                                                "push": True, "rerun_downstream": False}]}
+
+    # the evaluator runs, is skipped once, runs again, then leaves the pipeline for good
+    plan = {"legacy": False, "async": False, "runs": [run(True), run(False), run(True), run(False), run(False)]}
+    mlmd_history(tmp_path / "s.sqlite", plan)
+    ingest([tmp_path / "s.sqlite"], tmp_path / "w.duckdb", progress=False)
+    analysis.analyze(tmp_path / "w.duckdb")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        view = pipeline_view(con, "p")
+        roles = {n["component"]: n["role"] for n in view["dag"]["nodes"]}
+        evaluator = next(c for c, r in roles.items() if r == "evaluator")
+        resolver = next(c for c, r in roles.items() if r == "resolver")
+        changes = [h["changes"] for h in view["runs"]]
+        assert changes[0] is None
+        assert [c["components_removed"] for c in changes[1:]] == [[], [], sorted([evaluator, resolver]), []]
+        assert all(c["components_added"] == [] for c in changes[1:])
+        ref = find_pipeline(con, "p")
+        states = [{n["component"]: n["state"] for n in run_nodes(con, ref, h["run"])}[evaluator]
+                  for h in view["runs"]]
+        assert states == ["executed", "skipped", "executed", "absent", "absent"]
+        c = compare(con, "p", view["runs"][2]["run"], view["runs"][3]["run"])
+        assert sorted(c["components_removed"]) == sorted([resolver, evaluator])
+    finally:
+        con.close()

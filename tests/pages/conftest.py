@@ -100,7 +100,7 @@ def static_site(warehouse, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def served(stores, tmp_path_factory):
     """A real `frugal serve` on a free loopback port over copies of the stores; yields its base
-    URL once the pipeline pages answer; stopped (SIGINT, then killed) at the end."""
+    URL once it is ready and the pipeline pages answer; stopped (SIGINT, then killed) at the end."""
     import httpx
 
     folder = tmp_path_factory.mktemp("serve")
@@ -125,7 +125,8 @@ def served(stores, tmp_path_factory):
                 base = f"http://127.0.0.1:{int(port_file.read_text().strip())}"
             if base is not None:
                 try:
-                    if httpx.get(base + "/api/v1/pipelines/penguin_prod/view", timeout=10).status_code == 200:
+                    if (httpx.get(base + "/readyz", timeout=10).status_code == 200
+                            and httpx.get(base + "/api/v1/pipelines/penguin_prod/view", timeout=10).status_code == 200):
                         break
                 except httpx.HTTPError:
                     pass
