@@ -128,6 +128,7 @@ class Service:
         ledger.create_ledger_tables(self.con)
         self.con.execute("CHECKPOINT")
         self.write_lock = threading.RLock()
+        self._refresh_lock = threading.Lock()
         self.ledger_lock = threading.Lock()
         self.rules = ledger.load_rules(self.con)
         self.sources: dict[str, SourceStatus] = {}
@@ -256,7 +257,11 @@ class Service:
             cur.close()
 
     def refresh(self, *, force_describe: bool = False) -> dict:
-        """One refresh cycle (see the module docstring); returns what it did."""
+        """One refresh cycle (see the module docstring); returns what it did. One at a time."""
+        with self._refresh_lock:
+            return self._refresh(force_describe)
+
+    def _refresh(self, force_describe: bool) -> dict:
         t0 = time.perf_counter()
         changed = self.ingest_sources()
         self.pending.discard("ingest")
