@@ -61,9 +61,11 @@ class ExecutionRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A whole pipeline run, executions in topological order; times in seconds since epoch.
+    """A whole pipeline run, executions in topological order.
 
-    ``properties`` go on the run's ``pipeline_run`` context (``startup_s`` ...).
+    ``started_at`` (seconds since epoch) is informational: MLMD stamps create and update times
+    itself, so measured seconds travel as each execution's ``duration_s``. ``properties`` go on
+    the run's ``pipeline_run`` context (``startup_s`` ...).
     """
 
     pipeline: str
