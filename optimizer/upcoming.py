@@ -102,7 +102,7 @@ def upcoming_extension(*, lanes: Sequence[str] | None = None, at: dt.datetime | 
                             [[int(a)] for a in inputs])
             # the run starts after its own inputs were written
             con.execute("""
-                UPDATE _pf_next n SET at = greatest(n.at, (
+                UPDATE _pf_next n SET "at" = greatest(n.at, (
                     SELECT max(a.create_time) + INTERVAL 1 millisecond FROM _pf_next_inputs i
                     JOIN artifacts a ON a.source_id = n.src AND a.artifact_id = i.artifact_id))
             """)
