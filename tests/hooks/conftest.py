@@ -6,10 +6,14 @@ Every server is a real subprocess on a free 127.0.0.1 port that stops by itself
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -81,6 +85,18 @@ def scripted_server(tmp_path):
         stop(proc)
 
 
+@pytest.fixture
+def tfx_python() -> Path:
+    """.venv-tfx's Python (TFX 1.16, frugal-client); fails with the reason when it is missing."""
+    return venv_python(TFX_VENV)
+
+
+@pytest.fixture
+def kfp_python() -> Path:
+    """.venv-kfp's Python (kfp v2 SDK, frugal-client); fails with the reason when it is missing."""
+    return venv_python(KFP_VENV)
+
+
 def venv_python(venv: Path) -> Path:
     """The venv's interpreter, or a failure that says why the venv is missing (never a skip)."""
     python = venv / "bin" / "python"
@@ -91,3 +107,83 @@ def venv_python(venv: Path) -> Path:
         pytest.fail(f"{venv.name} is missing or incomplete: build it with `make {venv.name}/.installed` "
                     f"(`make test` does)")
     return python
+
+
+class FrugalService:
+    """A real `frugal serve` subprocess on a free port; `timeout` stops it by itself at the latest."""
+
+    def __init__(self, folder: Path, stores: list[Path], warehouse: Path, token: str | None = None,
+                 lifetime_s: int = 900) -> None:
+        self.folder, self.stores, self.warehouse, self.token = folder, stores, warehouse, token
+        self.lifetime_s = lifetime_s
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.starts = 0
+
+    def start(self, timeout_s: float = 120.0) -> "FrugalService":
+        self.starts += 1
+        port_file = self.folder / f"port-{self.starts}"
+        log = self.folder / f"serve-{self.starts}.log"
+        cmd = ["timeout", str(self.lifetime_s), sys.executable, "-m", "frugal", "serve",
+               *map(str, self.stores), "--warehouse", str(self.warehouse), "--port", "0",
+               "--port-file", str(port_file), "--ingest-every", "3600"]
+        if self.token:
+            token_file = self.folder / "token"
+            token_file.write_text(self.token + "\n")
+            cmd += ["--token-file", str(token_file)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"frugal serve exited with {self.proc.returncode}:\n{log.read_text()[-3000:]}")
+            if port_file.exists():
+                self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+                try:
+                    if self.call("GET", "/readyz").get("ready"):
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"frugal serve not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One JSON request to the service (errors raise urllib's HTTPError)."""
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            if e.code == 503 and path == "/readyz":
+                return json.loads(e.read())
+            raise
+
+    def sql(self, query: str) -> list[list]:
+        return self.call("POST", "/api/v1/sql", {"query": query})["rows"]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def frugal_service(tmp_path):
+    """Return a function (stores, token=None) -> started FrugalService on tmp_path/w.duckdb."""
+    services: list[FrugalService] = []
+
+    def start(stores: list[Path], token: str | None = None) -> FrugalService:
+        folder = tmp_path / f"service-{len(services)}"
+        folder.mkdir()
+        service = FrugalService(folder, list(stores), folder / "w.duckdb", token=token)
+        services.append(service)
+        return service.start()
+
+    yield start
+    for service in services:
+        service.stop()

@@ -1,0 +1,113 @@
+"""FrugalGate on real TFX 1.16 (LocalDagRunner, MLMD SQLite) against a real `frugal serve`.
+
+The penguin pipeline CsvExampleGen -> StatisticsGen -> SchemaGen -> FrugalGate ->
+Cond(Trainer -> Evaluator -> Pusher) runs three times in .venv-tfx (TFX pins protobuf 3.20 and
+ml-metadata 1.16; frugal's venv cannot hold it). The MLMD store starts as a copy of a real TFX
+store (another pipeline's history), so the service has something to learn from.
+
+1. the service answers run: the Trainer trains, the model is pushed;
+2. the service is stopped: the gate fails open, the Trainer trains;
+3. the service again, an operator rule pins the pipeline to prune: ingestion and validation
+   run, Trainer, Evaluator and Pusher have no execution in that run, the run succeeds.
+
+(The fail-open run comes second so that the ledger's outcome matching, which gives each
+decision the first training after it, has no unrecorded training after the prune.) Then an
+ingest: the ledger holds both decisions with this run's ids and inputs, the run decision
+matched to the training it allowed, the prune matched to nothing; frugal's graphlets of the
+pipeline are exactly the two trainings that ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+pytestmark = pytest.mark.slow
+
+PIPELINE = "penguin_gate"
+GUARDED = ("Trainer", "Evaluator", "Pusher")
+UPSTREAM = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "FrugalGate")
+
+
+def penguin_csv(folder: Path) -> Path:
+    """The Palmer penguins (palmerpenguins package), numeric features scaled to [0, 1], species 0-2."""
+    import palmerpenguins
+
+    cols = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    df = palmerpenguins.load_penguins().dropna(subset=cols)
+    out = (df[cols] - df[cols].min()) / (df[cols].max() - df[cols].min())
+    out["species"] = df["species"].map({"Adelie": 0, "Chinstrap": 1, "Gentoo": 2})
+    folder.mkdir(parents=True)
+    out.to_csv(folder / "penguins.csv", index=False)
+    return folder
+
+
+def run_tfx(python: Path, tmp: Path, url: str, n: int) -> dict:
+    out = tmp / f"run-{n}.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "clients" / "python"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [str(python), str(HERE / "tfx_penguin.py"), "--name", PIPELINE, "--data", str(tmp / "data"),
+         "--root", str(tmp / "root"), "--metadata", str(tmp / "mlmd.sqlite"), "--serving", str(tmp / "serving"),
+         "--url", url, "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, f"TFX run {n} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return json.loads(out.read_text())
+
+
+def states(run: dict) -> dict:
+    return {node: [e["state"] for e in execs] for node, execs in run["nodes"].items()}
+
+
+def test_frugal_gate_on_real_tfx(tmp_path, tfx_store, frugal_service, tfx_python):
+    python = tfx_python
+    penguin_csv(tmp_path / "data")
+    shutil.copyfile(tfx_store("penguin_prod"), tmp_path / "mlmd.sqlite")
+    service = frugal_service([tmp_path / "mlmd.sqlite"])
+    url = service.url
+
+    first = run_tfx(python, tmp_path, url, 1)
+    assert states(first) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
+    assert first["decision"]["run"] == 1 and first["decision"]["action"] == "run"
+    assert len(first["decision"]["decision_id"]) == 32, first["decision"]
+    assert first["pushed"] == [1]
+
+    service.stop()
+    second = run_tfx(python, tmp_path, url, 2)
+    assert states(second) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
+    assert (second["decision"]["run"], second["decision"]["fallback"], second["decision"]["decision_id"]) == \
+        (1, "unreachable", "")
+    assert second["pushed"] == [1]
+
+    service.start()
+    service.call("POST", "/api/v1/rules", {"pipeline": PIPELINE, "action": "prune", "reason": "data incident"})
+    third = run_tfx(python, tmp_path, service.url, 3)
+    assert states(third) == {node: ["COMPLETE"] for node in UPSTREAM}, "guarded nodes executed on prune"
+    assert third["decision"]["run"] == 0 and third["decision"]["action"] == "prune"
+    assert any("data incident" in r for r in json.loads(third["decision"]["reasons"]))
+    assert third["pushed"] == []
+
+    service.call("POST", "/api/v1/ingest")
+    ledger = {r[0]: r[1:] for r in service.sql(
+        "SELECT run_id, action, rule, inputs, outcome, outcome_graphlet_id, outcome_pushed "
+        f"FROM decisions WHERE pipeline = '{PIPELINE}'")}
+    assert set(ledger) == {first["run_id"], third["run_id"]}
+    action, rule, inputs, outcome, graphlet, pushed = ledger[first["run_id"]]
+    trainer_1 = first["nodes"]["Trainer"][0]["id"]
+    assert (action, rule, outcome, pushed) == ("run", None, "ran", True)
+    assert graphlet.endswith(f":{trainer_1}")
+    assert sorted(json.loads(inputs)) == first["gate_inputs"] and len(first["gate_inputs"]) == 2
+    action, rule, inputs, outcome, graphlet, pushed = ledger[third["run_id"]]
+    assert (action, rule, outcome, graphlet) == ("prune", "data incident", "pruned", None)
+    assert sorted(json.loads(inputs)) == third["gate_inputs"]
+
+    trained = {r[0] for r in service.sql(
+        f"SELECT trainer_execution_id FROM graphlets WHERE pipeline = '{PIPELINE}'")}
+    assert trained == {trainer_1, second["nodes"]["Trainer"][0]["id"]}
