@@ -172,14 +172,14 @@ class FrugalService:
             self.proc = None
 
 
-@pytest.fixture
-def frugal_service(tmp_path):
-    """Return a function (stores, token=None) -> started FrugalService on tmp_path/w.duckdb."""
+@pytest.fixture(scope="module")
+def frugal_service(tmp_path_factory):
+    """Return a function (stores, token=None) -> a started FrugalService with its own warehouse;
+    every service started stops at the end of the test module."""
     services: list[FrugalService] = []
 
     def start(stores: list[Path], token: str | None = None) -> FrugalService:
-        folder = tmp_path / f"service-{len(services)}"
-        folder.mkdir()
+        folder = tmp_path_factory.mktemp("frugal-service")
         service = FrugalService(folder, list(stores), folder / "w.duckdb", token=token)
         services.append(service)
         return service.start()
@@ -187,3 +187,13 @@ def frugal_service(tmp_path):
     yield start
     for service in services:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def prod_store(tmp_path_factory) -> Path:
+    """A private copy of the real TFX store penguin_prod (pipeline `penguin_prod`, 12 runs)."""
+    import shutil
+
+    dst = tmp_path_factory.mktemp("store") / "penguin_prod.sqlite"
+    shutil.copyfile(ROOT / "tests" / "data" / "tfx" / "penguin_prod.sqlite", dst)
+    return dst

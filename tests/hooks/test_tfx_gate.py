@@ -66,10 +66,10 @@ def states(run: dict) -> dict:
     return {node: [e["state"] for e in execs] for node, execs in run["nodes"].items()}
 
 
-def test_frugal_gate_on_real_tfx(tmp_path, tfx_store, frugal_service, tfx_python):
+def test_frugal_gate_on_real_tfx(tmp_path, prod_store, frugal_service, tfx_python):
     python = tfx_python
     penguin_csv(tmp_path / "data")
-    shutil.copyfile(tfx_store("penguin_prod"), tmp_path / "mlmd.sqlite")
+    shutil.copyfile(prod_store, tmp_path / "mlmd.sqlite")
     service = frugal_service([tmp_path / "mlmd.sqlite"])
     url = service.url
 
