@@ -177,7 +177,7 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
         for ev in events:
             [a] = store.get_artifacts_by_id([ev.artifact_id])
             pairs.append((a, ev))
-        contexts = store.get_contexts_by_id([run_ctx, node_ctx])
+        contexts = store.get_contexts_by_id([pipeline_ctx, run_ctx, node_ctx])  # as TFX: all three
         eid, _, _ = store.put_execution(e, pairs, contexts, reuse_context_if_already_exist=True)
         ids[ex.node] = eid
         start_ms = int(clock * 1000)
