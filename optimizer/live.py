@@ -132,6 +132,12 @@ class Upcoming:
     guard: str | None
     contributions: tuple = ()
     inputs: tuple[int, ...] | None = None
+    values: tuple[float, ...] = ()     # the features, in the order of LearnedPolicy.columns
+    previous_start: dt.datetime | None = None  # when the lane's last training started
+
+    def features(self, columns: tuple[str, ...]) -> dict[str, float]:
+        """The recorded feature values by name (features not recorded are left out)."""
+        return {c: v for c, v in zip(columns, self.values) if not math.isnan(v)}
 
     @property
     def component(self) -> str:
@@ -139,10 +145,13 @@ class Upcoming:
 
 
 def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = None, lanes=None,
-                      inputs=None, at: dt.datetime | None = None) -> dict[str, Upcoming]:
-    """Score the upcoming training of every lane (of ``pipeline``, or of ``lanes``), by lane."""
+                      inputs=None, at: dt.datetime | None = None, sources=None) -> dict[str, Upcoming]:
+    """Score the upcoming training of every lane (of ``pipeline``, ``sources`` or ``lanes``), by lane."""
+    chosen: list = []
     fs = build_features(con, learned.feature_config, pipeline=pipeline, property_keys=list(learned.property_keys),
-                        extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at))
+                        extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen),
+                        sources=sources)
+    previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}
     rows = fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True)
     if rows.empty:
         return {}
@@ -150,8 +159,8 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
     config = policy.config
     probs = [None] * len(rows)
     contribs: list = [()] * len(rows)
+    X = rows[list(learned.columns)].to_numpy(dtype=np.float64, na_value=np.nan)
     if policy.predictor is not None:
-        X = rows[list(learned.columns)].to_numpy(dtype=np.float64, na_value=np.nan)
         probs = [float(p) for p in policy.predictor.predict(X)]
         contribs = [tuple(c) for c in policy.predictor.explain(X, top=3)]
     out: dict[str, Upcoming] = {}
@@ -168,7 +177,9 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
         out[row["lane"]] = Upcoming(
             source_id=str(row["source_id"]), pipeline=str(row["pipeline"]), lane=str(row["lane"]),
             at=pd.Timestamp(row["started_at"]).to_pydatetime(), probability=p, cost_s=cost, key=key, guard=guard,
-            contributions=contribs[i], inputs=tuple(int(a) for a in inputs) if inputs is not None else None)
+            contributions=contribs[i], inputs=tuple(int(a) for a in inputs) if inputs is not None else None,
+            values=tuple(float(v) for v in X[i]),
+            previous_start=pd.Timestamp(previous[row["lane"]]).to_pydatetime() if row["lane"] in previous else None)
     return out
 
 

@@ -142,6 +142,16 @@ def _add_rows(con) -> None:
         LEFT JOIN executions e ON m.entity = 'execution' AND e.source_id = n.src AND e.execution_id = m.entity_id
         LEFT JOIN artifacts a ON m.entity = 'artifact' AND a.source_id = n.src AND a.artifact_id = m.entity_id
         WHERE coalesce(e.create_time, a.create_time) < n.s0
+          -- with this run's inputs, they replace the earlier upstream of the same types
+          AND NOT (n.explicit AND (
+                (m.entity = 'artifact' AND a.type_name IN (
+                    SELECT a2.type_name FROM _pf_next_inputs i
+                    JOIN artifacts a2 ON a2.source_id = n.src AND a2.artifact_id = i.artifact_id
+                    WHERE i.next_id = n.next_id))
+             OR (m.entity = 'execution' AND e.type_name IN (
+                    SELECT x.type_name FROM _pf_new w
+                    JOIN executions x ON x.source_id = n.src AND x.execution_id = w.execution_id
+                    WHERE w.next_id = n.next_id))))
         UNION
         SELECT next_id, 'execution', execution_id FROM _pf_new
         UNION

@@ -218,7 +218,9 @@ class Service:
             st.last_attempt_at = _now()
             try:
                 with self.write_lock:
+                    before = self._source_state(sid)
                     report = ingest([st.store], self.config.warehouse, source_ids=[sid], progress=False)
+                    after = self._source_state(sid)
             except (ProvenanceError, duckdb.Error, OSError) as exc:
                 st.status, st.error = "error", str(exc)
                 st.failures += 1
@@ -231,9 +233,25 @@ class Service:
             st.last_ingest_at, st.last_seconds, st.last_rows = _now(), time.perf_counter() - t0, rows
             if self.metrics.ingest_seconds:
                 self.metrics.ingest_seconds(sid, st.last_seconds, True)
-            if rows:
+            if after != before:
                 changed.append(sid)
         return changed
+
+    def _source_state(self, sid: str) -> tuple:
+        """What an ingest can change of a source (an incremental read re-reads its newest rows)."""
+        cur = self.con.cursor()
+        try:
+            return cur.execute("""
+                SELECT (SELECT count(*) FROM executions WHERE source_id = $s),
+                       (SELECT max(update_time) FROM executions WHERE source_id = $s),
+                       (SELECT count(*) FROM artifacts WHERE source_id = $s),
+                       (SELECT max(update_time) FROM artifacts WHERE source_id = $s),
+                       (SELECT count(*) FROM events WHERE source_id = $s),
+                       (SELECT count(*) FROM properties WHERE source_id = $s),
+                       (SELECT count(*) FROM contexts WHERE source_id = $s)
+            """, {"s": sid}).fetchone()
+        finally:
+            cur.close()
 
     def refresh(self, *, force_describe: bool = False) -> dict:
         """One refresh cycle (see the module docstring); returns what it did."""
@@ -258,7 +276,10 @@ class Service:
             learned = self._refit()
             did["refit"] = True
         if warm is None or did["refit"] or force_describe or warm.signature != signature:
-            self.warm = self._describe(learned, signature)
+            # only the lanes of sources that changed need describing again (a lane never spans two)
+            partial = (None if warm is None or did["refit"] or force_describe or not changed
+                       or warm.learned is not learned else changed)
+            self.warm = self._describe(learned, signature, sources=partial, base=warm)
             did["described"] = True
             self._save_snapshot()
         self.pending.discard("policy")
@@ -309,10 +330,15 @@ class Service:
                  time.perf_counter() - t0, f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
         return learned
 
-    def _describe(self, learned: live.LearnedPolicy, signature: tuple) -> Warm:
+    def _describe(self, learned: live.LearnedPolicy, signature: tuple, *, sources=None,
+                  base: Warm | None = None) -> Warm:
         cur = self.con.cursor()
         try:
-            upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
+            if sources is not None and base is not None:
+                upcoming = {lane: u for lane, u in base.upcoming.items() if u.source_id not in sources}
+                upcoming.update(live.describe_upcoming(cur, learned, sources=list(sources)))
+            else:
+                upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
             known = frozenset(tuple(r) for r in cur.execute(
                 "SELECT DISTINCT source_id, pipeline FROM analysis_executions WHERE pipeline IS NOT NULL"
             ).fetchall()) if _has_table(cur, "analysis_executions") else frozenset()
@@ -323,7 +349,8 @@ class Service:
             """).fetchone()[0] if signature[0] else 0
         finally:
             cur.close()
-        order = sorted(upcoming.values(), key=lambda u: u.at, reverse=True)
+        # each pipeline's lanes, the one that trained last first (the default lane of a decision)
+        order = sorted(upcoming.values(), key=lambda u: (u.previous_start or dt.datetime.min, u.lane), reverse=True)
         pipelines: dict[str, dict[str, list[str]]] = {}
         for u in order:
             pipelines.setdefault(u.pipeline, {}).setdefault(u.source_id, []).append(u.lane)
@@ -407,7 +434,7 @@ class Service:
         return rule
 
     def decide(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
-               run_id: str | None = None, inputs: list[int] | None = None) -> dict:
+               run_id: str | None = None, inputs: list[int] | None = None, explain: bool = False) -> dict:
         """Decide for the next training of ``pipeline``; the decision is in the ledger before it returns."""
         warm = self.warm
         if warm is None and inputs is None:
@@ -449,11 +476,15 @@ class Service:
                 self._recent_prunes.append(float(choice.probability))
         if self.metrics.decision:
             self.metrics.decision(choice.action, kind)
-        return {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
-                "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
-                "policy_version": version, "pipeline": pipeline, "source": source,
-                "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
-                "inputs": inputs}
+        answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
+                  "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
+                  "policy_version": version, "pipeline": pipeline, "source": source,
+                  "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
+                  "inputs": inputs}
+        if explain:
+            answer["features"] = up.features(learned.columns) if up is not None and learned is not None else {}
+            answer["upcoming_at"] = up.at.isoformat() + "Z" if up is not None else None
+        return answer
 
     def _fresh(self, pipeline: str, source: str | None, lane: str | None, inputs: list[int]):
         """Read the source's newest records, then describe the upcoming training from ``inputs``."""

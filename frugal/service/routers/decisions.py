@@ -20,6 +20,7 @@ class DecisionRequest(BaseModel):
     inputs: list[int] | None = Field(None, max_length=10_000,
                                      description="MLMD artifact ids of this run's upstream: the service reads "
                                                  "the source first and describes the training from them")
+    explain: bool = Field(False, description="also return the upcoming training's features")
 
 
 class DecisionResponse(BaseModel):
@@ -35,13 +36,15 @@ class DecisionResponse(BaseModel):
     lane: str | None
     run_id: str | None = None
     inputs: list[int] | None = None
+    features: dict[str, float] | None = None
+    upcoming_at: str | None = None
 
 
-@router.post("/decisions", response_model=DecisionResponse)
+@router.post("/decisions", response_model=DecisionResponse, response_model_exclude_none=False)
 def decide(body: DecisionRequest, service=Depends(get_service)) -> dict:
     """Run or prune the next training of a pipeline; the answer is in the ledger before it is sent."""
     return service.decide(body.pipeline, source=body.source, lane=body.lane, run_id=body.run_id,
-                          inputs=body.inputs)
+                          inputs=body.inputs, explain=body.explain)
 
 
 @router.get("/decisions")
