@@ -67,6 +67,8 @@ def test_frugal_run_asks_the_service_first(tmp_path, frugal_service):
     assert [r[0] for r in executed] == ["ExampleGen", "Transform"]
     trainings = service.sql("SELECT count(*) FROM graphlets WHERE pipeline = 'hooked'")[0][0]
     assert trainings == 2  # the plain run and the run the service allowed
+    ledger = service.call("GET", "/api/v1/pipelines/hooked")["ledger"]
+    assert (ledger["decisions"], ledger["pruned"], ledger["ran"], ledger["by_rule"]) == (2, 1, 1, 1)
 
     url = service.url
     service.stop()

@@ -108,6 +108,8 @@ def test_frugal_gate_on_real_tfx(tmp_path, prod_store, frugal_service, tfx_pytho
     assert (action, rule, outcome, graphlet) == ("prune", "data incident", "pruned", None)
     assert sorted(json.loads(inputs)) == third["gate_inputs"]
 
+    ledger = service.call("GET", f"/api/v1/pipelines/{PIPELINE}")["ledger"]
+    assert (ledger["decisions"], ledger["pruned"], ledger["ran"], ledger["by_rule"]) == (2, 1, 1, 1)
     trained = {r[0] for r in service.sql(
         f"SELECT trainer_execution_id FROM graphlets WHERE pipeline = '{PIPELINE}'")}
     assert trained == {trainer_1, second["nodes"]["Trainer"][0]["id"]}
