@@ -612,9 +612,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
     training and what depends on it (``pipelines.gate``).
     """
     opts = options or RunOptions()
-    started = time.time()
     t_start = time.perf_counter()
-    run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}.{uuid.uuid4().hex[:8]}"
+    run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}.{uuid.uuid4().hex[:8]}"
     full = pipeline
     decision, skipped = None, ()
     if opts.gate is not None:
@@ -624,6 +623,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
             skipped = prunable
             pipeline = without(pipeline, skipped)
             log.info("decision %s: prune; skipping %s", decision.decision_id, ", ".join(skipped))
+    started = time.time()  # after the decision: the recorded executions start after it, as under a TFX gate
     store = ArtifactStore(opts.artifacts) if opts.artifacts is not None else None
     history = CostHistory(store.root / "history.json" if store else None)
     all_fps = full.fingerprints()
