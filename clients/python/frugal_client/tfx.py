@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.io import fileio
 from tfx.dsl.placeholder import placeholder as ph
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
@@ -98,11 +99,12 @@ def _write(artifact: types.Artifact, decision: Decision, run_id: Optional[str]) 
         "policy_version": decision.policy_version, "pipeline": decision.pipeline,
         "lane": decision.lane, "run_id": run_id,
     }
-    os.makedirs(artifact.uri, exist_ok=True)
-    path = os.path.join(artifact.uri, "decision.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(path + ".tmp", path)
+    try:  # TFX's file layer: local folders, gs://, s3:// alike
+        fileio.makedirs(artifact.uri)
+        with fileio.open(os.path.join(artifact.uri, "decision.json"), "w") as f:
+            f.write(json.dumps(record, indent=2))
+    except Exception as e:  # noqa: BLE001 - the properties carry the decision; the file is a courtesy
+        logger.warning("frugal gate: could not write decision.json to %s: %s", artifact.uri, e)
 
 
 class FrugalGateExecutor(base_executor.BaseExecutor):
