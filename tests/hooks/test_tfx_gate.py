@@ -50,37 +50,58 @@ def penguin_csv(folder: Path) -> Path:
     return folder
 
 
-def run_tfx(python: Path, tmp: Path, url: str, n: int) -> dict:
-    out = tmp / f"run-{n}.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "clients" / "python"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [str(python), str(HERE / "tfx_penguin.py"), "--name", PIPELINE, "--data", str(tmp / "data"),
-         "--root", str(tmp / "root"), "--metadata", str(tmp / "mlmd.sqlite"), "--serving", str(tmp / "serving"),
-         "--url", url, "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, f"TFX run {n} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return json.loads(out.read_text())
+class TfxRuns:
+    """One .venv-tfx process running the pipeline once per `run(url)` (TFX imported once)."""
+
+    def __init__(self, python: Path, tmp: Path) -> None:
+        self.tmp, self.n = tmp, 0
+        self.log = (tmp / "tfx.log").open("w")
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "clients" / "python"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.proc = subprocess.Popen(
+            ["timeout", "900", str(python), str(HERE / "tfx_penguin.py"), "--name", PIPELINE,
+             "--data", str(tmp / "data"), "--root", str(tmp / "root"), "--metadata", str(tmp / "mlmd.sqlite"),
+             "--serving", str(tmp / "serving")],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def run(self, url: str) -> dict:
+        self.n += 1
+        out = self.tmp / f"run-{self.n}.json"
+        self.proc.stdin.write(f"{url} {out}\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.strip() == f"done {out}":
+                return json.loads(out.read_text())
+        self.log.flush()
+        raise AssertionError(f"TFX run {self.n} failed (exit {self.proc.wait()}):\n"
+                             f"{(self.tmp / 'tfx.log').read_text()[-6000:]}")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(60)
+        self.log.close()
 
 
 def states(run: dict) -> dict:
     return {node: [e["state"] for e in execs] for node, execs in run["nodes"].items()}
 
 
-def test_frugal_gate_on_real_tfx(tmp_path, prod_store, frugal_service, tfx_python):
+def test_frugal_gate_on_real_tfx(request, tmp_path, prod_store, frugal_service, tfx_python):
     python = tfx_python
     penguin_csv(tmp_path / "data")
     shutil.copyfile(prod_store, tmp_path / "mlmd.sqlite")
     service = frugal_service([tmp_path / "mlmd.sqlite"])
     url = service.url
+    tfx_runs = TfxRuns(python, tmp_path)
+    request.addfinalizer(tfx_runs.close)
 
-    first = run_tfx(python, tmp_path, url, 1)
+    first = tfx_runs.run(url)
     assert states(first) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
     assert first["decision"]["run"] == 1 and first["decision"]["action"] == "run"
     assert len(first["decision"]["decision_id"]) == 32, first["decision"]
     assert first["pushed"] == [1]
 
     service.stop()
-    second = run_tfx(python, tmp_path, url, 2)
+    second = tfx_runs.run(url)
     assert states(second) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
     assert (second["decision"]["run"], second["decision"]["fallback"], second["decision"]["decision_id"]) == \
         (1, "unreachable", "")
@@ -88,7 +109,7 @@ def test_frugal_gate_on_real_tfx(tmp_path, prod_store, frugal_service, tfx_pytho
 
     service.start()
     service.call("POST", "/api/v1/rules", {"pipeline": PIPELINE, "action": "prune", "reason": "data incident"})
-    third = run_tfx(python, tmp_path, service.url, 3)
+    third = tfx_runs.run(service.url)
     assert states(third) == {node: ["COMPLETE"] for node in UPSTREAM}, "guarded nodes executed on prune"
     assert third["decision"]["run"] == 0 and third["decision"]["action"] == "prune"
     assert any("data incident" in r for r in json.loads(third["decision"]["reasons"]))

@@ -1,4 +1,4 @@
-"""One run of the hooks' TFX penguin pipeline, gated by FrugalGate (run with .venv-tfx's Python).
+"""Runs of the hooks' TFX penguin pipeline, gated by FrugalGate (run with .venv-tfx's Python).
 
 CsvExampleGen -> StatisticsGen -> SchemaGen -> FrugalGate -> Cond(run == 1: Trainer ->
 Evaluator -> Pusher), LocalDagRunner, MLMD SQLite, caching off (every run ingests and
@@ -6,7 +6,11 @@ validates its data again, as a run on new data would). After the run it reads ML
 ml-metadata) and writes a JSON report: this run's id, every node's executions (id, type,
 state), the gate's input artifact ids, its decision properties and whether a model was pushed.
 
-    python tfx_penguin.py --name P --data DIR --root DIR --metadata FILE --serving DIR --url URL --out FILE
+    python tfx_penguin.py --name P --data DIR --root DIR --metadata FILE --serving DIR
+
+reads one job per line on stdin, ``URL REPORT_FILE``, runs the pipeline with the gate asking
+URL, writes the report and prints ``done REPORT_FILE``; one process serves every run, so TFX
+and TensorFlow are imported once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -27,11 +32,11 @@ from frugal_client.tfx import FrugalGate
 MODULE = str(Path(__file__).parent / "tfx_module" / "penguin_trainer.py")
 
 
-def build(args) -> tfx.dsl.Pipeline:
+def build(args, url: str) -> tfx.dsl.Pipeline:
     example_gen = tfx.components.CsvExampleGen(input_base=args.data)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
-    gate = FrugalGate(url=args.url, timeout_s=args.timeout, examples=example_gen.outputs["examples"],
+    gate = FrugalGate(url=url, timeout_s=args.timeout, examples=example_gen.outputs["examples"],
                       statistics=statistics_gen.outputs["statistics"])
     with tfx.dsl.Cond(gate.outputs["decision"].future()[0].custom_property("run") == 1):
         trainer = tfx.components.Trainer(
@@ -91,16 +96,21 @@ def report(metadata: str, name: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for flag in ("--name", "--data", "--root", "--metadata", "--serving", "--url", "--out"):
+    for flag in ("--name", "--data", "--root", "--metadata", "--serving"):
         parser.add_argument(flag, required=True)
     parser.add_argument("--timeout", type=float, default=5.0)
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.INFO)
-    started = time.monotonic()
-    tfx.orchestration.LocalDagRunner().run(build(args))
-    out = report(args.metadata, args.name)
-    out["wall_s"] = round(time.monotonic() - started, 1)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        url, out = line.split()
+        started = time.monotonic()
+        tfx.orchestration.LocalDagRunner().run(build(args, url))
+        report_ = report(args.metadata, args.name)
+        report_["wall_s"] = round(time.monotonic() - started, 1)
+        Path(out).write_text(json.dumps(report_, indent=2))
+        print("done", out, flush=True)
 
 
 if __name__ == "__main__":
