@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/planner.py
 	$(PY) benchmarks/iterations.py
+	$(PY) benchmarks/service.py
 
 clean:
 	rm -rf $(VENV) $(TFX_VENV) $(TFX_VENV).log $(TFX_VENV).failed $(KFP_VENV) $(KFP_VENV).log $(KFP_VENV).failed $(DEMO_OUT) .pytest_cache

@@ -160,3 +160,20 @@ def test_bad_settings_are_clear_errors(store_copy, tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "frugal", "serve", str(store_copy()), "--warehouse",
                         str(tmp_path / "w.duckdb"), *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_login_form_sets_an_httponly_cookie(store_copy, tmp_path, serve):
+    s = serve([store_copy()], tmp_path / "w.duckdb", token=TOKEN, extra=["--ingest-every", "3600"])
+    bare = httpx.Client(base_url=s.url, timeout=30)
+    try:
+        r = bare.get("/api/v1/report")
+        assert r.status_code == 401                          # the API answers JSON, no redirect
+        r = bare.post("/login", data={"token": "wrong", "next": "/api/v1/rules"})
+        assert r.status_code == 401 and "not right" in r.text and "set-cookie" not in r.headers
+        r = bare.post("/login", data={"token": TOKEN, "next": "//evil.example/x"})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "frugal_token=" in cookie and "samesite=strict" in cookie.lower()
+        assert bare.get("/api/v1/rules").status_code == 200  # the cookie now opens the API and pages
+    finally:
+        bare.close()
