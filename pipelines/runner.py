@@ -53,6 +53,7 @@ from optimizer.evict_stored import evict_stored
 from optimizer.optimize import OptimizerConfig, annotate, optimize
 from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan
 from pipelines.errors import PipelineError
+from pipelines.gate import run_properties, skipped_by_prune, without
 from provenance.run_history import RunHistory, read_run_history
 from provenance.run_recorder import RunWriter, update_artifacts
 
@@ -96,6 +97,7 @@ class RunOptions:
     eviction: str = "policy"
     beam_args: tuple[str, ...] = ()
     run_id: str | None = None
+    gate: Callable[[str, str], Any] | None = None  # asked before planning; see pipelines.gate
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class RunResult:
     evicted: tuple[str, ...] = ()
     store_bytes: int = 0
     mlmd_execution_ids: Mapping[str, int] = field(default_factory=dict)
+    decision: Any = None              # the gate's decision (pipelines.gate.GateDecision) when asked
+    skipped: tuple[str, ...] = ()     # components a prune decision skipped (no execution recorded)
 
     def actions(self) -> dict[str, str]:
         """compute / load / prune per component."""
@@ -429,17 +433,31 @@ def _execute_in_process(pipeline: Pipeline, plan: Mapping[Hashable, str], fps: M
 
 
 def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunResult:
-    """Plan, rewrite and run ``pipeline`` once; record it into MLMD when a store is given."""
+    """Plan, rewrite and run ``pipeline`` once; record it into MLMD when a store is given.
+
+    With ``options.gate`` the gate is asked first; a prune runs the pipeline without its
+    training and what depends on it (``pipelines.gate``).
+    """
     opts = options or RunOptions()
-    started = time.time()
     t_start = time.perf_counter()
-    run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}.{uuid.uuid4().hex[:8]}"
+    run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}.{uuid.uuid4().hex[:8]}"
+    full = pipeline
+    decision, skipped = None, ()
+    if opts.gate is not None:
+        prunable = skipped_by_prune(pipeline)
+        decision = opts.gate(pipeline.name, run_id)
+        if decision.action == "prune":
+            skipped = prunable
+            pipeline = without(pipeline, skipped)
+            log.info("decision %s: prune; skipping %s", decision.decision_id, ", ".join(skipped))
     store = ArtifactStore(opts.artifacts) if opts.artifacts is not None else None
     mlmd = opts.mlmd_store if opts.mlmd_store is not None else (store.root / MLMD_FILE if store else None)
     history = read_run_history(mlmd, pipeline=pipeline.name) if mlmd is not None else RunHistory()
-    writer = RunWriter(mlmd, pipeline.name, run_id) if mlmd is not None else None
+    writer = RunWriter(mlmd, pipeline.name, run_id, run_properties(decision) if decision is not None else {}
+                       ) if mlmd is not None else None
     steps: _StepRecorder | None = None
-    fps = pipeline.fingerprints()
+    all_fps = full.fingerprints()
+    fps = {c.name: all_fps[c.name] for c in pipeline.components}
     outputs = pipeline.requested_outputs()
     config = optimizer_config(opts, outputs)
     tmp_results = Path(tempfile.mkdtemp(prefix="frugal-results-"))
@@ -531,8 +549,11 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
                                  deleted=evicted)
             reports = _reports(pipeline, fps, plan, seconds, measured, store)
         wall_s = time.perf_counter() - t_start
+        for name in skipped:
+            reports[name] = NodeReport(name, all_fps[name], PRUNE, False, 0.0, None)
+        reports = {n: reports[n] for n in full.topological_order()}
         return RunResult(run_id, out, reports, wall_s, beam_used, tuple(evicted),
-                         store.total_bytes() if store else 0, ids)
+                         store.total_bytes() if store else 0, ids, decision, skipped)
     finally:
         shutil.rmtree(tmp_results, ignore_errors=True)
 

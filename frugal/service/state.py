@@ -222,7 +222,8 @@ class Service:
             try:
                 with self.write_lock:
                     before = self._source_state(sid)
-                    report = ingest([st.store], self.config.warehouse, source_ids=[sid], progress=False)
+                    report = ingest([st.store], self.config.warehouse, source_ids=[sid], progress=False,
+                                    checkpoint=False)
                     after = self._source_state(sid)
             except (ProvenanceError, duckdb.Error, OSError) as exc:
                 st.status, st.error = "error", str(exc)
