@@ -66,10 +66,14 @@ def write_data(folder: Path) -> None:
 
 def run_tfx(work: Path, tfx_python: str, last_span: str, hidden: int) -> dict:
     data = work / "data"
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir()
-    for i in range(1, int(last_span.split("-")[1]) + 1):
-        shutil.copy(work / "spans" / f"span-{i}.csv", data / f"span-{i}.csv")
+    data.mkdir(exist_ok=True)
+    wanted = {f"span-{i}.csv" for i in range(1, int(last_span.split("-")[1]) + 1)}
+    for f in data.iterdir():
+        if f.name not in wanted:
+            f.unlink()
+    for name in sorted(wanted):
+        if not (data / name).exists():  # copy2 keeps the time stamp, part of TFX's input fingerprint
+            shutil.copy2(work / "spans" / name, data / name)
     t = time.monotonic()
     proc = subprocess.run([tfx_python, str(DRIVER), "--data", str(data), "--root", str(work / "root"),
                            "--metadata", str(work / "mlmd.sqlite"), "--serving", str(work / "serving"),
