@@ -315,6 +315,8 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     metrics["guarded"] = int(guarded.sum())
     metrics["rule"] = config.rule
+    if config.rule == "controlled" and policy is not None:
+        metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total)
     cad = cadence(test, pruned)
     # ranking and calibration of the trainings a model decided (not those under the fallback)
     metrics.update(_quality(test["pushed"].to_numpy(dtype=bool)[modelled], prob[modelled]))
@@ -379,6 +381,30 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
              len(test), until, metrics["waste_pruned"], metrics["pushes_lost"])
     return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions, tuple(refits),
                         baseline_results, baseline_curves)
+
+
+GUARD_VARIANTS = {
+    "without_min_history": {"min_history": 0},
+    "without_push_age": {"push_age_factor": 1e12, "max_push_age_h": None},
+    "without_guards": {"min_history": 0, "push_age_factor": 1e12, "max_push_age_h": None},
+}
+
+
+def _guard_ablation(test: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, cost, history,
+                    wasted_total) -> dict:
+    """What each cadence guard buys: the same probabilities replayed by the controller with the
+    guard switched off (waste pruned, pushes lost, cadence kept), beside the guarded replay."""
+    out = {}
+    for name, change in GUARD_VARIANTS.items():
+        cfg = replace(config, **change)
+        pruned, _, _ = controlled_decisions(test, prob, 0.0, cfg, cost=cost, history=history)
+        m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
+        cad = cadence_summary(cadence(test, pruned))
+        out[name] = {"waste_pruned": m["waste_pruned"], "pushes_lost": m["pushes_lost"],
+                     "median_within_tolerance": cad.get("median_within_tolerance"),
+                     "longest_ratio_max": cad.get("longest_ratio_max"),
+                     "longest_ratio_median": cad.get("longest_ratio_median")}
+    return out
 
 
 class _BaselineInputs:
