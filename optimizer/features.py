@@ -558,7 +558,8 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         base = pd.concat([base, pd.DataFrame({c: wide[c] for c in prop_cols}, index=base.index)], axis=1)
     feature_cols = [c for c in base.columns if c not in KEY_COLUMNS]
     base[feature_cols] = base[feature_cols].astype("float64")
-    levels = [c for c in prop_cols if c.endswith(".max") and base[c].nunique() > 2]
+    # from the keys alone, so that a frame built for one pipeline has the same columns
+    levels = [c for c in prop_cols if c.endswith(".max")]
     if levels and config.relative_window:
         rel = relative_to_lane(base, levels, config.relative_window)
         base = pd.concat([base, rel], axis=1)
