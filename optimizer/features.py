@@ -339,12 +339,13 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
         FROM cum WHERE kind = 1
     ), pushes_med AS (
         SELECT lane, t, trains_le,
-               median(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS med_gap
+               median(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS med_gap,
+               max(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS max_gap
         FROM pushes
     )
     SELECT c.graphlet_id, c.lane, c.t AS s, c.pushes_le AS pushes_before, c.trains_le - 1 AS n_prior,
            c.last_push, c.first_push, c.ended_le AS ended_before, c.blessed_le AS blessed_before,
-           pm.trains_le AS trains_at_last_push, pm.med_gap
+           pm.trains_le AS trains_at_last_push, pm.med_gap, pm.max_gap
     FROM cum c
     ASOF LEFT JOIN pushes_med pm ON pm.lane = c.lane AND c.t > pm.t
     WHERE c.kind = 0;
@@ -370,6 +371,7 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
                 (epoch(t.last_push) - epoch(t.first_push)) / (t.pushes_before - 1) / 3600.0 END
                AS h_mean_push_interval_h,
            t.med_gap / 3600.0 AS h_median_push_interval_h,
+           t.max_gap / 3600.0 AS h_longest_push_interval_h,
            CASE WHEN t.med_gap > 0 THEN (epoch(t.s) - epoch(t.last_push)) / t.med_gap END
                AS h_push_age_ratio
     FROM _pf_hist t

@@ -112,6 +112,7 @@ def replay_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, with_k
     frame["n_prior"] = frame["h_trainings_before"]
     frame["hours_since_push"] = frame["h_hours_since_push"]
     frame["typical_interval_h"] = frame["h_median_push_interval_h"]
+    frame["longest_interval_h"] = frame["h_longest_push_interval_h"]
     frame["push_time"] = frame["ended_at"]
     frame["pushed"] = frame["pushed"].fillna(False).astype(bool)
     frame = frame.sort_values(["started_at", "graphlet_id"], kind="stable").reset_index(drop=True)
@@ -359,7 +360,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         same = replay_metrics(test, pr_same, wasted_total_s=wasted_total, compute_total_s=compute_total)
         oracle["waste_pruned_at_policy_loss"] = same["waste_pruned"]
         # what the cadence guards cost: the oracle with no guard at all, same budget
-        free = replace(config, min_history=0, push_age_factor=1e12, max_push_age_h=None)
+        free = replace(config, min_history=0, push_age_factor=1e12, max_push_age_h=None, longest_factor=None)
         _, pr_free = _hindsight(test, p_true, budget, free)
         oracle["without_guards"] = {
             **{k: v for k, v in replay_metrics(test, pr_free, wasted_total_s=wasted_total).items()
@@ -386,7 +387,8 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
 GUARD_VARIANTS = {
     "without_min_history": {"min_history": 0},
     "without_push_age": {"push_age_factor": 1e12, "max_push_age_h": None},
-    "without_guards": {"min_history": 0, "push_age_factor": 1e12, "max_push_age_h": None},
+    "without_longest": {"longest_factor": None},
+    "without_guards": {"min_history": 0, "push_age_factor": 1e12, "max_push_age_h": None, "longest_factor": None},
 }
 
 
