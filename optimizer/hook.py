@@ -1,17 +1,11 @@
 """Pre-run hook: should the next training of a pipeline run or be pruned?
 
 ``decide`` learns the policy from the warehouse's whole history (every training whose
-outcome is known), then describes the *upcoming* training of the pipeline's busiest recent
-lane as it would look if its trainer started now (``at``, default: just after the newest
-record of its source):
-
-- upstream: the previous training's upstream, plus every execution of the pipeline that
-  finished since the previous trainer started (new data, new validation results) and what
-  they wrote;
-- trainer inputs: the previous trainer's inputs, each replaced by the newest artifact of the
-  same type written since (a rolling window keeps its length);
-- trainer configuration: the previous trainer's (the hook sees provenance, not the next
-  pipeline definition).
+outcome is known), then describes the *upcoming* training of the lane that trained last as it
+would look if its trainer started at ``at`` (default: just after the newest record of its
+source; see ``optimizer.upcoming``). This is the batch path of ``frugal prune decide``; the
+service (``frugal serve``) keeps the policy and every lane's upcoming training warm instead
+(``optimizer.live``) and answers by lookup.
 
 The decision says prune or run, the calibrated push probability, the threshold, and why:
 a cadence guard, the fallback, or the features that weighed most. Under the controlled rule
@@ -38,15 +32,14 @@ from optimizer.errors import OptimizerError
 from optimizer.features import FeatureConfig, build_features
 from optimizer.policy import PolicyConfig, guard_reason, prune_key, train_policy
 from optimizer.predictor import Contribution
+from optimizer.upcoming import NEXT_PREFIX, upcoming_extension
 
-__all__ = ["Decision", "decide", "NEXT_ID"]
+__all__ = ["Decision", "decide", "NEXT_PREFIX"]
 
 log = logging.getLogger(__name__)
 
-NEXT_ID = "__next__"
 _CACHE: dict = {}
 _CACHE_SIZE = 4
-_PATH_ROLES = ("trainer", "evaluator", "infra-validator", "pusher", "inference")
 
 
 @dataclass(frozen=True)
@@ -90,75 +83,6 @@ def _last_graphlet(con, pipeline: str) -> tuple:
             "the warehouse holds no graphlets: run `frugal analyze` first"
         raise OptimizerError(f"pipeline {pipeline!r} has no trainings in the warehouse; {hint}")
     return row
-
-
-def _extend_next(last: tuple, at) -> callable:
-    """Add the upcoming training as graphlet NEXT_ID to the feature SQL's source tables."""
-    gid, source_id, trainer_id, trainer_start = last
-
-    def run(con, sql: str, params: dict) -> None:
-        con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
-
-    def extend(con) -> None:
-        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        params = {"gid": gid, "src": source_id, "at": at, "s0": trainer_start, "next": NEXT_ID}
-        run(con, """
-            INSERT INTO _pf_src
-            SELECT $next, source_id, pipeline, NULL, config_id, $at, NULL, false, NULL, component, false
-            FROM _pf_src WHERE graphlet_id = $gid
-        """, params)
-        con.execute("CREATE OR REPLACE TEMP TABLE _pf_new AS SELECT NULL::BIGINT AS execution_id WHERE false")
-        if "analysis_executions" in have:
-            roles = ", ".join(f"'{r}'" for r in _PATH_ROLES)
-            run(con, f"""
-                CREATE OR REPLACE TEMP TABLE _pf_new AS
-                SELECT x.execution_id FROM analysis_executions x
-                WHERE x.source_id = $src
-                  AND x.pipeline = (SELECT pipeline FROM graphlets WHERE graphlet_id = $gid)
-                  AND x.create_time >= $s0 AND x.update_time <= $at
-                  AND coalesce(x.role, '') NOT IN ({roles})
-            """, params)
-        run(con, """
-            INSERT INTO _pf_msrc
-            SELECT $next, m.entity, m.entity_id FROM graphlet_members m
-            LEFT JOIN executions e ON m.entity = 'execution' AND e.source_id = $src AND e.execution_id = m.entity_id
-            LEFT JOIN artifacts a ON m.entity = 'artifact' AND a.source_id = $src AND a.artifact_id = m.entity_id
-            WHERE m.graphlet_id = $gid AND coalesce(e.create_time, a.create_time) < $s0
-            UNION
-            SELECT $next, 'execution', execution_id FROM _pf_new
-            UNION
-            SELECT $next, 'artifact', ev.artifact_id FROM _pf_new n
-            JOIN events ev ON ev.source_id = $src AND ev.execution_id = n.execution_id AND ev.type = 'OUTPUT'
-        """, params)
-        run(con, """
-            INSERT INTO _pf_insrc
-            WITH old AS (
-                SELECT i.artifact_id, a.type_name, a.create_time,
-                       row_number() OVER (PARTITION BY a.type_name ORDER BY a.create_time, a.artifact_id) AS k
-                FROM _pf_insrc i JOIN artifacts a ON a.source_id = $src AND a.artifact_id = i.artifact_id
-                WHERE i.graphlet_id = $gid
-            ), fresh AS (
-                SELECT DISTINCT a.artifact_id, a.type_name, a.create_time
-                FROM _pf_new n
-                JOIN events ev ON ev.source_id = $src AND ev.execution_id = n.execution_id AND ev.type = 'OUTPUT'
-                JOIN artifacts a ON a.source_id = $src AND a.artifact_id = ev.artifact_id
-                WHERE a.type_name IN (SELECT type_name FROM old) AND a.create_time <= $at
-                  AND a.artifact_id NOT IN (SELECT artifact_id FROM old)
-            ), nfresh AS (SELECT type_name, count(*) AS n FROM fresh GROUP BY 1),
-            window_len AS (SELECT type_name, count(*) AS n FROM old GROUP BY 1),
-            newest AS (
-                SELECT f.artifact_id FROM (
-                    SELECT f.*, row_number() OVER (PARTITION BY type_name ORDER BY create_time DESC, artifact_id DESC) AS r
-                    FROM fresh f) f JOIN window_len w USING (type_name)
-                WHERE f.r <= w.n
-            )
-            SELECT $next, o.artifact_id FROM old o LEFT JOIN nfresh f USING (type_name)
-            WHERE o.k > coalesce(f.n, 0)
-            UNION
-            SELECT $next, artifact_id FROM newest
-        """, params)
-
-    return extend
 
 
 def _cache_key(con, at, *configs):
@@ -210,10 +134,13 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
             while len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = (columns, keys, policy)
+    chosen: list = []
     nxt = build_features(con, feature_config, pipeline=pipeline, property_keys=keys,
-                         extend=_extend_next(last, at.to_pydatetime()))
-    row = nxt.frame[nxt.frame["graphlet_id"] == NEXT_ID]
-    if row.empty:  # pragma: no cover - the extension always adds the row
+                         extend=upcoming_extension(at=at.to_pydatetime(), selected=chosen))
+    # the lane that trained last
+    lanes = chosen[0].sort_values(["s0", "gid"]) if chosen else None
+    row = nxt.frame[nxt.frame["graphlet_id"] == lanes["next_id"].iloc[-1]] if lanes is not None and len(lanes) else None
+    if row is None or row.empty:  # pragma: no cover - the extension always adds the row
         raise OptimizerError(f"could not describe the next training of {pipeline!r}")
     row = row.iloc[0]
     guard = guard_reason(row["h_trainings_before"], row["h_hours_since_push"],

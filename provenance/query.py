@@ -20,7 +20,7 @@ import duckdb
 from provenance.errors import ProvenanceError
 from provenance.warehouse import connect
 
-__all__ = ["run_query", "format_result", "open_sandboxed"]
+__all__ = ["run_query", "format_result", "open_sandboxed", "json_value"]
 
 
 def open_sandboxed(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
@@ -69,6 +69,11 @@ def _plain(value, json_safe: bool = False):
     if isinstance(value, dict):
         return {str(k): _plain(v, json_safe) for k, v in value.items()}
     return value
+
+
+def json_value(value):
+    """A query value as JSON can carry it (times as ISO text, NaN as null, bytes as hex)."""
+    return _plain(value, json_safe=True)
 
 
 def format_result(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:

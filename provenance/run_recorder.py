@@ -109,7 +109,7 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
                 t.properties[p] = v
             put = {"artifact": store.put_artifact_type, "execution": store.put_execution_type,
                    "context": store.put_context_type}[kind]
-            type_ids[key] = put(t, can_add_fields=True)
+            type_ids[key] = put(t, can_add_fields=True, can_omit_fields=True)  # a store of another writer
         return type_ids[key]
 
     def context(type_name: str, name: str) -> int:
@@ -171,7 +171,7 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
         for ev in events:
             [a] = store.get_artifacts_by_id([ev.artifact_id])
             pairs.append((a, ev))
-        contexts = store.get_contexts_by_id([run_ctx, node_ctx])
+        contexts = store.get_contexts_by_id([pipeline_ctx, run_ctx, node_ctx])  # as TFX associates them
         eid, _, _ = store.put_execution(e, pairs, contexts, reuse_context_if_already_exist=True)
         ids[ex.node] = eid
         start_ms = int(clock * 1000)

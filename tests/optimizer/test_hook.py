@@ -11,7 +11,8 @@ import analysis
 from frugal.cli import main
 from optimizer.errors import OptimizerError
 from optimizer.features import build_features
-from optimizer.hook import NEXT_ID, _extend_next, _last_graphlet, decide
+from optimizer.hook import _last_graphlet, decide
+from optimizer.upcoming import NEXT_PREFIX, upcoming_extension
 from provenance.ingest import ingest
 from provenance.warehouse import connect
 
@@ -40,9 +41,13 @@ def test_next_training_continues_the_lane(tfx_warehouse):
     con = connect(str(tfx_warehouse), read_only=True)
     last = _last_graphlet(con, "penguin_prod")
     at = pd.Timestamp(last[3]) + pd.Timedelta(hours=1)
-    fs = build_features(con, pipeline="penguin_prod", extend=_extend_next(last, at.to_pydatetime()))
+    chosen: list = []
+    fs = build_features(con, pipeline="penguin_prod", extend=upcoming_extension(at=at.to_pydatetime(),
+                                                                                 selected=chosen))
     f = fs.frame.set_index("graphlet_id")
-    nxt, prev = f.loc[NEXT_ID], f.loc[last[0]]
+    [next_id] = chosen[0]["next_id"]        # one lane: one upcoming training, after the last one
+    assert next_id.startswith(NEXT_PREFIX) and chosen[0]["gid"].iloc[0] == last[0]
+    nxt, prev = f.loc[next_id], f.loc[last[0]]
     assert nxt["lane"] == prev["lane"]
     assert nxt["h_trainings_before"] == prev["h_trainings_before"] + 1
     assert nxt["started_at"] == at

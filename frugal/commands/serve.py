@@ -1,0 +1,80 @@
+"""`frugal serve`: the service that owns the warehouse and answers pre-run decisions over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `frugal serve` to the application."""
+
+    @app.command("serve")
+    def serve_command(
+        stores: list[str] = typer.Argument(None, help="MLMD stores: SQLite files, mysql://user@host:port/db, "
+                                                      "postgresql://... (or `stores` in --config)."),
+        warehouse: Path = typer.Option(None, "--warehouse", "-w", help="DuckDB warehouse this service owns."),
+        config: Path = typer.Option(None, "--config", "-c", help="TOML file with these settings (the options "
+                                                                 "given here win); see docs/service.md."),
+        host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1; any other "
+                                                      "needs --token-file)."),
+        port: int = typer.Option(None, "--port", "-p", help="TCP port (default 8470; 0 picks a free one)."),
+        token_file: Path = typer.Option(None, "--token-file", help="File whose first line is the bearer token "
+                                                                   "every request but /healthz must carry."),
+        ingest_every: float = typer.Option(None, "--ingest-every", help="Seconds between background ingests "
+                                                                        "(default 60)."),
+        source_id: list[str] = typer.Option(None, "--source-id", help="Source id per store, in order."),
+        max_lost_pushes: float = typer.Option(None, "--max-lost-pushes", help="Budget: share of pushes the "
+                                                                              "policy may lose (default 0.02)."),
+        port_file: Path = typer.Option(None, "--port-file", help="Write the port listened on to this file once "
+                                                                 "serving (with --port 0)."),
+    ) -> None:
+        """Serve decisions, the ledger, rules and SQL over HTTP while keeping the warehouse fresh.
+
+        On start it ingests and analyses the stores and learns the policy (or restores the saved one),
+        then ingests incrementally every --ingest-every seconds. API under /api/v1, OpenAPI at /docs.
+        """
+        import logging
+        import socket
+
+        import uvicorn
+
+        from frugal.service.config import ConfigError, load_toml, merged
+        from frugal.service.server import create_app
+        from provenance.errors import ProvenanceError
+
+        try:
+            base = load_toml(config) if config is not None else {}
+            cfg = merged(base, {"stores": tuple(stores) if stores else None, "warehouse": warehouse, "host": host,
+                                "port": port if port not in (None, 0) else None, "token_file": token_file,
+                                "ingest_every_s": ingest_every,
+                                "source_ids": tuple(source_id) if source_id else None,
+                                "max_lost_pushes": max_lost_pushes})
+        except (ConfigError, TypeError) as exc:
+            raise ProvenanceError(str(exc)) from exc
+        if not logging.getLogger().handlers or logging.getLogger().level > logging.INFO:
+            logging.getLogger().setLevel(logging.INFO)
+        sock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((cfg.host, 0 if port == 0 else cfg.port))
+        except OSError as exc:
+            raise ProvenanceError(f"cannot listen on {cfg.host}:{cfg.port}: {exc}. Pick another --port "
+                                  "(0 picks a free one)") from exc
+        bound = sock.getsockname()[1]
+        try:
+            application = create_app(cfg)
+        except ConfigError as exc:
+            sock.close()
+            raise ProvenanceError(str(exc)) from exc
+        if port_file is not None:
+            tmp = port_file.with_name(port_file.name + ".tmp")
+            tmp.write_text(str(bound))
+            tmp.replace(port_file)
+        typer.echo(f"frugal serving {cfg.warehouse} on http://{cfg.host}:{bound} (API /api/v1, docs /docs)", err=True)
+        server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
+                                               timeout_graceful_shutdown=5))
+        server.run(sockets=[sock])

@@ -1,0 +1,130 @@
+"""Configuration of `frugal serve`: command-line options, optionally a TOML file beneath them."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+__all__ = ["ServiceConfig", "ConfigError", "load_toml", "is_loopback"]
+
+
+class ConfigError(ValueError):
+    """The service configuration is invalid; the message says which setting and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything `frugal serve` needs (see docs/service.md for each setting)."""
+
+    stores: tuple[str, ...]
+    warehouse: Path
+    source_ids: tuple[str, ...] | None = None
+    host: str = "127.0.0.1"
+    port: int = 8470
+    token_file: Path | None = None
+    ingest_every_s: float = 60.0
+    refit_after: int = 200            # refit when this many new trainings arrived since the last fit
+    refit_every_s: float = 86400.0    # and at least this often
+    max_lost_pushes: float = 0.02
+    max_body_bytes: int = 1_000_000
+    sql_timeout_s: float = 10.0
+    sql_max_rows: int = 10_000
+    report: bool = True               # rebuild the HTML report after ingests that changed data
+    retry_every_s: float = 10.0       # retry a failing source this often (at most every ingest_every_s)
+
+    def __post_init__(self) -> None:
+        if not self.stores:
+            raise ConfigError("no store given: pass at least one MLMD store (SQLite path or mysql:// URL) "
+                              "or list them under `stores` in the config file")
+        if self.source_ids is not None and len(self.source_ids) != len(self.stores):
+            raise ConfigError(f"{len(self.source_ids)} source ids for {len(self.stores)} stores: give one per store")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port {self.port} is not a TCP port (1-65535)")
+        if self.ingest_every_s <= 0 or self.refit_every_s <= 0 or self.refit_after < 1:
+            raise ConfigError("ingest_every, refit_every must be > 0 seconds and refit_after >= 1")
+        if not 0 <= self.max_lost_pushes < 1:
+            raise ConfigError(f"max_lost_pushes must be a share in [0, 1), got {self.max_lost_pushes}")
+        if self.max_body_bytes < 1024 or self.sql_timeout_s <= 0 or self.sql_max_rows < 1:
+            raise ConfigError("max_body_bytes >= 1024, sql_timeout_s > 0 and sql_max_rows >= 1 are required")
+        if self.token_file is None and not is_loopback(self.host):
+            raise ConfigError(f"refusing to listen on {self.host} without a token: anyone who can reach it could "
+                              "query the warehouse and steer pipelines. Pass --token-file FILE (a file holding one "
+                              "secret line) or bind to 127.0.0.1")
+
+    @property
+    def policy_path(self) -> Path:
+        return self.warehouse.with_name(self.warehouse.name + ".policy")
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.warehouse.with_name(self.warehouse.name + ".upcoming")
+
+    @property
+    def report_dir(self) -> Path:
+        return self.warehouse.with_name(self.warehouse.name + ".report")
+
+    def read_token(self) -> str | None:
+        """The bearer token from ``token_file`` (first line, stripped), or None."""
+        if self.token_file is None:
+            return None
+        try:
+            token = Path(self.token_file).read_text(encoding="utf-8").strip().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {self.token_file}: {exc}") from exc
+        if not token or len(token[0].strip()) < 16:
+            raise ConfigError(f"the token file {self.token_file} must hold a secret of at least 16 characters "
+                              "on its first line (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe())'`)")
+        return token[0].strip()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names a loopback address only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_KEYS = {f.name for f in fields(ServiceConfig)} | {"ingest_every", "refit_every", "token"}
+
+
+def load_toml(path: Path) -> dict:
+    """Settings from a TOML file (top level or a ``[serve]`` table), with names as in ServiceConfig."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    data = data.get("serve", data)
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+    if "ingest_every" in data:
+        data["ingest_every_s"] = data.pop("ingest_every")
+    if "refit_every" in data:
+        data["refit_every_s"] = data.pop("refit_every")
+    for key in ("stores", "source_ids"):
+        if key in data:
+            data[key] = tuple(str(s) for s in data[key])
+    for key in ("warehouse", "token_file"):
+        if key in data and data[key] is not None:
+            data[key] = (Path(path).parent / data[key]) if not Path(data[key]).is_absolute() else Path(data[key])
+    return data
+
+
+def merged(base: dict, overrides: dict) -> ServiceConfig:
+    """A ServiceConfig from file settings with command-line values (not None) on top."""
+    values = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    if "warehouse" not in values:
+        raise ConfigError("no warehouse given: pass --warehouse FILE or set `warehouse` in the config file")
+    values["warehouse"] = Path(values["warehouse"])
+    return ServiceConfig(**values)
+
+
+def with_port(config: ServiceConfig, port: int) -> ServiceConfig:
+    return replace(config, port=port)

@@ -1,0 +1,1 @@
+"""One router per resource: health, decisions, rules, pipelines, sources, sql, report, metrics."""

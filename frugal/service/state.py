@@ -1,0 +1,555 @@
+"""The service's state: the warehouse it owns, the warm decision state, the background refresher.
+
+One ``Service`` owns the DuckDB warehouse (DuckDB allows one writing process). Writers
+(ingest, analysis, ledger) take ``write_lock``; readers use their own cursor. What a decision
+reads is one immutable ``Warm`` value (learned policy, every lane's scored upcoming training,
+pipeline -> sources -> lanes), rebuilt after each refresh and swapped in one assignment, so a
+request never sees half an update.
+
+A refresh: incremental ingest of each source (a failing source is recorded and retried, the
+others go on), analysis of the sources that changed, outcome matching in the ledger, a refit
+when enough new trainings arrived (or on schedule, or on demand), the upcoming trainings
+scored again, the report rebuilt.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import logging
+import pickle
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from analysis.analyze import analyze
+from optimizer import ledger, live
+from optimizer.policy import PolicyConfig
+from optimizer.replay import replay_frame
+from provenance.connections import parse_store
+from provenance.errors import ProvenanceError
+from provenance.ingest import ingest
+from provenance.warehouse import connect
+
+from frugal.service.config import ServiceConfig
+
+__all__ = ["Service", "Warm", "ServiceError", "NotFound", "Conflict", "NotReady", "BadRequest"]
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An error answered to the caller with ``status`` and this message."""
+
+    status = 500
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class NotReady(ServiceError):
+    status = 503
+
+
+class BadRequest(ServiceError):
+    status = 422
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Warm:
+    """What decisions read: swapped as a whole after every refresh."""
+
+    learned: live.LearnedPolicy | None
+    upcoming: dict[str, live.Upcoming]                 # lane -> scored upcoming training
+    pipelines: dict[str, dict[str, tuple[str, ...]]]   # pipeline -> source -> lanes (newest first)
+    known: frozenset                                   # (source, pipeline) with records, trained or not
+    observed_pushes: float                             # pushes over the policy's recent window
+    built_at: dt.datetime
+    signature: tuple = ()
+
+
+@dataclass
+class SourceStatus:
+    source_id: str
+    uri: str
+    kind: str
+    store: str
+    status: str = "pending"          # pending | ok | error
+    error: str | None = None
+    last_ingest_at: dt.datetime | None = None
+    last_attempt_at: dt.datetime | None = None
+    last_seconds: float | None = None
+    last_rows: int = 0
+    failures: int = 0
+
+    def to_dict(self) -> dict:
+        iso = lambda t: None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat()  # noqa: E731
+        return {"source": self.source_id, "uri": self.uri, "kind": self.kind, "status": self.status,
+                "error": self.error, "last_ingest_at": iso(self.last_ingest_at),
+                "last_attempt_at": iso(self.last_attempt_at), "last_seconds": self.last_seconds,
+                "last_rows": self.last_rows, "failures": self.failures}
+
+
+@dataclass
+class Metrics:
+    """Callbacks the service reports to (the HTTP layer wires Prometheus in)."""
+
+    ingest_seconds: object = None       # callable(source_id, seconds, ok)
+    refresh_seconds: object = None      # callable(seconds)
+    decision: object = None             # callable(action, kind)
+
+
+class Service:
+    """Owner of the warehouse and of everything a decision needs (see the module docstring)."""
+
+    def __init__(self, config: ServiceConfig, metrics: Metrics | None = None):
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.policy_config = PolicyConfig(max_lost_pushes=config.max_lost_pushes)
+        self.con = connect(config.warehouse)
+        # user SQL runs on this process's warehouse: no file, network or extension access at all
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET autoinstall_known_extensions = false")
+        self.con.execute("SET autoload_known_extensions = false")
+        ledger.create_ledger_tables(self.con)
+        self.con.execute("CHECKPOINT")
+        self.write_lock = threading.RLock()
+        self.ledger_lock = threading.Lock()
+        self.rules = ledger.load_rules(self.con)
+        self.sources: dict[str, SourceStatus] = {}
+        ids = config.source_ids or (None,) * len(config.stores)
+        for store, sid in zip(config.stores, ids):
+            spec = parse_store(store, sid)
+            self.sources[spec.source_id] = SourceStatus(spec.source_id, spec.uri, spec.kind, str(store))
+        self.warm: Warm | None = None
+        self.pending: set[str] = {"ingest", "analysis", "policy"}
+        self.refit_requested = False
+        self.last_refresh: dict = {}
+        self.report_at: dt.datetime | None = None
+        self._recent_prunes: collections.deque = collections.deque(maxlen=self.policy_config.window)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._learned_restored: live.LearnedPolicy | None = None
+        self._restore()
+
+    # ----------------------------------------------------------------------------------- lifecycle
+    def _restore(self) -> None:
+        """Serve at once from the saved policy and upcoming trainings of an earlier run, if any."""
+        try:
+            learned = live.load(self.config.policy_path)
+        except live.PolicyFileError as exc:
+            log.info("%s", exc)
+            return
+        try:
+            with open(self.config.snapshot_path, "rb") as fh:
+                warm = pickle.load(fh)
+            if not isinstance(warm, Warm):
+                raise TypeError("not a snapshot")
+        except Exception as exc:  # missing or unreadable: the first refresh describes the lanes
+            log.info("no usable snapshot of upcoming trainings (%s); policy %s restored", exc, learned.version)
+            self._learned_restored = learned
+            return
+        self.warm = dataclasses.replace(warm, learned=learned)
+        for row in self.con.execute("""
+            SELECT probability FROM decisions WHERE action = 'prune' AND rule IS NULL AND fallback IS NULL
+            ORDER BY decided_at DESC LIMIT ?""", [self.policy_config.window]).fetchall():
+            self._recent_prunes.appendleft(float(row[0] or 0.0))
+        self.pending.discard("policy")
+        log.info("restored policy %s and %d upcoming trainings", learned.version, len(warm.upcoming))
+
+    def start(self) -> None:
+        """Start the background refresher (the first refresh runs at once)."""
+        self._thread = threading.Thread(target=self._loop, name="frugal-refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass
+        self.con.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # keep serving; the next cycle retries
+                log.exception("refresh failed; retrying in %.0f s", self.config.retry_every_s)
+            failing = any(s.status == "error" for s in self.sources.values())
+            wait = min(self.config.ingest_every_s, self.config.retry_every_s) if failing else self.config.ingest_every_s
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def request_refresh(self, refit: bool = False) -> None:
+        self.refit_requested = self.refit_requested or refit
+        self._wake.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.warm is not None
+
+    # ------------------------------------------------------------------------------------- refresh
+    def ingest_sources(self, source_ids=None) -> list[str]:
+        """Incremental ingest of each source (all, or ``source_ids``); return those that changed."""
+        changed = []
+        for sid, st in self.sources.items():
+            if source_ids is not None and sid not in source_ids:
+                continue
+            t0 = time.perf_counter()
+            st.last_attempt_at = _now()
+            try:
+                with self.write_lock:
+                    report = ingest([st.store], self.config.warehouse, source_ids=[sid], progress=False)
+            except (ProvenanceError, duckdb.Error, OSError) as exc:
+                st.status, st.error = "error", str(exc)
+                st.failures += 1
+                log.warning("source %s: %s", sid, exc)
+                if self.metrics.ingest_seconds:
+                    self.metrics.ingest_seconds(sid, time.perf_counter() - t0, False)
+                continue
+            rows = sum(report.sources[0].rows.values()) if report.sources else 0
+            st.status, st.error, st.failures = "ok", None, 0
+            st.last_ingest_at, st.last_seconds, st.last_rows = _now(), time.perf_counter() - t0, rows
+            if self.metrics.ingest_seconds:
+                self.metrics.ingest_seconds(sid, st.last_seconds, True)
+            if rows:
+                changed.append(sid)
+        return changed
+
+    def refresh(self, *, force_describe: bool = False) -> dict:
+        """One refresh cycle (see the module docstring); returns what it did."""
+        t0 = time.perf_counter()
+        changed = self.ingest_sources()
+        self.pending.discard("ingest")
+        with self.write_lock:
+            cur = self.con.cursor()
+            try:
+                summary = analyze(cur)
+                with self.ledger_lock:
+                    matched = ledger.match_outcomes(cur)
+            finally:
+                cur.close()
+        self.pending.discard("analysis")
+        signature = self._signature()
+        warm = self.warm
+        did = {"changed_sources": changed, "analyzed": list(summary.sources_analyzed), "matched": matched,
+               "refit": False, "described": False}
+        learned = warm.learned if warm is not None else self._learned_restored
+        if learned is None or self._refit_due(learned):
+            learned = self._refit()
+            did["refit"] = True
+        if warm is None or did["refit"] or force_describe or warm.signature != signature:
+            self.warm = self._describe(learned, signature)
+            did["described"] = True
+            self._save_snapshot()
+        self.pending.discard("policy")
+        if self.config.report and (did["described"] or self.report_at is None):
+            self._write_report()
+        did["seconds"] = time.perf_counter() - t0
+        self.last_refresh = {**did, "at": _now().isoformat() + "Z"}
+        if self.metrics.refresh_seconds:
+            self.metrics.refresh_seconds(did["seconds"])
+        log.info("refresh: %s", did)
+        return did
+
+    def _signature(self) -> tuple:
+        cur = self.con.cursor()
+        try:
+            return cur.execute("""
+                SELECT (SELECT count(*) FROM graphlets), (SELECT max(started_at) FROM graphlets),
+                       (SELECT count(*) FROM graphlets WHERE pushed),
+                       (SELECT greatest(max(update_time), max(create_time)) FROM executions),
+                       (SELECT count(*) FROM executions)
+            """).fetchone()
+        finally:
+            cur.close()
+
+    def _refit_due(self, learned: live.LearnedPolicy) -> bool:
+        if self.refit_requested:
+            return True
+        cur = self.con.cursor()
+        try:
+            n = cur.execute("SELECT count(*) FROM graphlets").fetchone()[0]
+        finally:
+            cur.close()
+        age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(learned.trained_at)).total_seconds()
+        return n - learned.trainings >= self.config.refit_after or age >= self.config.refit_every_s
+
+    def _refit(self) -> live.LearnedPolicy:
+        """Learn the policy from the whole warehouse and save it beside it (atomic)."""
+        t0 = time.perf_counter()
+        self.refit_requested = False
+        cur = self.con.cursor()
+        try:
+            frame, columns, keys = replay_frame(cur, with_keys=True)
+        finally:
+            cur.close()
+        learned = live.learn(frame, columns, keys, config=self.policy_config)
+        live.save(learned, self.config.policy_path)
+        log.info("policy %s learned from %d trainings in %.1f s%s", learned.version, learned.trainings,
+                 time.perf_counter() - t0, f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
+        return learned
+
+    def _describe(self, learned: live.LearnedPolicy, signature: tuple) -> Warm:
+        cur = self.con.cursor()
+        try:
+            upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
+            known = frozenset(tuple(r) for r in cur.execute(
+                "SELECT DISTINCT source_id, pipeline FROM analysis_executions WHERE pipeline IS NOT NULL"
+            ).fetchall()) if _has_table(cur, "analysis_executions") else frozenset()
+            window = self.policy_config.window
+            observed = cur.execute(f"""
+                SELECT coalesce(sum(pushed::INT), 0) FROM (
+                    SELECT pushed FROM graphlets WHERE ended_at IS NOT NULL ORDER BY started_at DESC LIMIT {window})
+            """).fetchone()[0] if signature[0] else 0
+        finally:
+            cur.close()
+        # each pipeline's lanes, the one that trained last first (the default lane of a decision)
+        order = sorted(upcoming.values(), key=lambda u: (u.previous_start or dt.datetime.min, u.lane), reverse=True)
+        pipelines: dict[str, dict[str, list[str]]] = {}
+        for u in order:
+            pipelines.setdefault(u.pipeline, {}).setdefault(u.source_id, []).append(u.lane)
+        frozen = {p: {s: tuple(ls) for s, ls in by.items()} for p, by in pipelines.items()}
+        return Warm(learned, upcoming, frozen, known, float(observed), _now(), signature)
+
+    def _save_snapshot(self) -> None:
+        import os
+        import tempfile
+
+        warm = self.warm
+        if warm is None:
+            return
+        path = self.config.snapshot_path
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(dataclasses.replace(warm, learned=None), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _write_report(self) -> None:
+        from analysis.report import write_report
+
+        try:
+            cur = self.con.cursor()
+            try:
+                with self.write_lock:  # the report refreshes the analysis if needed
+                    write_report(cur, self.config.report_dir)
+            finally:
+                cur.close()
+            self.report_at = _now()
+        except Exception as exc:  # the report is a convenience; decisions go on
+            log.warning("report not rebuilt: %s", exc)
+
+    # ----------------------------------------------------------------------------------- decisions
+    def _resolve(self, warm: Warm, pipeline: str, source: str | None) -> str | None:
+        """The source of ``pipeline`` (None: known but without trainings)."""
+        by_source = warm.pipelines.get(pipeline)
+        known_sources = sorted({s for s, p in warm.known if p == pipeline} | set(by_source or {}))
+        if not known_sources:
+            names = sorted(warm.pipelines)
+            hint = f"; known pipelines include {', '.join(names[:10])}" if names else "; the warehouse holds none yet"
+            raise NotFound(f"unknown pipeline {pipeline!r}: no source of this service has recorded it{hint}. "
+                           "Use the MLMD pipeline name as in graphlets.pipeline")
+        if source is not None:
+            if source not in known_sources:
+                raise NotFound(f"pipeline {pipeline!r} is not in source {source!r}; it is in: {', '.join(known_sources)}")
+            return source
+        if len(known_sources) > 1:
+            raise Conflict(f"pipeline {pipeline!r} is in several sources ({', '.join(known_sources)}); "
+                           "say which with \"source\"")
+        return known_sources[0]
+
+    def _lane(self, warm: Warm, pipeline: str, source: str, lane: str | None) -> str | None:
+        lanes = (warm.pipelines.get(pipeline) or {}).get(source, ())
+        if not lanes:
+            return None
+        if lane is None:
+            return lanes[0]
+        for full in lanes:
+            if lane == full or lane == full.rsplit("/", 1)[-1]:
+                return full
+        raise NotFound(f"pipeline {pipeline!r} has no trainer node {lane!r}; its lanes: "
+                       f"{', '.join(lx.rsplit('/', 1)[-1] for lx in lanes)}")
+
+    def budget(self, warm: Warm) -> live.Budget:
+        return live.Budget(lost=float(sum(self._recent_prunes)), observed=warm.observed_pushes,
+                           share=self.policy_config.max_lost_pushes, z=self.policy_config.control_z)
+
+    def active_rule(self, pipeline: str, source: str | None) -> ledger.Rule | None:
+        rule = self.rules.get(pipeline)
+        if rule is None or not rule.active(_now()):
+            return None
+        if rule.source_id is not None and source is not None and rule.source_id != source:
+            return None
+        return rule
+
+    def decide(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
+               run_id: str | None = None, inputs: list[int] | None = None, explain: bool = False) -> dict:
+        """Decide for the next training of ``pipeline``; the decision is in the ledger before it returns."""
+        warm = self.warm
+        if warm is None and inputs is None:
+            raise NotReady("not ready yet: pending " + ", ".join(sorted(self.pending)) + "; retry shortly")
+        kind = "lookup"
+        if inputs is not None:
+            warm, up, source, lane_full = self._fresh(pipeline, source, lane, inputs)
+            kind = "fresh"
+        else:
+            source = self._resolve(warm, pipeline, source)
+            lane_full = self._lane(warm, pipeline, source, lane)
+            up = warm.upcoming.get(lane_full) if lane_full else None
+        rule = self.active_rule(pipeline, source)
+        learned = warm.learned if warm is not None else None
+        if up is None:
+            if rule is not None:
+                choice = live.Choice(rule.action, None, None, (f"operator rule: {rule.action} ({rule.reason})",),
+                                     rule=rule.reason)
+            else:
+                reason = ("too little history: no training of this pipeline is recorded yet, so every training "
+                          "runs until there is")
+                choice = live.Choice("run", None, None, (reason,), fallback=reason)
+        else:
+            choice = live.choose(up, learned, rule=rule, budget=self.budget(warm))
+        version = learned.version if learned is not None else "none"
+        decision_id = uuid.uuid4().hex
+        row = {"decision_id": decision_id, "decided_at": _now(), "source_id": source, "pipeline": pipeline,
+               "lane": lane_full or lane, "run_id": run_id, "action": choice.action,
+               "probability": choice.probability, "threshold": choice.threshold, "policy_version": version,
+               "reasons": list(choice.reasons), "fallback": choice.fallback, "rule": choice.rule,
+               "inputs": inputs, "cost_s": up.cost_s if up is not None else None}
+        with self.ledger_lock:
+            cur = self.con.cursor()
+            try:
+                ledger.record_decision(cur, row)
+            finally:
+                cur.close()
+            if choice.model_prune:
+                self._recent_prunes.append(float(choice.probability))
+        if self.metrics.decision:
+            self.metrics.decision(choice.action, kind)
+        answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
+                  "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
+                  "policy_version": version, "pipeline": pipeline, "source": source,
+                  "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
+                  "inputs": inputs}
+        if explain:
+            answer["features"] = up.features(learned.columns) if up is not None and learned is not None else {}
+            answer["upcoming_at"] = up.at.isoformat() + "Z" if up is not None else None
+        return answer
+
+    def _fresh(self, pipeline: str, source: str | None, lane: str | None, inputs: list[int]):
+        """Read the source's newest records, then describe the upcoming training from ``inputs``."""
+        if not inputs:
+            raise BadRequest("\"inputs\" is empty: give the MLMD artifact ids of this run's upstream, or leave it out")
+        warm = self.warm
+        candidates = None
+        if source is not None:
+            if source not in self.sources:
+                raise NotFound(f"unknown source {source!r}; this service reads: {', '.join(self.sources)}")
+            candidates = [source]
+        elif warm is not None:
+            found = sorted({s for s, p in warm.known if p == pipeline} | set(warm.pipelines.get(pipeline) or {}))
+            candidates = found or None
+        self.ingest_sources(candidates)
+        if warm is None or not any(p == pipeline for _, p in warm.known):
+            # a pipeline seen for the first time: analyse what was just read so it is known
+            with self.write_lock:
+                cur = self.con.cursor()
+                try:
+                    analyze(cur)
+                finally:
+                    cur.close()
+            learned = warm.learned if warm is not None else self._learned_restored
+            self.warm = warm = self._describe(learned, self._signature()) if learned is not None else warm
+            if warm is None:
+                raise NotReady("not ready yet: the policy is being learned; retry shortly")
+        source = self._resolve(warm, pipeline, source)
+        cur = self.con.cursor()
+        try:
+            have = {int(r[0]) for r in cur.execute(
+                f"SELECT artifact_id FROM artifacts WHERE source_id = ? AND artifact_id IN "
+                f"({', '.join('?' * len(inputs))})", [source, *[int(a) for a in inputs]]).fetchall()}
+            missing = [a for a in inputs if int(a) not in have]
+            if missing:
+                raise BadRequest(f"artifacts {missing} are not in source {source!r} (read just now); pass ids of "
+                                 "artifacts this run recorded in that MLMD store")
+            lane_full = self._lane(warm, pipeline, source, lane)
+            if lane_full is None:
+                return warm, None, source, None
+            ups = live.describe_upcoming(cur, warm.learned, pipeline=pipeline, lanes=[lane_full],
+                                         inputs=[int(a) for a in inputs])
+        finally:
+            cur.close()
+        return warm, ups.get(lane_full), source, lane_full
+
+    # --------------------------------------------------------------------------------------- rules
+    def put_rule(self, pipeline: str, action: str, reason: str, expires_at: dt.datetime | None,
+                 source: str | None) -> ledger.Rule:
+        if action not in ("run", "prune"):
+            raise BadRequest(f"action must be \"run\" or \"prune\", not {action!r}")
+        if not reason or not reason.strip():
+            raise BadRequest("a rule needs a reason (who pinned it and why), e.g. \"data incident 4711\"")
+        if expires_at is not None:
+            if expires_at.tzinfo is not None:
+                expires_at = expires_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            if expires_at <= _now():
+                raise BadRequest(f"expires_at {expires_at.isoformat()}Z is in the past")
+        rule = ledger.Rule(pipeline, action, reason.strip(), _now(), expires_at, source)
+        with self.write_lock:
+            cur = self.con.cursor()
+            try:
+                ledger.put_rule(cur, rule)
+            finally:
+                cur.close()
+        self.rules = {**self.rules, pipeline: rule}
+        return rule
+
+    def delete_rule(self, pipeline: str) -> None:
+        with self.write_lock:
+            cur = self.con.cursor()
+            try:
+                found = ledger.delete_rule(cur, pipeline)
+            finally:
+                cur.close()
+        if not found:
+            raise NotFound(f"pipeline {pipeline!r} has no rule; GET /api/v1/rules lists them")
+        rules = dict(self.rules)
+        rules.pop(pipeline, None)
+        self.rules = rules
+
+    # -------------------------------------------------------------------------------------- status
+    def readiness(self) -> dict:
+        warm = self.warm
+        return {"ready": warm is not None, "pending": sorted(self.pending),
+                "policy_version": warm.learned.version if warm is not None and warm.learned is not None else None,
+                "fallback": (warm.learned.policy.fallback if warm is not None and warm.learned is not None
+                             else None),
+                "sources": {s: st.status for s, st in self.sources.items()},
+                "upcoming_trainings": len(warm.upcoming) if warm is not None else 0}
+
+
+def _has_table(cur, name: str) -> bool:
+    return bool(cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])

@@ -1,0 +1,254 @@
+"""The live policy: a learned policy kept in memory, every lane's upcoming training described ahead.
+
+The batch ``optimizer.hook.decide`` learns and describes on every call (seconds). A service
+instead keeps three values current and decides by lookup:
+
+- ``LearnedPolicy``: the trained policy with its feature columns, property keys and version,
+  saved beside the warehouse (``save``/``load``, atomic) so a restart serves at once;
+- ``describe_upcoming``: the upcoming training of every lane, with its probability, cost,
+  cadence guard and strongest features, computed in one set-based feature build after each
+  ingest (or for one lane from this run's own inputs);
+- ``choose``: the decision for one upcoming training under operator rules and the running
+  lost-push budget of the ledger (``Budget``), a pure function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import OptimizerError
+from optimizer.features import FeatureConfig, build_features
+from optimizer.ledger import Rule
+from optimizer.policy import Policy, PolicyConfig, guard_reason, prune_key, train_policy
+from optimizer.upcoming import is_upcoming, upcoming_extension
+
+__all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
+           "choose", "PolicyFileError", "FORMAT"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # version of the saved policy file
+
+
+class PolicyFileError(OptimizerError):
+    """A saved policy file cannot be read: it is relearned from the warehouse."""
+
+
+@dataclass(frozen=True)
+class LearnedPolicy:
+    """A trained policy and what it needs to score an upcoming training."""
+
+    policy: Policy
+    columns: tuple[str, ...]
+    property_keys: tuple
+    version: str
+    trained_at: str
+    trainings: int
+    pushes: int
+    feature_config: FeatureConfig = FeatureConfig()
+    format: int = FORMAT
+
+    def to_dict(self) -> dict:
+        p = self.policy
+        return {"version": self.version, "trained_at": self.trained_at, "trainings": self.trainings,
+                "pushes": self.pushes, "fallback": p.fallback, "threshold": p.threshold,
+                "key_threshold": p.key_threshold, "features": len(self.columns),
+                "max_lost_pushes": p.config.max_lost_pushes, "rule": p.config.rule}
+
+
+def learn(frame: pd.DataFrame, columns: tuple[str, ...], property_keys, *, config: PolicyConfig = PolicyConfig(),
+          predictor_config=None, feature_config: FeatureConfig = FeatureConfig(),
+          now: dt.datetime | None = None) -> LearnedPolicy:
+    """Train on every training of ``frame`` (``optimizer.replay.replay_frame``) whose outcome is known."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    # every outcome recorded so far is known: learn up to now, or past the newest record of
+    # corpora whose clocks run ahead of this machine's
+    until = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+    ended = pd.to_datetime(frame["push_time"]).max() if len(frame) else pd.NaT
+    if pd.notna(ended):
+        ended = ended.tz_convert("UTC").tz_localize(None) if ended.tzinfo else ended
+        until = max(until, ended + pd.Timedelta(seconds=1))
+    policy = train_policy(frame, columns, until, config, predictor_config)
+    digest = hashlib.sha256(repr((len(frame), int(frame["pushed"].sum()) if len(frame) else 0,
+                                  columns, policy.threshold, policy.key_threshold, str(now))).encode()).hexdigest()
+    version = f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    return LearnedPolicy(policy=policy, columns=tuple(columns), property_keys=tuple(tuple(k) for k in property_keys),
+                         version=version, trained_at=now.isoformat(), trainings=int(len(frame)),
+                         pushes=int(frame["pushed"].sum()) if len(frame) else 0, feature_config=feature_config)
+
+
+def save(learned: LearnedPolicy, path: str | Path) -> None:
+    """Write the policy file atomically (a temporary file renamed over the old one)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(learned, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> LearnedPolicy:
+    """Read a policy file written by ``save``; PolicyFileError when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            learned = pickle.load(fh)
+    except FileNotFoundError as exc:
+        raise PolicyFileError(f"no saved policy at {path}") from exc
+    except Exception as exc:  # a truncated or foreign file
+        raise PolicyFileError(f"cannot read the saved policy {path} ({exc}); it will be relearned") from exc
+    if not isinstance(learned, LearnedPolicy) or learned.format != FORMAT:
+        raise PolicyFileError(f"{path} is not a frugal policy file of format {FORMAT}; it will be relearned")
+    return learned
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """The upcoming training of one lane, scored by the policy."""
+
+    source_id: str
+    pipeline: str
+    lane: str
+    at: dt.datetime
+    probability: float | None
+    cost_s: float | None
+    key: float | None
+    guard: str | None
+    contributions: tuple = ()
+    inputs: tuple[int, ...] | None = None
+    values: tuple[float, ...] = ()     # the features, in the order of LearnedPolicy.columns
+    previous_start: dt.datetime | None = None  # when the lane's last training started
+
+    def features(self, columns: tuple[str, ...]) -> dict[str, float]:
+        """The recorded feature values by name (features not recorded are left out)."""
+        return {c: v for c, v in zip(columns, self.values) if not math.isnan(v)}
+
+    @property
+    def component(self) -> str:
+        return self.lane.rsplit("/", 1)[-1]
+
+
+def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = None, lanes=None,
+                      inputs=None, at: dt.datetime | None = None) -> dict[str, Upcoming]:
+    """Score the upcoming training of every lane (of ``pipeline``, or of ``lanes``), by lane."""
+    chosen: list = []
+    fs = build_features(con, learned.feature_config, pipeline=pipeline, property_keys=list(learned.property_keys),
+                        extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen))
+    previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}
+    rows = fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True)
+    if rows.empty:
+        return {}
+    policy = learned.policy
+    config = policy.config
+    probs = [None] * len(rows)
+    contribs: list = [()] * len(rows)
+    X = rows[list(learned.columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+    if policy.predictor is not None:
+        probs = [float(p) for p in policy.predictor.predict(X)]
+        contribs = [tuple(c) for c in policy.predictor.explain(X, top=3)]
+    out: dict[str, Upcoming] = {}
+    for i, row in rows.iterrows():
+        cost = None
+        if config.cost_feature is not None and config.cost_feature in rows.columns:
+            c = row[config.cost_feature]
+            cost = float(c) if c is not None and not pd.isna(c) and float(c) > 0 else None
+        p = probs[i]
+        key = (float(prune_key([p], [cost])[0]) if p is not None and policy.key_threshold is not None
+               and cost is not None else None)
+        guard = guard_reason(row["h_trainings_before"], row["h_hours_since_push"],
+                             row["h_median_push_interval_h"], config)
+        out[row["lane"]] = Upcoming(
+            source_id=str(row["source_id"]), pipeline=str(row["pipeline"]), lane=str(row["lane"]),
+            at=pd.Timestamp(row["started_at"]).to_pydatetime(), probability=p, cost_s=cost, key=key, guard=guard,
+            contributions=contribs[i], inputs=tuple(int(a) for a in inputs) if inputs is not None else None,
+            values=tuple(float(v) for v in X[i]),
+            previous_start=pd.Timestamp(previous[row["lane"]]).to_pydatetime() if row["lane"] in previous else None)
+    return out
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The running lost-push budget: expected pushes lost by recent prunes against pushes observed."""
+
+    lost: float = 0.0          # sum of the push probabilities of recent model prunes (ledger)
+    observed: float = 0.0      # pushes observed over the policy's recent window (warehouse)
+    share: float = 0.02        # max_lost_pushes
+    z: float = 1.5             # control_z
+
+    def allows(self, p: float) -> bool:
+        after = self.lost + p
+        return after + self.z * math.sqrt(after) <= self.share * (self.observed + after) + 1e-12
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``choose`` decided, with its reasons."""
+
+    action: str
+    probability: float | None
+    threshold: float | None
+    reasons: tuple[str, ...]
+    fallback: str | None = None
+    rule: str | None = None
+    model_prune: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = None,
+           budget: Budget | None = None) -> Choice:
+    """Decide run or prune for an upcoming training (a rule wins, then the fallback, guards, model, budget)."""
+    p = up.probability
+    threshold = None if learned is None or learned.policy.predictor is None else learned.policy.threshold
+    if rule is not None:
+        return Choice(rule.action, p, threshold, (f"operator rule: {rule.action} ({rule.reason})",), rule=rule.reason)
+    if learned is None:
+        reason = "no policy learned yet: running every training"
+        return Choice("run", None, None, (reason,), fallback=reason)
+    policy = learned.policy
+    if policy.predictor is None or p is None:
+        return Choice("run", None, None, (policy.fallback or "no predictor",), fallback=policy.fallback)
+    reasons: list[str] = []
+    action = "run"
+    model_prune = False
+    if up.guard is not None:
+        reasons.append(f"cadence guard: {up.guard}")
+    elif policy.prunes(p, up.cost_s):
+        if budget is not None and not budget.allows(p):
+            reasons.append(f"below the threshold, but the lost-push budget is spent: expected {budget.lost:.2f} "
+                           f"pushes lost by recent prunes against {budget.observed:.0f} observed "
+                           f"(budget {100 * budget.share:g}%)")
+        else:
+            action, model_prune = "prune", True
+            reasons.append(_threshold_reason(up, policy, below=True))
+    else:
+        reasons.append(_threshold_reason(up, policy, below=False))
+    for c in up.contributions:
+        value = "not recorded" if c.value is None else f"{c.value:g}"
+        direction = "raises" if c.contribution > 0 else "lowers"
+        reasons.append(f"{c.feature} = {value} {direction} the odds of a push ({c.contribution:+.2f})")
+    return Choice(action, p, threshold, tuple(reasons), model_prune=model_prune)
+
+
+def _threshold_reason(up: Upcoming, policy: Policy, *, below: bool) -> str:
+    where = "below" if below else "at or above"
+    p = up.probability
+    if up.key is not None:
+        return (f"expected pushes lost per second of waste saved, {p:.3f} / ((1 - {p:.3f}) x {up.cost_s:.0f} s) = "
+                f"{up.key:.3g}, is {where} the threshold {policy.key_threshold:.3g}")
+    return f"push probability {p:.3f} is {where} the threshold {policy.threshold:.3f}"

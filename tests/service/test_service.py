@@ -1,0 +1,181 @@
+"""`frugal serve` as a real subprocess on a free port: decisions, ledger, rules, SQL sandbox, growth."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from analysis import analyze
+from optimizer.hook import decide as batch_decide
+from provenance.ingest import ingest
+from provenance.warehouse import connect
+
+from .conftest import start_service
+from .runs import append_run
+
+
+@pytest.fixture(scope="module")
+def served(sim_corpus, tmp_path_factory):
+    """One service over a private copy of the simulated store, and a batch warehouse of the same copy."""
+    import shutil
+
+    work = tmp_path_factory.mktemp("svc")
+    store = work / "prod.sqlite"
+    shutil.copyfile(sim_corpus, store)
+    batch = work / "batch.duckdb"
+    ingest([str(store)], str(batch), source_ids=["prod"])
+    analyze(str(batch))
+    s = start_service([store], work / "w.duckdb", extra=["--source-id", "prod", "--ingest-every", "3600"])
+    s.store, s.batch = store, batch
+    yield s
+    s.stop()
+
+
+def _busiest(served) -> str:
+    return served.sql("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")[0][0]
+
+
+def test_health_and_readiness(served):
+    assert served.get("/healthz").json() == {"status": "ok"}
+    ready = served.get("/readyz").json()
+    assert ready["ready"] is True and ready["pending"] == [] and ready["sources"] == {"prod": "ok"}
+    assert ready["fallback"] is None and ready["upcoming_trainings"] >= 12
+    assert served.get("/openapi.json").json()["paths"]["/api/v1/decisions"]["post"]
+
+
+def test_decision_is_the_batch_decision_by_lookup(served):
+    """The service's answer equals the batch path's (which learns from scratch) for every pipeline."""
+    pipelines = [r[0] for r in served.sql("SELECT DISTINCT pipeline FROM graphlets ORDER BY 1")]
+    con = connect(str(served.batch), read_only=True)
+    try:
+        for pipeline in pipelines[:4]:
+            d = served.decide(pipeline, run_id=f"run-{pipeline}")
+            b = batch_decide(con, pipeline)
+            assert d["lane"] == b.lane.rsplit("/", 1)[-1]
+            assert d["probability"] == pytest.approx(b.probability, rel=1e-9)
+            assert d["threshold"] == pytest.approx(b.threshold, rel=1e-9)
+            if not any(r.startswith("below the threshold, but the lost-push budget") for r in d["reasons"]):
+                assert d["action"] == b.action
+            assert d["fallback"] is None and d["policy_version"] and len(d["decision_id"]) == 32
+            # written to the ledger before it was answered
+            [[action, prob, run_id, version]] = served.sql(
+                f"SELECT action, probability, run_id, policy_version FROM decisions "
+                f"WHERE decision_id = '{d['decision_id']}'")
+            assert (action, run_id, version) == (d["action"], f"run-{pipeline}", d["policy_version"])
+            assert prob == pytest.approx(d["probability"])
+    finally:
+        con.close()
+    metrics = served.get("/metrics").text
+    assert 'frugal_decisions_total{action=' in metrics and "frugal_http_request_seconds_bucket" in metrics
+
+
+def test_bad_requests_get_clear_json_errors(served):
+    r = served.post("/api/v1/decisions", json={"pipeline": "no_such_pipeline"})
+    assert r.status_code == 404 and "unknown pipeline 'no_such_pipeline'" in r.json()["detail"]
+    assert _busiest(served) in r.json()["detail"] or "known pipelines include" in r.json()["detail"]
+    r = served.post("/api/v1/decisions", json={"pipeline": _busiest(served), "lane": "NoSuchTrainer"})
+    assert r.status_code == 404 and "no trainer node 'NoSuchTrainer'" in r.json()["detail"]
+    r = served.post("/api/v1/decisions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.json()["detail"]
+    r = served.post("/api/v1/decisions", json={"pipeline": "x", "surprise": 1})
+    assert r.status_code == 422 and "surprise" in r.json()["detail"]
+    r = served.post("/api/v1/decisions", content=b"{" + b" " * 2_000_000 + b"}",
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over" in r.json()["detail"]
+    r = served.get("/api/v1/pipelines/no_such_pipeline")
+    assert r.status_code == 404 and "no trainings" in r.json()["detail"]
+    r = served.post("/api/v1/decisions", json={"pipeline": "p\u00e9\u4e2d" * 100})
+    assert r.status_code == 404 and "\u4e2d" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM '/etc/passwd'",
+    "COPY decisions TO '/tmp/frugal-leak.csv'",
+    "ATTACH '/tmp/frugal-other.duckdb' AS other",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET threads = 1",
+    "EXPORT DATABASE '/tmp/frugal-export'",
+    "SELECT 1; DROP TABLE decisions",
+    "DELETE FROM decisions",
+    "CREATE TABLE evil AS SELECT 1",
+    "SELECT * FROM query('DELETE FROM decisions')",
+])
+def test_sql_cannot_escape_the_sandbox(served, query):
+    before = served.sql("SELECT count(*) FROM decisions")[0][0]
+    r = served.post("/api/v1/sql", json={"query": query})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] and "Traceback" not in r.text
+    assert served.sql("SELECT count(*) FROM decisions")[0][0] == before
+    assert served.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'evil'")[0][0] == 0
+
+
+def test_sql_answers_with_a_row_cap(served):
+    r = served.post("/api/v1/sql", json={"query": "SELECT range AS i FROM range(50)", "max_rows": 7})
+    body = r.json()
+    assert r.status_code == 200 and body["columns"] == ["i"] and body["rows"] == [[i] for i in range(7)]
+    assert body["truncated"] is True
+    n = served.sql("SELECT count(*) FROM graphlets")[0][0]
+    assert n == connect(str(served.batch), read_only=True).execute("SELECT count(*) FROM graphlets").fetchone()[0]
+
+
+def test_operator_rules_win_and_persist(served):
+    pipeline = _busiest(served)
+    r = served.post("/api/v1/rules", json={"pipeline": pipeline, "action": "prune", "reason": "data incident 4711"})
+    assert r.status_code == 201 and r.json()["action"] == "prune"
+    d = served.decide(pipeline)
+    assert d["action"] == "prune" and d["reasons"] == ["operator rule: prune (data incident 4711)"]
+    assert served.sql(f"SELECT rule FROM decisions WHERE decision_id = '{d['decision_id']}'") == [["data incident 4711"]]
+    rules = served.get("/api/v1/rules").json()["rules"]
+    assert [(x["pipeline"], x["action"], x["active"]) for x in rules] == [(pipeline, "prune", True)]
+    assert served.sql("SELECT pipeline, action FROM rules") == [[pipeline, "prune"]]
+    r = served.post("/api/v1/rules", json={"pipeline": pipeline, "action": "prune", "reason": "x",
+                                           "expires_at": "2000-01-01T00:00:00Z"})
+    assert r.status_code == 422 and "in the past" in r.json()["detail"]
+    assert served.http.delete(f"/api/v1/rules/{pipeline}").status_code == 200
+    d = served.decide(pipeline)
+    assert not any(x.startswith("operator rule") for x in d["reasons"]) and d["probability"] is not None
+    r = served.http.delete(f"/api/v1/rules/{pipeline}")
+    assert r.status_code == 404 and "no rule" in r.json()["detail"]
+    r = served.post("/api/v1/rules", json={"pipeline": pipeline, "action": "maybe", "reason": "x"})
+    assert r.status_code == 422
+
+
+def test_decision_sees_an_anomaly_recorded_one_second_earlier(served):
+    """A gate passes this run's upstream ids: the service reads the store first, then decides."""
+    pipeline = _busiest(served)
+    for blessed in (0, 1):
+        ids = append_run(served.store, pipeline, started_at=time.time() - 1.0, anomalies_blessed=blessed, train=False)
+        time.sleep(1.0)
+        inputs = [ids["Examples"], ids["ExampleStatistics"], ids["Schema"], ids["ExampleAnomalies"]]
+        d = served.decide(pipeline, inputs=inputs, explain=True)
+        assert d["features"]["a.ExampleAnomalies.blessed.min"] == blessed
+        assert d["features"]["a.ExampleAnomalies.blessed.max"] == blessed
+        assert d["inputs"] == inputs
+        assert served.sql(f"SELECT inputs FROM decisions WHERE decision_id = '{d['decision_id']}'")[0][0] == \
+            str(inputs)
+    r = served.post("/api/v1/decisions", json={"pipeline": pipeline, "inputs": [987654321]})
+    assert r.status_code == 422 and "987654321" in r.json()["detail"]
+
+
+def test_store_grows_and_decisions_are_matched_with_what_happened(served):
+    pipeline = _busiest(served)
+    before = {x["source"]: x for x in served.get(f"/api/v1/pipelines/{pipeline}").json()["sources"]}["prod"]
+    d = served.decide(pipeline, run_id="grows-1")
+    append_run(served.store, pipeline, started_at=time.time() + 1.0, pushed=True)
+    did = served.post("/api/v1/ingest").json()
+    assert did["changed_sources"] == ["prod"] and "prod" in did["analyzed"]
+    info = served.get(f"/api/v1/pipelines/{pipeline}").json()
+    after = {x["source"]: x for x in info["sources"]}["prod"]
+    assert after["trainings"] == before["trainings"] + 1 and after["pushes"] == before["pushes"] + 1
+    [[outcome, gid, pushed]] = served.sql(
+        f"SELECT outcome, outcome_graphlet_id, outcome_pushed FROM decisions WHERE decision_id = '{d['decision_id']}'")
+    newest = info["graphlets"][0]
+    assert (outcome, gid, pushed) == ("ran", newest["graphlet_id"], True)
+    assert any(x["decision_id"] == d["decision_id"] for x in info["decisions"])
+    assert info["ledger"]["ran"] >= 1
