@@ -66,6 +66,7 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
         "trainings": int(con.execute("SELECT count(*) FROM graphlets").fetchone()[0]),
         "replayed": m["trainings"], "fallback": data["policy"]["fallback"],
         "waste_pruned": m["waste_pruned"], "waste_pruned_of_skippable": m["waste_pruned_of_skippable"],
+        "ranking_at_own_loss": m.get("ranking_at_own_loss"), "guards": m.get("guards"),
         "pushes_lost": m["pushes_lost"], "budget_spent": m["pushes_lost"] / args.max_lost_pushes,
         "compute_saved_share": m["compute_saved_share"],
         "pipelines_compared": cad.get("pipelines_compared"),
@@ -128,7 +129,7 @@ def _line(r: dict) -> str:
     return (f"{r['style']:7s} {r['mode']:5s} {r['outcome_model']:7s} seed {r['seed']:5d} replayed {r['replayed']:5,d} "
             f"| policy {pct(r['waste_pruned'])}% lost {pct(r['pushes_lost'])}% (budget spent {pct(r['budget_spent'])}%)"
             f" median kept {r['median_within_5pct']}/{r['pipelines_compared']} longest x{r['longest_ratio_max'] or 0:.2f}"
-            f" | at policy loss: {base}"
+            f" | at policy loss: own ranking {pct(r['ranking_at_own_loss'])}  {base}"
             f" | oracle {pct(r['oracle_waste_pruned_at_policy_loss'])} (budget {pct(r['oracle_waste_pruned'])}, "
             f"median kept {r['oracle_median_within_5pct']}) unguarded {pct(r['oracle_unguarded_waste_pruned'])} "
             f"(median kept {r['oracle_unguarded_median_within_5pct']}, longest x{r['oracle_unguarded_longest_ratio_max'] or 0:.2f})"

@@ -318,6 +318,10 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     metrics["rule"] = config.rule
     if config.rule == "controlled" and policy is not None:
         metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total)
+    # the policy's own ranking held in hindsight to the pushes it lost (the baselines' footing
+    # below): the gap to ``waste_pruned`` is what deciding online costs
+    _, own = _hindsight(test, key, metrics["pushes_lost"], config)
+    metrics["ranking_at_own_loss"] = replay_metrics(test, own, wasted_total_s=wasted_total)["waste_pruned"]
     cad = cadence(test, pruned)
     # ranking and calibration of the trainings a model decided (not those under the fallback)
     metrics.update(_quality(test["pushed"].to_numpy(dtype=bool)[modelled], prob[modelled]))
