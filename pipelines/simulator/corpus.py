@@ -179,7 +179,10 @@ def _ground_truth(job: dict, path: Path, emitter: StoreEmitter, sims: list[Pipel
              "code_changes": s.code_version, "structure_changes": s.structure_version,
              "caching": s.spec.caching, "p_manual_rerun": round(s.spec.p_manual_rerun, 4),
              "manual_reruns": s.manual_reruns, "cache_bust_per_day": s.spec.cache_bust_per_day,
-             "cache_key_changes": s.cache_key_changes}
+             "cache_key_changes": s.cache_key_changes,
+             **({} if s.model == M.DEFAULT_OUTCOME_MODEL else {"outcome": {
+                 "alphas": [round(a, 6) for a in s.pipe.alphas], "scale": [round(k, 6) for k in s.pipe.scale],
+                 "phase": round(s.pipe.phase, 6)}})}
             for s in sims
         ],
         "trainers": emitter.trainers,
