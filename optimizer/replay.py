@@ -391,7 +391,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
 GUARD_VARIANTS = {
     "without_min_history": {"min_history": 0},
     "without_push_age": {"push_age_factor": 1e12, "max_push_age_h": None},
-    "without_longest": {"longest_factor": None},
+    "with_longest_guard": {"longest_factor": 1.0},
     "without_guards": {"min_history": 0, "push_age_factor": 1e12, "max_push_age_h": None, "longest_factor": None},
 }
 
@@ -399,7 +399,8 @@ GUARD_VARIANTS = {
 def _guard_ablation(test: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, cost, history,
                     wasted_total) -> dict:
     """What each cadence guard buys: the same probabilities replayed by the controller with the
-    guard switched off (waste pruned, pushes lost, cadence kept), beside the guarded replay."""
+    guard switched off (or, for the optional longest-interval guard, on at 1x), and the waste
+    pruned, pushes lost and cadence kept there, to compare with the policy's own replay."""
     out = {}
     for name, change in GUARD_VARIANTS.items():
         cfg = replace(config, **change)
