@@ -53,8 +53,8 @@ class PolicyConfig:
     threshold_by: str = "observed"
     rule: str = "controlled"
     window: int = 1000
-    window_share: float = 0.8
-    control_z: float = 1.5
+    window_share: float = 1.0
+    control_z: float = 1.0
     cost_feature: str | None = "p_prev_trainer_s"
     refits: int = 8
     min_history: int = 5
