@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/planner.py
 	$(PY) benchmarks/iterations.py
+	$(PY) benchmarks/service.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

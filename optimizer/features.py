@@ -92,13 +92,15 @@ def _check_tables(con) -> None:
             "build graphlets with `frugal analyze` first")
 
 
-def _source_sql(pipeline: str | None, has_component: bool) -> str:
+def _source_sql(pipeline: str | None, has_component: bool, sources: bool = False) -> str:
     """Graphlets, their members and trainer inputs as the feature SQL reads them.
 
     ``config_id`` is the execution whose properties describe the trainer: the trainer itself,
     or for an upcoming training (see optimizer.hook) the previous one.
     """
-    where = "WHERE g.pipeline = $pipeline" if pipeline is not None else ""
+    where = " AND ".join(c for c in ("g.pipeline = $pipeline" if pipeline is not None else "",
+                                        "list_contains($sources, g.source_id)" if sources else "") if c)
+    where = f"WHERE {where}" if where else ""
     component = "g.trainer_component" if has_component else "NULL"
     return f"""
         CREATE OR REPLACE TEMP TABLE _pf_src AS
@@ -480,19 +482,23 @@ def _select_property_keys(con, config: FeatureConfig) -> list[tuple[str, bool, b
 
 
 def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: str | None = None,
-                   property_keys: list[tuple[str, bool, bool]] | None = None, extend=None) -> FeatureSet:
+                   property_keys: list[tuple[str, bool, bool]] | None = None, extend=None,
+                   sources: list[str] | None = None) -> FeatureSet:
     """Build the pre-start features of every graphlet (or of one pipeline's graphlets).
 
     ``property_keys`` fixes the property features (as returned in a previous call's
     ``FeatureSet.columns``) so that a trained model sees the same columns; by default they are
-    chosen from the data. ``extend(con)`` may add rows to the temporary tables ``_pf_src``,
+    chosen from the data. ``sources`` limits the graphlets to these sources (a lane never spans
+    two). ``extend(con)`` may add rows to the temporary tables ``_pf_src``,
     ``_pf_msrc`` and ``_pf_insrc`` (an upcoming training: see optimizer.hook). Uses temporary
     tables only: works on read-only warehouses.
     """
     _check_tables(con)
-    for stmt in _source_sql(pipeline, "trainer_component" in _columns(con, "graphlets")).split(";"):
+    for stmt in _source_sql(pipeline, "trainer_component" in _columns(con, "graphlets"),
+                            sources is not None).split(";"):
         if stmt.strip():
-            con.execute(stmt, {"pipeline": pipeline} if pipeline is not None and "$pipeline" in stmt else {})
+            params = {"pipeline": pipeline, "sources": list(sources or [])}
+            con.execute(stmt, {k: v for k, v in params.items() if f"${k}" in stmt})
     if extend is not None:
         extend(con)
     con.execute(_GRAPHLET_SQL)

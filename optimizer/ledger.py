@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 
 __all__ = ["create_ledger_tables", "record_decision", "match_outcomes", "Rule", "put_rule", "delete_rule",
-           "load_rules", "recent_decisions", "ledger_summary", "LEDGER_COLUMNS"]
+           "load_rules", "recent_decisions", "ledger_summary", "ledger_section", "LEDGER_COLUMNS"]
 
 LEDGER_COLUMNS = ("decision_id", "decided_at", "source_id", "pipeline", "lane", "run_id", "action",
                   "probability", "threshold", "policy_version", "reasons", "fallback", "rule", "inputs",
@@ -182,3 +182,28 @@ def ledger_summary(con, pipeline: str | None = None) -> dict:
     keys = ("decisions", "prune", "run", "pruned", "ran", "ran_pushed", "compute_saved_s",
             "estimated_pushes_lost", "by_rule", "fallback")
     return {k: (float(v) if k in ("compute_saved_s", "estimated_pushes_lost") else int(v)) for k, v in zip(keys, row)}
+
+
+def ledger_section(con):
+    """The decision ledger as a section of the batch report (``analysis.report.ReportSection``)."""
+    from analysis.report import ReportSection
+
+    s = ledger_summary(con)
+    pipelines = con.execute("SELECT count(DISTINCT pipeline) FROM decisions").fetchone()[0]
+    return ReportSection(
+        key="decisions", title="Decisions of the pre-run hook",
+        intro=("Every decision the service answered, matched with what happened after it. Compute saved: "
+               "the trainer-onward seconds of the pruned trainings' lanes; pushes lost are estimated as the "
+               "sum of the pruned trainings' push probabilities."),
+        numbers={
+            "decisions": ("decisions", s["decisions"], "int"),
+            "pipelines": ("pipelines asking", int(pipelines), "int"),
+            "prune": ("answered prune", s["prune"], "int"),
+            "by_rule": ("decided by an operator rule", s["by_rule"], "int"),
+            "fallback": ("fallback (too little history)", s["fallback"], "int"),
+            "pruned": ("pruned (no training followed)", s["pruned"], "int"),
+            "ran": ("ran", s["ran"], "int"),
+            "ran_pushed": ("ran and pushed", s["ran_pushed"], "int"),
+            "compute_saved_s": ("compute saved (s)", round(s["compute_saved_s"], 1), "float"),
+            "estimated_pushes_lost": ("estimated pushes lost", round(s["estimated_pushes_lost"], 3), "float"),
+        })

@@ -145,11 +145,12 @@ class Upcoming:
 
 
 def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = None, lanes=None,
-                      inputs=None, at: dt.datetime | None = None) -> dict[str, Upcoming]:
-    """Score the upcoming training of every lane (of ``pipeline``, or of ``lanes``), by lane."""
+                      inputs=None, at: dt.datetime | None = None, sources=None) -> dict[str, Upcoming]:
+    """Score the upcoming training of every lane (of ``pipeline``, ``sources`` or ``lanes``), by lane."""
     chosen: list = []
     fs = build_features(con, learned.feature_config, pipeline=pipeline, property_keys=list(learned.property_keys),
-                        extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen))
+                        extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen),
+                        sources=sources)
     previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}
     rows = fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True)
     if rows.empty:

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Best-effort system set-up for the test suite: headless Chromium for the report's browser
-# test. Tests that need it skip with a clear reason where it cannot be installed.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing chromium for the browser test (apt-get)..."
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "could not install chromium; browser tests will be skipped"
+# Best-effort system set-up for the test suite: headless Chromium for the browser tests and
+# Graphviz `dot` for the pipeline pages' DAG. Tests that need Chromium skip with a clear reason
+# where it cannot be installed; without `dot` the pages list the DAG's nodes instead of drawing it.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} for the browser tests (apt-get)..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+    || echo "could not install ${missing[*]}; browser tests will be skipped"
 fi
 exit 0

@@ -44,11 +44,14 @@ class ReportSection:
     figures: Mapping[str, Any] = field(default_factory=dict)  # name -> matplotlib Figure
 
 
-def write_report(warehouse, out_dir, roles=None, sections: Sequence[ReportSection] = ()) -> Path:
+def write_report(warehouse, out_dir, roles=None, sections: Sequence[ReportSection] = (), *,
+                 analyze_first: bool = True) -> Path:
     """Analyse ``warehouse`` (path or DuckDB connection) if needed and write the report into
-    ``out_dir``; returns the path of ``index.html``. ``sections`` are appended at the end."""
+    ``out_dir``; returns the path of ``index.html``. ``sections`` are appended at the end.
+    ``analyze_first=False``: the caller keeps the analysis current (the service does)."""
     out_dir = Path(out_dir)
-    analyze(warehouse, roles=roles)
+    if analyze_first:
+        analyze(warehouse, roles=roles)
     con, owned = open_warehouse(warehouse)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -141,8 +141,12 @@ def register(app: typer.Typer) -> None:
 
     @prune.command("decide")
     def decide_command(
-        warehouse: Path = typer.Option(..., "--warehouse", "-w", help="Analyzed DuckDB warehouse."),
+        warehouse: Path = typer.Option(None, "--warehouse", "-w", help="Analyzed DuckDB warehouse."),
         pipeline: str = typer.Option(..., "--pipeline", "-p", help="Pipeline name (as in graphlets.pipeline)."),
+        url: str = typer.Option(None, "--url", help="Ask a running `frugal serve` instead: milliseconds, and the "
+                                                    "decision is recorded in its ledger."),
+        token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
+        source: str = typer.Option(None, "--source", help="Source id, with --url, when the pipeline is in several."),
         max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
                                               help="Budget: share of pushes the policy may lose."),
         fmt: str = typer.Option("table", "--format", help="table or json."),
@@ -154,13 +158,22 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("table", "json"):
             raise OptimizerError(f"--format must be table or json, not {fmt!r}")
-        con = _open(warehouse)
-        d = decide(con, pipeline, config=PolicyConfig(max_lost_pushes=max_lost_pushes))
+        if (warehouse is None) == (url is None):
+            raise OptimizerError("give either --warehouse FILE or --url of a running `frugal serve`")
+        if url is not None:
+            from frugal.commands.remote import call
+
+            data = call(url, "POST", "/api/v1/decisions", token_file=token_file,
+                        json={"pipeline": pipeline, **({"source": source} if source else {})})
+        else:
+            d = decide(_open(warehouse), pipeline, config=PolicyConfig(max_lost_pushes=max_lost_pushes))
+            data = d.to_dict()
         if fmt == "json":
-            typer.echo(json.dumps(d.to_dict(), indent=2))
+            typer.echo(json.dumps(data, indent=2))
             return
-        prob = "n/a" if d.probability is None else f"{d.probability:.3f}"
-        typer.echo(f"{d.action.upper()}  {d.pipeline} ({d.lane})  P(push) = {prob}"
-                   + (f"  threshold {d.threshold:.3f}" if d.threshold is not None else ""))
-        for reason in d.reasons:
+        prob = "n/a" if data["probability"] is None else f"{data['probability']:.3f}"
+        typer.echo(f"{data['action'].upper()}  {data['pipeline']} ({data['lane']})  P(push) = {prob}"
+                   + (f"  threshold {data['threshold']:.3f}" if data["threshold"] is not None else "")
+                   + (f"  decision {data['decision_id']}" if data.get("decision_id") else ""))
+        for reason in data["reasons"]:
             typer.echo(f"  - {reason}")

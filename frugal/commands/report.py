@@ -22,6 +22,28 @@ def pruning_report_section(warehouse: Path, max_lost_pushes: float, ground_truth
         con.close()
 
 
+def _pipeline_pages(warehouse: Path, out: Path, roles, pipeline: str, source, runs: int) -> None:
+    """`frugal report --pipeline`: the pipeline's pages as static files."""
+    import duckdb
+
+    from analysis import analyze
+    from analysis.errors import AnalysisError
+    from frugal.pages.static import write_pipeline_pages
+
+    analyze(warehouse, roles=roles)
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as exc:
+        raise AnalysisError(f"cannot open warehouse {warehouse} ({exc}); is `frugal serve` using it?") from exc
+    try:
+        index = write_pipeline_pages(con, pipeline, out, source=source, max_runs=runs)
+    finally:
+        con.close()
+    pages = len(list(index.parent.glob("*.html")))
+    typer.echo(f"{pipeline}: {pages} pages")
+    typer.echo(f"report: {index}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach `frugal report` to the application."""
 
@@ -36,13 +58,23 @@ def register(app: typer.Typer) -> None:
             0.02, "--max-lost-pushes", help="Budget of lost pushes for the replayed policy (share)."),
         ground_truth: list[Path] = typer.Option(
             None, "--ground-truth", help="Simulator ground-truth JSON: draws the oracle beside the policy."),
+        pipeline: str = typer.Option(
+            None, "--pipeline", help="Write this pipeline's pages instead (DAG, history, compare pages)."),
+        source: str = typer.Option(None, "--source", help="With --pipeline: the source that holds it, "
+                                   "when several do."),
+        runs: int = typer.Option(50, "--runs", help="With --pipeline: a page for each of the newest N runs."),
     ) -> None:
         """Write DIR/index.html with its figures and DIR/summary.json.
 
         Brings the analysis up to date first (only changed sources are rebuilt). The folder is
-        self-contained: open index.html in a browser, or copy the folder anywhere.
+        self-contained: open index.html in a browser, or copy the folder anywhere. With
+        --pipeline NAME it holds that pipeline's pages as `frugal serve` shows them.
         """
         import json
+
+        if pipeline is not None:
+            _pipeline_pages(warehouse, out, roles, pipeline, source, runs)
+            return
 
         from analysis.report import write_report
 

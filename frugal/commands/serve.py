@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             sock.close()
             raise ProvenanceError(str(exc)) from exc
+        sock.listen(2048)      # connections queue from now on, until the server accepts them
         if port_file is not None:
             tmp = port_file.with_name(port_file.name + ".tmp")
             tmp.write_text(str(bound))

@@ -32,6 +32,7 @@ class ServiceConfig:
     sql_timeout_s: float = 10.0
     sql_max_rows: int = 10_000
     report: bool = True               # rebuild the HTML report after ingests that changed data
+    report_every_s: float = 600.0     # ... at most this often (drawing figures takes seconds of CPU)
     retry_every_s: float = 10.0       # retry a failing source this often (at most every ingest_every_s)
 
     def __post_init__(self) -> None:

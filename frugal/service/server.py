@@ -14,7 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from frugal import __version__
 from frugal.service.config import ServiceConfig
 from frugal.service.middleware import BodyLimit, RequestMetrics, ServiceMetrics, TokenAuth
-from frugal.service.routers import decisions, health, pipelines, report, rules, sources, sql
+from frugal.service.dependencies import read_cursor
+from frugal.service.routers import decisions, health, login, pages, pipelines, report, rules, sources, sql
 from frugal.service.state import Metrics, Service, ServiceError
 
 __all__ = ["create_app"]
@@ -45,9 +46,11 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> FastAPI:
                   description="Pre-run decisions, the decision ledger and SQL over the provenance warehouse.")
     app.state.service = service
     app.state.metrics = metrics
-    for r in (health.router, decisions.router, rules.router, pipelines.router, sources.router, sql.router,
-              report.router):
+    app.state.token = token
+    for r in (health.router, login.router, decisions.router, rules.router, pipelines.router, sources.router,
+              sql.router, report.router):
         app.include_router(r)
+    app.include_router(pages.make_router(read_cursor))  # HTML pages and their JSON
 
     @app.get("/metrics", tags=["health"])
     def prometheus() -> Response:

@@ -136,7 +136,7 @@ class Service:
             spec = parse_store(store, sid)
             self.sources[spec.source_id] = SourceStatus(spec.source_id, spec.uri, spec.kind, str(store))
         self.warm: Warm | None = None
-        self.pending: set[str] = {"ingest", "analysis", "policy"}
+        self.pending: set[str] = {"ingest", "analysis", "policy", "report"}
         self.refit_requested = False
         self.last_refresh: dict = {}
         self.report_at: dt.datetime | None = None
@@ -145,6 +145,7 @@ class Service:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._learned_restored: live.LearnedPolicy | None = None
+        self._ledger = LedgerWriter(self.con, self.ledger_lock)
         self._restore()
 
     # ----------------------------------------------------------------------------------- lifecycle
@@ -182,6 +183,7 @@ class Service:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._ledger.close()
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error:
@@ -218,7 +220,9 @@ class Service:
             st.last_attempt_at = _now()
             try:
                 with self.write_lock:
+                    before = self._source_state(sid)
                     report = ingest([st.store], self.config.warehouse, source_ids=[sid], progress=False)
+                    after = self._source_state(sid)
             except (ProvenanceError, duckdb.Error, OSError) as exc:
                 st.status, st.error = "error", str(exc)
                 st.failures += 1
@@ -231,39 +235,66 @@ class Service:
             st.last_ingest_at, st.last_seconds, st.last_rows = _now(), time.perf_counter() - t0, rows
             if self.metrics.ingest_seconds:
                 self.metrics.ingest_seconds(sid, st.last_seconds, True)
-            if rows:
+            if after != before:
                 changed.append(sid)
         return changed
+
+    def _source_state(self, sid: str) -> tuple:
+        """What an ingest can change of a source (an incremental read re-reads its newest rows)."""
+        cur = self.con.cursor()
+        try:
+            return cur.execute("""
+                SELECT (SELECT count(*) FROM executions WHERE source_id = $s),
+                       (SELECT max(update_time) FROM executions WHERE source_id = $s),
+                       (SELECT count(*) FROM artifacts WHERE source_id = $s),
+                       (SELECT max(update_time) FROM artifacts WHERE source_id = $s),
+                       (SELECT count(*) FROM events WHERE source_id = $s),
+                       (SELECT count(*) FROM properties WHERE source_id = $s),
+                       (SELECT count(*) FROM contexts WHERE source_id = $s)
+            """, {"s": sid}).fetchone()
+        finally:
+            cur.close()
 
     def refresh(self, *, force_describe: bool = False) -> dict:
         """One refresh cycle (see the module docstring); returns what it did."""
         t0 = time.perf_counter()
         changed = self.ingest_sources()
         self.pending.discard("ingest")
-        with self.write_lock:
-            cur = self.con.cursor()
-            try:
-                summary = analyze(cur)
-                with self.ledger_lock:
-                    matched = ledger.match_outcomes(cur)
-            finally:
-                cur.close()
+        first = "analysis" in self.pending
+        analyzed: tuple = ()
+        matched = 0
+        if changed or first:
+            with self.write_lock:
+                cur = self.con.cursor()
+                try:
+                    # the first time, whatever the analysis finds stale; then exactly what changed
+                    analyzed = analyze(cur, sources=None if first else changed).sources_analyzed
+                    with self.ledger_lock:
+                        matched = ledger.match_outcomes(cur)
+                finally:
+                    cur.close()
         self.pending.discard("analysis")
         signature = self._signature()
         warm = self.warm
-        did = {"changed_sources": changed, "analyzed": list(summary.sources_analyzed), "matched": matched,
+        did = {"changed_sources": changed, "analyzed": list(analyzed), "matched": matched,
                "refit": False, "described": False}
         learned = warm.learned if warm is not None else self._learned_restored
         if learned is None or self._refit_due(learned):
             learned = self._refit()
             did["refit"] = True
         if warm is None or did["refit"] or force_describe or warm.signature != signature:
-            self.warm = self._describe(learned, signature)
+            # only the lanes of sources that changed need describing again (a lane never spans two)
+            partial = (None if warm is None or did["refit"] or force_describe or not changed
+                       or warm.learned is not learned else changed)
+            self.warm = self._describe(learned, signature, sources=partial, base=warm)
             did["described"] = True
             self._save_snapshot()
         self.pending.discard("policy")
-        if self.config.report and (did["described"] or self.report_at is None):
-            self._write_report()
+        if self.config.report:
+            since = None if self.report_at is None else (_now() - self.report_at).total_seconds()
+            if since is None or (did["described"] and since >= self.config.report_every_s):
+                self._write_report()
+        self.pending.discard("report")
         did["seconds"] = time.perf_counter() - t0
         self.last_refresh = {**did, "at": _now().isoformat() + "Z"}
         if self.metrics.refresh_seconds:
@@ -309,10 +340,15 @@ class Service:
                  time.perf_counter() - t0, f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
         return learned
 
-    def _describe(self, learned: live.LearnedPolicy, signature: tuple) -> Warm:
+    def _describe(self, learned: live.LearnedPolicy, signature: tuple, *, sources=None,
+                  base: Warm | None = None) -> Warm:
         cur = self.con.cursor()
         try:
-            upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
+            if sources is not None and base is not None:
+                upcoming = {lane: u for lane, u in base.upcoming.items() if u.source_id not in sources}
+                upcoming.update(live.describe_upcoming(cur, learned, sources=list(sources)))
+            else:
+                upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
             known = frozenset(tuple(r) for r in cur.execute(
                 "SELECT DISTINCT source_id, pipeline FROM analysis_executions WHERE pipeline IS NOT NULL"
             ).fetchall()) if _has_table(cur, "analysis_executions") else frozenset()
@@ -356,8 +392,8 @@ class Service:
         try:
             cur = self.con.cursor()
             try:
-                with self.write_lock:  # the report refreshes the analysis if needed
-                    write_report(cur, self.config.report_dir)
+                write_report(cur, self.config.report_dir, analyze_first=False,
+                             sections=[ledger.ledger_section(cur)])
             finally:
                 cur.close()
             self.report_at = _now()
@@ -440,14 +476,9 @@ class Service:
                "probability": choice.probability, "threshold": choice.threshold, "policy_version": version,
                "reasons": list(choice.reasons), "fallback": choice.fallback, "rule": choice.rule,
                "inputs": inputs, "cost_s": up.cost_s if up is not None else None}
-        with self.ledger_lock:
-            cur = self.con.cursor()
-            try:
-                ledger.record_decision(cur, row)
-            finally:
-                cur.close()
-            if choice.model_prune:
-                self._recent_prunes.append(float(choice.probability))
+        self._ledger.write(row)        # committed before the answer leaves
+        if choice.model_prune:
+            self._recent_prunes.append(float(choice.probability))
         if self.metrics.decision:
             self.metrics.decision(choice.action, kind)
         answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
@@ -549,6 +580,67 @@ class Service:
                              else None),
                 "sources": {s: st.status for s, st in self.sources.items()},
                 "upcoming_trainings": len(warm.upcoming) if warm is not None else 0}
+
+
+class LedgerWriter:
+    """Group commit for the ledger: decisions that arrive together are committed in one transaction.
+
+    ``write`` returns once its row is committed (or raises what the commit raised), so nothing
+    is answered before it is durable; under load one commit serves many requests.
+    """
+
+    def __init__(self, con, lock: threading.Lock):
+        self._cur = con.cursor()
+        self._lock = lock
+        self._queue: list[tuple[dict, threading.Event, list]] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="frugal-ledger", daemon=True)
+        self._thread.start()
+
+    def write(self, row: dict) -> None:
+        done, outcome = threading.Event(), []
+        with self._cv:
+            if self._closed:
+                raise ServiceError("the service is shutting down; retry against the restarted service")
+            self._queue.append((row, done, outcome))
+            self._cv.notify()
+        done.wait()
+        if outcome:
+            raise outcome[0]
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue and self._closed:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                with self._lock:
+                    self._cur.execute("BEGIN TRANSACTION")
+                    try:
+                        for row, _, _ in batch:
+                            ledger.record_decision(self._cur, row)
+                        self._cur.execute("COMMIT")
+                    except BaseException:
+                        self._cur.execute("ROLLBACK")
+                        raise
+            except Exception as exc:  # every waiter of the batch hears it
+                for _, done, outcome in batch:
+                    outcome.append(exc)
+                    done.set()
+                continue
+            for _, done, _ in batch:
+                done.set()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        self._thread.join(10)
+        self._cur.close()
 
 
 def _has_table(cur, name: str) -> bool:

@@ -1,0 +1,208 @@
+"""The service's decisions under load, against the cold batch path of today.
+
+A simulated warehouse of at least 50,000 trainings (cached in benchmarks/.cache) is served
+by `frugal serve` as a real subprocess, together with a small second store that grows during
+the run (a real run appended through the ml_metadata API every second, ingested in the
+background every few seconds). A real HTTP client sends decisions at a fixed rate (open loop,
+default 100 requests/s for 60 s) and records each latency. Then decisions that carry this
+run's inputs (the service reads the store first) are timed one by one. Beside them: the cold
+`frugal prune decide --warehouse` of the batch path, as a user runs it (a new process that
+learns the policy), on a copy of the same warehouse.
+
+Prints p50/p99 latency, errors, throughput, the cold path's time and the ratio; the last line
+is JSON. Bars: p99 <= 50 ms with zero errors, >= 100x faster than the cold path, decisions
+with inputs p99 <= 1 s.
+
+    python benchmarks/service.py [--pipelines 300] [--days 90] [--rate 100] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# benchmarks/analysis.py would shadow the analysis package: import packages, not siblings
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def corpus(pipelines: int, days: int, seed: int) -> Path:
+    """The big store (simulated once, cached)."""
+    from pipelines.simulator import simulate
+
+    out = CACHE / f"service-{pipelines}x{days}-s{seed}"
+    store = out / "mlmd.sqlite"
+    if not store.exists():
+        print(f"simulating {pipelines} pipelines x {days} days (cached in {out}) ...", flush=True)
+        tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=".service-"))
+        simulate(tmp, pipelines=pipelines, days=days, seed=seed, progress=False)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return store
+
+
+def pct(values, q):
+    import numpy as np
+
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def measure(s, live: Path, args, append_run) -> dict:
+    """Load the running service ``s``; return the raw figures."""
+    import httpx
+
+    trainings = s.sql("SELECT count(*) FROM graphlets WHERE source_id = 'prod'")[0][0]
+    pipelines = [r[0] for r in s.sql("SELECT DISTINCT pipeline FROM graphlets WHERE source_id = 'prod' ORDER BY 1")]
+    live_pipeline = s.sql("SELECT pipeline FROM graphlets WHERE source_id = 'live' GROUP BY 1 "
+                          "ORDER BY count(*) DESC, 1 LIMIT 1")[0][0]
+    print(f"{trainings:,} trainings of {len(pipelines)} pipelines (+ a growing store)", flush=True)
+
+    # the growing store: a run appended every second while the load runs
+    stop = threading.Event()
+    appended = [0]
+
+    def grow():
+        while not stop.is_set():
+            append_run(live, live_pipeline, started_at=time.time())
+            appended[0] += 1
+            stop.wait(1.0)
+
+    grower = threading.Thread(target=grow, daemon=True)
+    grower.start()
+
+    # open-loop load: request i is sent at start + i / rate
+    n = int(args.rate * args.seconds)
+    lat: list[float] = []
+    errors: list[str] = []
+    local = threading.local()
+
+    def one(i: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=s.url, timeout=10)
+        body = {"pipeline": pipelines[i % len(pipelines)], "source": "prod", "run_id": f"bench-{i}"}
+        t = time.perf_counter()
+        try:
+            r = client.post("/api/v1/decisions", json=body)
+            ok = r.status_code == 200 and r.json()["action"] in ("run", "prune")
+        except httpx.HTTPError as exc:
+            ok, r = False, exc
+        lat.append(time.perf_counter() - t)
+        if not ok:
+            errors.append(str(getattr(r, "text", r))[:200])
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        start = time.perf_counter()
+        for i in range(n):
+            delay = start + i / args.rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, i)
+    elapsed = time.perf_counter() - start
+    sources = s.get("/api/v1/sources").json()
+    stop.set()           # one writer at a time on the growing store
+    grower.join(30)
+
+    # decisions that read the store first, from this run's inputs
+    fresh: list[float] = []
+    fresh_errors = 0
+    for _ in range(args.fresh):
+        ids = append_run(live, live_pipeline, started_at=time.time(), train=False)
+        t = time.perf_counter()
+        r = s.post("/api/v1/decisions", json={"pipeline": live_pipeline, "source": "live",
+                                              "inputs": [ids["Examples"], ids["ExampleStatistics"],
+                                                         ids["Schema"], ids["ExampleAnomalies"]]})
+        fresh.append(time.perf_counter() - t)
+        fresh_errors += r.status_code != 200
+    ledger = s.sql("SELECT count(*) FROM decisions")[0][0]
+    return {"trainings": trainings, "pipelines": pipelines, "lat": lat, "errors": errors, "elapsed": elapsed,
+            "fresh": fresh, "fresh_errors": fresh_errors, "ledger": ledger, "appended": appended[0],
+            "last_refresh": sources.get("last_refresh")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pipelines", type=int, default=300)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--seed", type=int, default=77)
+    ap.add_argument("--rate", type=float, default=100.0, help="decisions per second")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--fresh", type=int, default=30, help="decisions with inputs, timed one by one")
+    ap.add_argument("--ingest-every", type=float, default=5.0)
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from service.conftest import start_service  # the same launcher the tests use
+    from service.runs import append_run
+
+    CACHE.mkdir(exist_ok=True)
+    big = corpus(args.pipelines, args.days, args.seed)
+    small_src = corpus(8, 20, args.seed + 1)
+    work = Path(tempfile.mkdtemp(prefix="frugal-bench-service-"))
+    try:
+        live = work / "live.sqlite"
+        shutil.copyfile(small_src, live)
+        warehouse = work / "w.duckdb"
+        t0 = time.perf_counter()
+        s = start_service([big, live], warehouse, extra=["--source-id", "prod", "--source-id", "live",
+                                                         "--ingest-every", str(args.ingest_every)], timeout=3600)
+        while s.get("/readyz").json()["pending"]:      # the first report is drawn too
+            time.sleep(0.5)
+        startup_s = time.perf_counter() - t0
+        print(f"service ready in {startup_s:.0f} s", flush=True)
+        try:
+            f = measure(s, live, args, append_run)
+        finally:
+            s.stop()
+        # the cold batch path of today, on a copy of the same warehouse (the service held the file)
+        cold_wh = work / "cold.duckdb"
+        shutil.copyfile(warehouse, cold_wh)
+        cold = []
+        for pipeline in f["pipelines"][:2]:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "frugal", "prune", "decide", "--warehouse", str(cold_wh),
+                            "--pipeline", pipeline], check=True, capture_output=True, cwd=ROOT)
+            cold.append(time.perf_counter() - t)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    lat, errors, fresh = f["lat"], f["errors"], f["fresh"]
+    p50, p99 = pct(lat, 50) * 1e3, pct(lat, 99) * 1e3
+    cold_s = min(cold)
+    fresh_p50, fresh_p99 = pct(fresh, 50), pct(fresh, 99)
+    print(f"\n{'':38}{'service':>12}{'cold prune decide':>20}")
+    print(f"{'decision latency p50':38}{p50:>9.1f} ms{cold_s * 1e3:>17.0f} ms")
+    print(f"{'decision latency p99':38}{p99:>9.1f} ms")
+    print(f"{'requests (errors)':38}{len(lat):>9,} ({len(errors)})")
+    print(f"{'throughput':38}{len(lat) / f['elapsed']:>9.1f}/s  (target {args.rate:g}/s for {args.seconds:g} s)")
+    print(f"{'runs appended and ingested during load':38}{f['appended']:>9}  (refresh every {args.ingest_every:g} s)")
+    print(f"{'decisions with inputs p50 / p99':38}{fresh_p50 * 1e3:>6.0f} / {fresh_p99 * 1e3:.0f} ms "
+          f"({f['fresh_errors']} errors)")
+    print(f"{'ledger rows':38}{f['ledger']:>9,}")
+    print(f"cold path / service p99: {cold_s / (p99 / 1e3):,.0f}x   (cold path / service p50: {cold_s / (p50 / 1e3):,.0f}x)")
+    bars = {"p99_le_50ms": p99 <= 50, "zero_errors": not errors and not f["fresh_errors"],
+            "100x_cold": cold_s / (p99 / 1e3) >= 100, "fresh_p99_le_1s": fresh_p99 <= 1.0}
+    print("bars: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in bars.items()))
+    if errors:
+        print("first errors:", errors[:3])
+    print(json.dumps({"trainings": f["trainings"], "pipelines": len(f["pipelines"]), "startup_s": round(startup_s, 1),
+                      "requests": len(lat), "errors": len(errors), "p50_ms": round(p50, 2), "p99_ms": round(p99, 2),
+                      "throughput": round(len(lat) / f["elapsed"], 1), "cold_decide_s": round(cold_s, 2),
+                      "speedup_p99": round(cold_s / (p99 / 1e3), 1), "fresh_p50_ms": round(fresh_p50 * 1e3, 1),
+                      "fresh_p99_ms": round(fresh_p99 * 1e3, 1), "runs_appended": f["appended"],
+                      "last_refresh": f["last_refresh"], "bars": bars}))
+
+
+if __name__ == "__main__":
+    main()
