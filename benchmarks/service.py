@@ -13,7 +13,7 @@ Prints p50/p99 latency, errors, throughput, the cold path's time and the ratio; 
 is JSON. Bars: p99 <= 50 ms with zero errors, >= 100x faster than the cold path, decisions
 with inputs p99 <= 1 s.
 
-    python benchmarks/service.py [--pipelines 300] [--days 90] [--rate 100] [--seconds 60]
+    python benchmarks/service.py [--pipelines 450] [--days 100] [--rate 100] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ def measure(s, live: Path, args, append_run) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pipelines", type=int, default=300)
-    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--pipelines", type=int, default=450)
+    ap.add_argument("--days", type=int, default=100)
     ap.add_argument("--seed", type=int, default=77)
     ap.add_argument("--rate", type=float, default=100.0, help="decisions per second")
     ap.add_argument("--seconds", type=float, default=60.0)

@@ -193,13 +193,15 @@ class Pipeline:
 
 def load_pipeline(path: str | os.PathLike) -> Pipeline:
     """Import a pipeline file and return its ``pipeline`` object (or ``build_pipeline()``)."""
+    import hashlib
     import importlib.util
     import sys
 
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"pipeline file {path} does not exist: pass the path of a Python file")
-    mod_name = f"frugal_pipeline_{abs(hash(str(path.resolve())))}"
+    # a stable module name: the functions' fingerprints include it (str hash() changes per process)
+    mod_name = f"frugal_pipeline_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
         raise PipelineError(f"cannot import {path}: it must be a Python source file")

@@ -50,6 +50,7 @@ from pipelines.artifact_store import (
     write_part,
 )
 from pipelines.errors import PipelineError
+from pipelines.gate import run_properties, skipped_by_prune, without
 
 __all__ = [
     "CostHistory",
@@ -95,6 +96,7 @@ class RunOptions:
     eviction: str = "policy"
     beam_args: tuple[str, ...] = ()
     run_id: str | None = None
+    gate: Callable[[str, str], Any] | None = None  # asked before planning; see pipelines.gate
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class RunResult:
     evicted: tuple[str, ...] = ()
     store_bytes: int = 0
     mlmd_execution_ids: Mapping[str, int] = field(default_factory=dict)
+    decision: Any = None              # the gate's decision (pipelines.gate.GateDecision) when asked
+    skipped: tuple[str, ...] = ()     # components a prune decision skipped (no execution recorded)
 
     def actions(self) -> dict[str, str]:
         """compute / load / prune per component."""
@@ -602,14 +606,28 @@ def _execute_in_process(pipeline: Pipeline, plan: Mapping[Hashable, str], fps: M
 
 
 def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunResult:
-    """Plan, rewrite and run ``pipeline`` once; record it into MLMD when a store is given."""
+    """Plan, rewrite and run ``pipeline`` once; record it into MLMD when a store is given.
+
+    With ``options.gate`` the gate is asked first; a prune runs the pipeline without its
+    training and what depends on it (``pipelines.gate``).
+    """
     opts = options or RunOptions()
-    started = time.time()
     t_start = time.perf_counter()
-    run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}.{uuid.uuid4().hex[:8]}"
+    run_id = opts.run_id or f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}.{uuid.uuid4().hex[:8]}"
+    full = pipeline
+    decision, skipped = None, ()
+    if opts.gate is not None:
+        prunable = skipped_by_prune(pipeline)
+        decision = opts.gate(pipeline.name, run_id)
+        if decision.action == "prune":
+            skipped = prunable
+            pipeline = without(pipeline, skipped)
+            log.info("decision %s: prune; skipping %s", decision.decision_id, ", ".join(skipped))
+    started = time.time()  # after the decision: the recorded executions start after it, as under a TFX gate
     store = ArtifactStore(opts.artifacts) if opts.artifacts is not None else None
     history = CostHistory(store.root / "history.json" if store else None)
-    fps = pipeline.fingerprints()
+    all_fps = full.fingerprints()
+    fps = {c.name: all_fps[c.name] for c in pipeline.components}
     outputs = pipeline.requested_outputs()
     tmp_results = Path(tempfile.mkdtemp(prefix="frugal-results-"))
     try:
@@ -690,17 +708,21 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions | None = None) -> RunRe
             history.save()
         wall_s = time.perf_counter() - t_start
         reports = {}
-        for name in pipeline.topological_order():
-            fp = fps[name]
+        for name in full.topological_order():
+            fp = all_fps[name]
+            if name in skipped:
+                reports[name] = NodeReport(name, fp, PRUNE, False, 0.0, None)
+                continue
             s = seconds.get(name, {})
             secs = s.get("compute", 0.0) if plan[name] == COMPUTE else s.get("load", 0.0)
             on_disk = store is not None and store.manifest(fp) is not None
             reports[name] = NodeReport(name, fp, plan[name], on_disk, round(secs, 4), sizes.get(name))
         ids: dict[str, int] = {}
         if opts.mlmd_store is not None:
-            ids = _record_mlmd(opts.mlmd_store, pipeline, fps, plan, reports, values, store, run_id, started)
+            ids = _record_mlmd(opts.mlmd_store, pipeline, fps, plan, reports, values, store, run_id, started,
+                               run_properties(decision) if decision is not None else {})
         return RunResult(run_id, out, reports, wall_s, beam_used, tuple(evicted),
-                         store.total_bytes() if store else 0, ids)
+                         store.total_bytes() if store else 0, ids, decision, skipped)
     finally:
         shutil.rmtree(tmp_results, ignore_errors=True)
 
@@ -797,7 +819,7 @@ def _recreation_if_evicted(store: ArtifactStore, fps: Mapping[str, str], dag: nx
 
 def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, str], plan: Mapping[Hashable, str],
                  reports: Mapping[str, NodeReport], values: Mapping[str, Any], store: ArtifactStore | None,
-                 run_id: str, started: float) -> dict[str, int]:
+                 run_id: str, started: float, properties: Mapping[str, Any] | None = None) -> dict[str, int]:
     from provenance.run_recorder import ArtifactRecord, ExecutionRecord, RunRecord, record_run
 
     def artifact(name: str) -> ArtifactRecord:
@@ -832,4 +854,4 @@ def _record_mlmd(path: str | os.PathLike, pipeline: Pipeline, fps: Mapping[str, 
             outputs={"output" if c.kind != SOURCE else "examples": artifact(name)},
             properties=props,
         ))
-    return record_run(path, RunRecord(pipeline.name, run_id, started, executions))
+    return record_run(path, RunRecord(pipeline.name, run_id, started, executions, dict(properties or {})))

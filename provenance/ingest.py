@@ -169,6 +169,7 @@ def ingest(
     source_ids: Sequence[str] | None = None,
     progress: bool | None = None,
     upgrade_copy: bool = False,
+    checkpoint: bool = True,
 ) -> IngestReport:
     """Ingest ``stores`` into the DuckDB file ``warehouse`` in one atomic transaction.
 
@@ -176,7 +177,9 @@ def ingest(
     ``api`` or ``sqlite``. ``source_ids`` overrides the default ids (file stem, ``host/db``),
     one per store. ``progress``: show a progress bar; None shows it only on a terminal.
     ``upgrade_copy``: read SQLite stores of older MLMD schema versions through a temporary
-    copy upgraded to version 10 (the store itself is never changed).
+    copy upgraded to version 10 (the store itself is never changed). ``checkpoint=False``
+    leaves the committed write-ahead log for DuckDB to fold in later (a service that writes
+    all the time checkpoints on its own schedule).
     """
     if not stores:
         raise ProvenanceError("no store given: pass at least one MLMD store (SQLite path or mysql:// URL).")
@@ -243,10 +246,11 @@ def ingest(
         t_commit = time.perf_counter()
         con.execute("COMMIT")
         log.info("committed in %.2f s", time.perf_counter() - t_commit)
-        try:  # fold the write-ahead log into the file; the data is safe either way
-            con.execute("CHECKPOINT")
-        except duckdb.Error as exc:
-            log.warning("checkpoint of %s postponed: %s", warehouse, exc)
+        if checkpoint:
+            try:  # fold the write-ahead log into the file; the data is safe either way
+                con.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                log.warning("checkpoint of %s postponed: %s", warehouse, exc)
     except BaseException:
         try:
             con.execute("ROLLBACK")

@@ -62,6 +62,7 @@ class RunRecord:
     run_id: str
     started_at: float
     executions: Sequence[ExecutionRecord]
+    properties: Mapping[str, Scalar] = field(default_factory=dict)  # custom properties of the run context
 
 
 def _connect(path: str | os.PathLike):
@@ -124,6 +125,11 @@ def record_run(store_path: str | os.PathLike, run: RunRecord) -> dict[str, int]:
     if store.get_context_by_type_and_name("pipeline_run", run.run_id) is not None:
         raise ProvenanceError(f"run id {run.run_id!r} is already recorded in {store_path}: use a new run id")
     run_ctx = context("pipeline_run", run.run_id)
+    if run.properties:
+        [ctx] = store.get_contexts_by_id([run_ctx])
+        for k, v in run.properties.items():
+            _set(ctx.custom_properties, k, v)
+        store.put_contexts([ctx])
     store.put_parent_contexts([pb.ParentContext(child_id=run_ctx, parent_id=pipeline_ctx)])
 
     artifact_ids: dict[str, int] = {}

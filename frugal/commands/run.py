@@ -32,6 +32,40 @@ def _short(value: object, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _gate(url: str, token_file: Path | None, timeout_s: float):
+    """A pipelines.gate.Gate asking the frugal service at ``url`` (frugal_client; fails open)."""
+    try:
+        from frugal_client import Client
+    except ImportError as exc:
+        raise PipelineError("--hook needs frugal-client: pip install -e clients/python") from exc
+    token = None
+    if token_file is not None:
+        if not token_file.is_file():
+            raise PipelineError(f"--hook-token-file {token_file} does not exist: give the file holding the token")
+        token = (token_file.read_text().splitlines() or [""])[0].strip() or None
+    try:
+        client = Client(url, token=token, timeout_s=timeout_s)
+    except ValueError as exc:
+        raise PipelineError(f"--hook: {exc}") from exc
+    return lambda pipeline, run_id: client.decide(pipeline, run_id=run_id)
+
+
+def _decision_dict(decision) -> dict | None:
+    if decision is None:
+        return None
+    return {"action": decision.action, "decision_id": decision.decision_id, "probability": decision.probability,
+            "reasons": list(decision.reasons), "fallback": decision.fallback}
+
+
+def _decision_line(decision, skipped) -> str:
+    said = f"frugal decision {decision.decision_id}" if decision.decision_id else \
+        f"no frugal decision ({decision.fallback}): failing open"
+    why = "; ".join(decision.reasons)
+    if decision.action == "prune":
+        return f"{said}: prune ({why}); skipped {', '.join(skipped)}: no training this run"
+    return f"{said}: run ({why})"
+
+
 def register(app: typer.Typer) -> None:
     """Attach `frugal run` to the application."""
 
@@ -51,6 +85,12 @@ def register(app: typer.Typer) -> None:
         policy: str = typer.Option("frugal", "--policy",
                                    help="Materialization policy: frugal, helix, experiment_graph, all, none."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+        hook: str = typer.Option(None, "--hook", metavar="URL",
+                                 help="Ask this frugal service (frugal serve) before training; a prune skips the "
+                                      "training and everything that needs it. Fails open: no answer means run."),
+        hook_token_file: Path = typer.Option(None, "--hook-token-file",
+                                             help="File whose first line is the service's bearer token."),
+        hook_timeout: float = typer.Option(2.0, "--hook-timeout", help="Seconds to wait for the decision."),
     ) -> None:
         """Run PIPELINE_FILE once: plan compute/load/prune per component, build one Beam pipeline
         from the plan, store what pays off, and record the run into MLMD.
@@ -63,6 +103,7 @@ def register(app: typer.Typer) -> None:
 
         beam_args = tuple(ctx.args)
         pipeline = load_pipeline(pipeline_file)
+        gate = _gate(hook, hook_token_file, hook_timeout) if hook else None
         opts = RunOptions(
             artifacts=None if no_reuse else artifacts,
             mlmd_store=store,
@@ -70,6 +111,7 @@ def register(app: typer.Typer) -> None:
             reuse=not no_reuse,
             policy=policy,
             beam_args=beam_args,
+            gate=gate,
         )
         result = run_pipeline(pipeline, opts)
         if as_json:
@@ -82,8 +124,12 @@ def register(app: typer.Typer) -> None:
                 "nodes": {n: {"action": r.action, "seconds": r.seconds, "stored": r.materialized,
                               "fingerprint": r.fingerprint} for n, r in result.nodes.items()},
                 "outputs": {k: json.loads(_short(v, 10**9)) for k, v in result.outputs.items()},
+                "decision": _decision_dict(result.decision),
+                "skipped": list(result.skipped),
             }, sort_keys=True))
             return
+        if result.decision is not None:
+            typer.echo(_decision_line(result.decision, result.skipped))
         typer.echo(f"run {result.run_id} of {pipeline.name}: {result.wall_s:.2f} s"
                    f"{'' if result.beam_used else ' (nothing to compute: no Beam pipeline started)'}")
         typer.echo(f"{'component':20s} {'action':8s} {'seconds':>8s} {'stored':>6s}  fingerprint")

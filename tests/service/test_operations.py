@@ -177,3 +177,15 @@ def test_login_form_sets_an_httponly_cookie(store_copy, tmp_path, serve):
         assert bare.get("/api/v1/rules").status_code == 200  # the cookie now opens the API and pages
     finally:
         bare.close()
+
+
+def test_real_tfx_store_too_little_history_is_ready_and_runs(tfx_store, tmp_path, serve):
+    s = serve([tfx_store("penguin_prod")], tmp_path / "w.duckdb", extra=["--ingest-every", "3600"])
+    ready = s.get("/readyz").json()
+    assert ready["ready"] is True and "too little history" in ready["fallback"]
+    d = s.decide("penguin_prod")
+    assert d["action"] == "run" and d["probability"] is None and "too little history" in d["fallback"]
+    assert d["reasons"] == [d["fallback"]] and d["lane"] == "Trainer"
+    info = s.get("/api/v1/pipelines/penguin_prod").json()
+    assert info["sources"][0]["trainings"] == s.sql("SELECT count(*) FROM graphlets")[0][0] == 8
+    assert info["decisions"][0]["decision_id"] == d["decision_id"]

@@ -212,3 +212,17 @@ def test_report_is_served_with_the_ledger(served):
     assert 0 < summary["overview"]["trainings"] <= served.sql("SELECT count(*) FROM graphlets")[0][0]
     assert summary["decisions"]["decisions"] <= served.sql("SELECT count(*) FROM decisions")[0][0]
     assert served.get("/api/v1/report/..%2Fw.duckdb").status_code == 404
+
+
+def test_refit_on_demand_saves_a_new_policy_beside_the_warehouse(served):
+    from optimizer.live import load
+
+    before = served.get("/api/v1/policy").json()["policy"]
+    saved = served.batch.parent / "w.duckdb.policy"
+    assert load(saved).version == before["version"]
+    did = served.post("/api/v1/policy/refit").json()
+    assert did["refit"] is True and did["policy"]["version"] != before["version"]
+    assert did["policy"]["trainings"] == served.sql("SELECT count(*) FROM graphlets")[0][0]
+    assert load(saved).version == did["policy"]["version"]
+    assert served.get("/readyz").json()["policy_version"] == did["policy"]["version"]
+    assert served.decide(_busiest(served))["policy_version"] == did["policy"]["version"]

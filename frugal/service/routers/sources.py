@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from fastapi import APIRouter, Depends
 
 from frugal.service.dependencies import get_service
@@ -17,14 +15,10 @@ def sources(service=Depends(get_service)) -> dict:
     return {"sources": [s.to_dict() for s in service.sources.values()], "last_refresh": service.last_refresh}
 
 
-_REFRESH = threading.Lock()
-
-
 @router.post("/ingest")
 def ingest_now(service=Depends(get_service)) -> dict:
     """Ingest and analyse every source now, rescore the upcoming trainings; returns what it did."""
-    with _REFRESH:
-        did = service.refresh()
+    did = service.refresh()
     return {**did, "sources": [s.to_dict() for s in service.sources.values()]}
 
 
@@ -32,8 +26,7 @@ def ingest_now(service=Depends(get_service)) -> dict:
 def refit_now(service=Depends(get_service)) -> dict:
     """Relearn the policy from the whole warehouse now (returns when it is in use)."""
     service.refit_requested = True
-    with _REFRESH:
-        did = service.refresh(force_describe=True)
+    did = service.refresh(force_describe=True)
     warm = service.warm
     return {**did, "policy": warm.learned.to_dict() if warm is not None and warm.learned is not None else None}
 
