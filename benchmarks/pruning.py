@@ -1,15 +1,21 @@
-"""Pruning policy vs the oracle on fresh simulated corpora (both styles, sync and async).
+"""Pruning policy vs its baselines and the oracle on fresh simulated corpora.
 
-For each (style, mode) a corpus with a seed never used for tuning is simulated, ingested and
-analyzed; ``optimizer.replay.evaluate`` learns on the first 60% of the time span and replays
-the rest, retraining on an expanding window at 8 evenly spaced times, once with the
-controlled rule (the default: sliding-window threshold, running budget, cost-aware ranking)
-and once with the previous rule (threshold chosen on the validation period), side by side. Prints, per corpus, the share of wasted compute pruned (of all waste, and of what a
-decision at trainer start can skip at all), pushes lost, compute saved, cadence kept, and the
-same figures for the oracle that prunes by the simulator's true push probability under the
-same guards and lost-push budget. The last line is a JSON object.
+Each corpus is simulated with a seed never used for tuning, ingested and analyzed;
+``optimizer.replay.evaluate`` learns on the first 60% of the time span and replays the rest,
+retraining on an expanding window at 8 evenly spaced times. Beside the policy it replays the
+three baselines (lane push rate, last known outcome, logistic regression on the same
+features) the same way (same guards, controller, budget and cost ranking), and holds each, in
+hindsight, to the pushes the policy lost (``at policy loss``: their ranking at the same loss).
+The oracle prunes by the simulator's true push probability, under the same guards and
+without them. Corpora: every (style, mode) of ``COMBOS`` for each ``--seeds`` seed with the
+default outcome model, and ``--draws`` corpora with ``--outcome-model random`` (one drawn
+model per seed, from ``--draw-seed`` on; styles and modes in turn). Prints one line per
+corpus, the bars of docs/pruning.md, and a JSON object last.
 
-    python benchmarks/pruning.py [--pipelines 60] [--days 60] [--seed 606] [--max-lost-pushes 0.02]
+Tuning seeds (never use them to report): default model 5, 11, 101, 102, 103, 202, 606, 707,
+808, 909; random models 1001-1004. Reported: ``--seeds 4242 --draws 8 --draw-seed 5001``.
+
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 4242 --draws 8 --draw-seed 5001
     python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -26,9 +33,11 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 COMBOS = (("current", "sync"), ("current", "async"), ("legacy", "sync"), ("current", "mixed"))  # legacy TFX had no async
+TUNING_SEEDS = (5, 11, 101, 102, 103, 202, 606, 707, 808, 909, 1001, 1002, 1003, 1004)
+BASELINES = ("lane_push_rate", "last_outcome", "logistic")
 
 
-def run_one(out: Path, style: str, mode: str, args) -> dict:
+def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> dict:
     from analysis import analyze
     from optimizer.policy import PolicyConfig
     from optimizer.replay import evaluate, load_truth
@@ -37,10 +46,10 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
     from provenance.warehouse import connect
 
     t0 = time.perf_counter()
-    sim = simulate(out / "corpus", pipelines=args.pipelines, days=args.days, seed=args.seed,
-                   style=style, mode=mode, progress=False)
+    sim = simulate(out / "corpus", pipelines=args.pipelines, days=args.days, seed=seed,
+                   style=style, mode=mode, progress=False, outcome_model=model)
     warehouse = out / "w.duckdb"
-    ingest([str(p) for p in sim.store_paths], str(warehouse))
+    ingest([str(p) for p in sim.store_paths], str(warehouse), progress=False)
     analyze(str(warehouse))
     t1 = time.perf_counter()
     con = connect(str(warehouse), read_only=True)
@@ -51,41 +60,84 @@ def run_one(out: Path, style: str, mode: str, args) -> dict:
     t2 = time.perf_counter()
     data = result.to_dict()
     m, o, cad = data["metrics"], data["oracle"], data["cadence_summary"]
-    # the previous rule (threshold chosen on the validation period), same trees, same oracle
-    old = evaluate(con, truth=truth, config=PolicyConfig(max_lost_pushes=args.max_lost_pushes,
-                                                          rule="validation")).to_dict()
-    t3 = time.perf_counter()
     free = o["without_guards"]
-    return {
-        "style": style, "mode": mode, "seed": args.seed, "trainings": int(con.execute("SELECT count(*) FROM graphlets").fetchone()[0]),
-        "replayed": m["trainings"], "threshold": data["policy"]["threshold"],
-        "fallback": data["policy"]["fallback"],
+    row = {
+        "style": style, "mode": mode, "seed": seed, "outcome_model": model,
+        "trainings": int(con.execute("SELECT count(*) FROM graphlets").fetchone()[0]),
+        "replayed": m["trainings"], "fallback": data["policy"]["fallback"],
         "waste_pruned": m["waste_pruned"], "waste_pruned_of_skippable": m["waste_pruned_of_skippable"],
-        "pushes_lost": m["pushes_lost"], "compute_saved_share": m["compute_saved_share"],
-        "compute_saved_s": m["compute_saved_s"],
-        "median_unchanged": cad.get("median_unchanged"), "pipelines_compared": cad.get("pipelines_compared"),
+        "ranking_at_own_loss": m.get("ranking_at_own_loss"), "guards": m.get("guards"),
+        "pushes_lost": m["pushes_lost"], "budget_spent": m["pushes_lost"] / args.max_lost_pushes,
+        "compute_saved_share": m["compute_saved_share"],
+        "pipelines_compared": cad.get("pipelines_compared"),
         "median_within_5pct": cad.get("median_within_tolerance"),
         "longest_ratio_max": cad.get("longest_ratio_max"),
-        "oracle_waste_pruned": o["waste_pruned"], "oracle_waste_pruned_of_skippable": o["waste_pruned_of_skippable"],
-        "oracle_pushes_lost": o["pushes_lost"],
+        "oracle_waste_pruned": o["waste_pruned"], "oracle_pushes_lost": o["pushes_lost"],
         "oracle_waste_pruned_at_policy_loss": o["waste_pruned_at_policy_loss"],
-        "oracle_median_unchanged": o["cadence_summary"].get("median_unchanged"),
+        "oracle_median_within_5pct": o["cadence_summary"].get("median_within_tolerance"),
+        "oracle_longest_ratio_max": o["cadence_summary"].get("longest_ratio_max"),
         "vs_oracle": data.get("policy_vs_oracle"),
-        "old_waste_pruned": old["metrics"]["waste_pruned"], "old_pushes_lost": old["metrics"]["pushes_lost"],
-        "old_median_unchanged": old["cadence_summary"].get("median_unchanged"),
-        "old_vs_oracle": old.get("policy_vs_oracle"),
-        "new_vs_old": (m["waste_pruned"] / old["metrics"]["waste_pruned"]
-                       if old["metrics"]["waste_pruned"] > 0 else None),
+        "vs_oracle_at_policy_loss": (m["waste_pruned"] / o["waste_pruned_at_policy_loss"]
+                                     if o["waste_pruned_at_policy_loss"] > 0 else None),
         "oracle_unguarded_waste_pruned": free["waste_pruned"], "oracle_unguarded_pushes_lost": free["pushes_lost"],
-        "oracle_unguarded_median_unchanged": free["cadence_summary"].get("median_unchanged"),
+        "oracle_unguarded_median_within_5pct": free["cadence_summary"].get("median_within_tolerance"),
+        "oracle_unguarded_longest_ratio_max": free["cadence_summary"].get("longest_ratio_max"),
+        "vs_oracle_unguarded": data.get("policy_vs_oracle_unguarded"),
         "oracle_cost_aware_waste_pruned": o["cost_aware"]["waste_pruned"],
         "oracle_cost_aware_pushes_lost": o["cost_aware"]["pushes_lost"],
         "oracle_cost_aware_unguarded_waste_pruned": o["cost_aware"]["without_guards"],
-        "auc": m["auc"], "brier": m["brier"], "oracle_auc": o["auc"], "oracle_brier": o["brier"],
-        "thresholds": [r["threshold"] for r in data["policy"]["refits"]],
-        "build_s": t1 - t0, "evaluate_s": t2 - t1, "evaluate_old_s": t3 - t2,
+        "auc": m["auc"], "oracle_auc": o["auc"],
+        "build_s": t1 - t0, "evaluate_s": t2 - t1,
         "top_features": [f["feature"] for f in data["policy"]["top_features"][:5]],
     }
+    for name, b in data.get("baselines", {}).items():
+        row[f"{name}_waste_pruned"] = b["waste_pruned"]
+        row[f"{name}_pushes_lost"] = b["pushes_lost"]
+        row[f"{name}_at_policy_loss"] = b["at_policy_loss"]["waste_pruned"]
+        row[f"{name}_auc"] = b["auc"]
+        row[f"vs_{name}"] = b["policy_ratio_at_policy_loss"]
+    return row
+
+
+def bars(rows: list[dict], budget: float) -> dict:
+    """The bars of docs/pruning.md over the corpora, each with its measured value."""
+    mean = lambda xs: statistics.fmean(xs) if xs else None  # noqa: E731
+    out = {}
+    for name in BASELINES:
+        out[f"beats_{name}_every_corpus"] = all(
+            r["waste_pruned"] > r[f"{name}_at_policy_loss"] for r in rows)
+    lane = [r["waste_pruned"] / r["lane_push_rate_at_policy_loss"] for r in rows
+            if r["lane_push_rate_at_policy_loss"] > 0]
+    out["vs_lane_push_rate_mean"] = mean(lane)
+    out["vs_lane_push_rate_bar_1_3"] = (mean(lane) or 0) >= 1.3
+    ratio = [r["vs_oracle_at_policy_loss"] for r in rows if r["vs_oracle_at_policy_loss"] is not None]
+    out["vs_oracle_at_policy_loss_mean"] = mean(ratio)
+    out["vs_oracle_bar_0_8"] = (mean(ratio) or 0) >= 0.8
+    out["vs_oracle_unguarded_mean"] = mean([r["vs_oracle_unguarded"] for r in rows
+                                            if r["vs_oracle_unguarded"] is not None])
+    out["cadence_kept_as_oracle_every_corpus"] = all(
+        (r["median_within_5pct"] or 0) >= (r["oracle_median_within_5pct"] or 0) for r in rows)
+    out["longest_interval_at_most_doubled_every_corpus"] = all(
+        (r["longest_ratio_max"] or 0) <= 2.0 for r in rows)
+    spent = [r["budget_spent"] for r in rows]
+    out["budget_spent_min"], out["budget_spent_max"] = min(spent), max(spent)
+    out["budget_spent_in_band_every_corpus"] = all(0.75 <= x <= 1.0 for x in spent)
+    return out
+
+
+def _line(r: dict) -> str:
+    pct = lambda x: "  n/a" if x is None else f"{100 * x:5.1f}"  # noqa: E731
+    base = "  ".join(f"{n.split('_')[0] if n != 'lane_push_rate' else 'lane'} {pct(r[f'{n}_at_policy_loss'])}"
+                     f" ({pct(r[f'{n}_waste_pruned'])}/{pct(r[f'{n}_pushes_lost'])})" for n in BASELINES)
+    return (f"{r['style']:7s} {r['mode']:5s} {r['outcome_model']:7s} seed {r['seed']:5d} replayed {r['replayed']:5,d} "
+            f"| policy {pct(r['waste_pruned'])}% lost {pct(r['pushes_lost'])}% (budget spent {pct(r['budget_spent'])}%)"
+            f" median kept {r['median_within_5pct']}/{r['pipelines_compared']} longest x{r['longest_ratio_max'] or 0:.2f}"
+            f" | at policy loss: own ranking {pct(r['ranking_at_own_loss'])}  {base}"
+            f" | oracle {pct(r['oracle_waste_pruned_at_policy_loss'])} (budget {pct(r['oracle_waste_pruned'])}, "
+            f"median kept {r['oracle_median_within_5pct']}) unguarded {pct(r['oracle_unguarded_waste_pruned'])} "
+            f"(median kept {r['oracle_unguarded_median_within_5pct']}, longest x{r['oracle_unguarded_longest_ratio_max'] or 0:.2f})"
+            f" | AUC {r['auc']:.3f} lane {r['lane_push_rate_auc']:.3f} logistic {r['logistic_auc']:.3f} "
+            f"oracle {r['oracle_auc']:.3f} [{r['build_s']:.0f} s build, {r['evaluate_s']:.0f} s evaluate]")
 
 
 def time_decide(con, build_s: float) -> dict:
@@ -117,68 +169,41 @@ def _r(x):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", type=int, default=60)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=606, help="fresh seed (5, 11, 101, 102, 103 and 202 were used for tuning)")
-    parser.add_argument("--max-lost-pushes", type=float, default=0.02)
-    parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:async")
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[4242],
+                        help="default-model seeds, each over every style:mode")
+    parser.add_argument("--draws", type=int, default=8, help="corpora with a random outcome model")
+    parser.add_argument("--draw-seed", type=int, default=5001, help="seed of the first random outcome model")
+    parser.add_argument("--max-lost-pushes", type=float, default=0.05)
+    parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:sync (default-model corpora only)")
+    parser.add_argument("--allow-tuning-seeds", action="store_true", help="run on a tuning seed (not to report)")
     parser.add_argument("--time-decide", action="store_true",
                         help="only time the features and `decide` for three pipelines (no evaluation)")
     args = parser.parse_args(argv)
-    combos = [tuple(args.only.split(":"))] if args.only else COMBOS
+    combos = [tuple(args.only.split(":"))] if args.only else list(COMBOS)
+    corpora = [(style, mode, seed, "default") for seed in args.seeds for style, mode in combos]
+    draw_combos = list(COMBOS)
+    corpora += [(*draw_combos[k % len(draw_combos)], args.draw_seed + k, "random") for k in range(args.draws)]
+    used = sorted({c[2] for c in corpora} & set(TUNING_SEEDS))
+    if used and not args.allow_tuning_seeds:
+        parser.error(f"seeds {used} were used for tuning; choose fresh ones (or --allow-tuning-seeds)")
     rows = []
     with tempfile.TemporaryDirectory(prefix="frugal-pruning-") as tmp:
-        for style, mode in combos:
-            row = run_one(Path(tmp) / f"{style}-{mode}", style, mode, args)
+        for k, (style, mode, seed, model) in enumerate(corpora):
+            row = run_one(Path(tmp) / f"{k}-{style}-{mode}", style, mode, seed, model, args)
             if args.time_decide:
                 print(json.dumps({"benchmark": "pruning-decide", "pipelines": args.pipelines,
-                                  "days": args.days, "seed": args.seed, "style": style, "mode": mode, **row}))
+                                  "days": args.days, "seed": seed, "style": style, "mode": mode, **row}))
                 continue
             rows.append(row)
-            print(f"{style:7s} {mode:5s} replayed {row['replayed']:6,d}  waste pruned {100 * row['waste_pruned']:5.1f}% "
-                  f"(of skippable {100 * row['waste_pruned_of_skippable']:5.1f}%)  pushes lost "
-                  f"{100 * row['pushes_lost']:4.2f}%  compute saved {100 * row['compute_saved_share']:4.1f}%  "
-                  f"median kept {row['median_unchanged']}/{row['pipelines_compared']}  | oracle: waste pruned "
-                  f"{100 * row['oracle_waste_pruned']:5.1f}% (of skippable "
-                  f"{100 * row['oracle_waste_pruned_of_skippable']:5.1f}%) lost {100 * row['oracle_pushes_lost']:4.2f}%"
-                  f" (at the policy's loss: {100 * row['oracle_waste_pruned_at_policy_loss']:4.1f}%)"
-                  f"  | policy/oracle {_r(row['vs_oracle'])}"
-                  f"  | AUC {row['auc']:.3f} vs {row['oracle_auc']:.3f}, Brier {row['brier']:.3f} vs {row['oracle_brier']:.3f}"
-                  f"  | old rule (validation threshold): {100 * row['old_waste_pruned']:4.1f}% lost "
-                  f"{100 * row['old_pushes_lost']:4.2f}% median kept {row['old_median_unchanged']}, old/oracle "
-                  f"{_r(row['old_vs_oracle'])}  | new/old {_r(row['new_vs_old'])}"
-                  f"  | oracle without guards: {100 * row['oracle_unguarded_waste_pruned']:4.1f}% median kept "
-                  f"{row['oracle_unguarded_median_unchanged']}"
-                  f"  | cost-aware oracle (ceiling of a cost-ranked rule): "
-                  f"{100 * row['oracle_cost_aware_waste_pruned']:4.1f}% lost {100 * row['oracle_cost_aware_pushes_lost']:4.2f}%"
-                  f", without guards {100 * row['oracle_cost_aware_unguarded_waste_pruned']:4.1f}%"
-                  f"  [{row['build_s']:.0f} s build, {row['evaluate_s']:.0f} s evaluate]", flush=True)
+            print(_line(row), flush=True)
     if args.time_decide:
         return 0
-    ratios = [r["vs_oracle"] for r in rows if r["vs_oracle"] is not None]
-    old_ratios = [r["old_vs_oracle"] for r in rows if r["old_vs_oracle"] is not None]
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    print(f"seed {args.seed}: new rule (controlled) waste pruned mean "
-          f"{100 * mean([r['waste_pruned'] for r in rows]):.1f}% (max lost {100 * max(r['pushes_lost'] for r in rows):.2f}%)"
-          f", old rule (validation) {100 * mean([r['old_waste_pruned'] for r in rows]):.1f}% (max lost "
-          f"{100 * max(r['old_pushes_lost'] for r in rows):.2f}%); new/old {_r(mean([r['waste_pruned'] for r in rows]) / mean([r['old_waste_pruned'] for r in rows]) if mean([r['old_waste_pruned'] for r in rows]) else None)}"
-          f"; policy/oracle new {_r(mean(ratios))}, old {_r(mean(old_ratios))}; ceiling (cost-aware oracle) "
-          f"{100 * max(r['oracle_cost_aware_waste_pruned'] for r in rows):.1f}% at most, "
-          f"{100 * max(r['oracle_cost_aware_unguarded_waste_pruned'] for r in rows):.1f}% without guards (bar: 50%)",
-          flush=True)
-    summary = {
-        "benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seed": args.seed,
-        "max_lost_pushes": args.max_lost_pushes,
-        "waste_pruned_min": min(r["waste_pruned"] for r in rows),
-        "pushes_lost_max": max(r["pushes_lost"] for r in rows),
-        "policy_vs_oracle_mean": mean(ratios),
-        "old_rule_vs_oracle_mean": mean(old_ratios),
-        "old_rule_waste_pruned_min": min(r["old_waste_pruned"] for r in rows),
-        "old_rule_pushes_lost_max": max(r["old_pushes_lost"] for r in rows),
-        "oracle_cost_aware_waste_pruned_max": max(r["oracle_cost_aware_waste_pruned"] for r in rows),
-        "oracle_cost_aware_unguarded_waste_pruned_max": max(r["oracle_cost_aware_unguarded_waste_pruned"] for r in rows),
-        "corpora": rows,
-    }
-    print(json.dumps(summary))
+    b = bars(rows, args.max_lost_pushes)
+    print("bars: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in b.items()), flush=True)
+    print(json.dumps({"benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seeds": args.seeds,
+                      "draws": args.draws, "draw_seed": args.draw_seed, "max_lost_pushes": args.max_lost_pushes,
+                      "bars": b, "corpora": rows}))
     return 0
 
 

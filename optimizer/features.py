@@ -47,13 +47,20 @@ class FeatureConfig:
 
     recent: window (trainings) of the recent push rate; max_json_len: longest JSON value
     whose numbers are read as a numeric property; min_coverage: a property feature is kept
-    when present in at least this share of graphlets; max_property_features: cap on them.
+    when present in at least this share of graphlets; max_property_features: cap on them;
+    relative_window: each numeric property's latest value is also given as a ratio to the
+    median of the lane's previous ``relative_window`` values (0: off); drop_counters: leave
+    out of the model columns those that only count time within a lane (``monotone_counters``),
+    judged on at least ``min_counter_pairs`` consecutive pairs.
     """
 
     recent: tuple[int, ...] = (5, 20)
     max_json_len: int = 256
     min_coverage: float = 0.01
     max_property_features: int = 300
+    relative_window: int = 5
+    drop_counters: bool = True
+    min_counter_pairs: int = 20
 
 
 @dataclass(frozen=True)
@@ -273,6 +280,22 @@ _PROPS_SQL = """
         -- when it finishes: names with a leading "__" (TFX's __execution_result__) and the
         -- pre-2020 `state` property (new -> complete/failed), which is the trainer's outcome
         WHERE NOT (u.is_trainer AND (starts_with(p.name, '__') OR lower(p.name) = 'state'))
+        UNION ALL
+        -- structured strings "key:value,key:value" (TFX's input_fingerprint
+        -- "split:...,num_files:N,total_bytes:B,xor_checksum:..."): each numeric part is a property
+        SELECT graphlet_id, entity, entity_id, key, name || '.' || part_key, t, is_trainer,
+               part_num, hash(part_num)
+        FROM (
+            SELECT u.graphlet_id, u.entity, u.entity_id, u.key, p.name, u.t, u.is_trainer,
+                   trim(split_part(part, ':', 1)) AS part_key,
+                   TRY_CAST(trim(split_part(part, ':', 2)) AS DOUBLE) AS part_num
+            FROM _pf_up u
+            JOIN properties p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id,
+                 unnest(string_split(p.string_value, ',')) AS parts(part)
+            WHERE p.string_value IS NOT NULL AND length(p.string_value) <= $maxlen
+              AND regexp_matches(p.string_value, '^\s*[A-Za-z_][A-Za-z0-9_]*\s*:[^,]*(,\s*[A-Za-z_][A-Za-z0-9_]*\s*:[^,]*)+$')
+              AND NOT (u.is_trainer AND (starts_with(p.name, '__') OR lower(p.name) = 'state'))
+        ) WHERE part_num IS NOT NULL
     )
     SELECT graphlet_id,
            (CASE WHEN entity = 'execution' THEN 'x.' ELSE 'a.' END) || key || '.' || name AS fkey,
@@ -320,12 +343,13 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
         FROM cum WHERE kind = 1
     ), pushes_med AS (
         SELECT lane, t, trains_le,
-               median(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS med_gap
+               median(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS med_gap,
+               max(gap) OVER (PARTITION BY lane ORDER BY t ROWS UNBOUNDED PRECEDING) AS max_gap
         FROM pushes
     )
     SELECT c.graphlet_id, c.lane, c.t AS s, c.pushes_le AS pushes_before, c.trains_le - 1 AS n_prior,
            c.last_push, c.first_push, c.ended_le AS ended_before, c.blessed_le AS blessed_before,
-           pm.trains_le AS trains_at_last_push, pm.med_gap
+           pm.trains_le AS trains_at_last_push, pm.med_gap, pm.max_gap
     FROM cum c
     ASOF LEFT JOIN pushes_med pm ON pm.lane = c.lane AND c.t > pm.t
     WHERE c.kind = 0;
@@ -351,6 +375,7 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
                 (epoch(t.last_push) - epoch(t.first_push)) / (t.pushes_before - 1) / 3600.0 END
                AS h_mean_push_interval_h,
            t.med_gap / 3600.0 AS h_median_push_interval_h,
+           t.max_gap / 3600.0 AS h_longest_push_interval_h,
            CASE WHEN t.med_gap > 0 THEN (epoch(t.s) - epoch(t.last_push)) / t.med_gap END
                AS h_push_age_ratio
     FROM _pf_hist t
@@ -543,10 +568,53 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         base = pd.concat([base, pd.DataFrame({c: wide[c] for c in prop_cols}, index=base.index)], axis=1)
     feature_cols = [c for c in base.columns if c not in KEY_COLUMNS]
     base[feature_cols] = base[feature_cols].astype("float64")
+    # from the keys alone, so that a frame built for one pipeline has the same columns
+    levels = [c for c in prop_cols if c.endswith(".max")]
+    if levels and config.relative_window:
+        rel = relative_to_lane(base, levels, config.relative_window)
+        base = pd.concat([base, rel], axis=1)
+        feature_cols += list(rel.columns)
+    counters = monotone_counters(base, feature_cols, config.min_counter_pairs) if config.drop_counters else []
+    feature_cols = [c for c in feature_cols if c not in counters]
     fs = FeatureSet(frame=base.reset_index(drop=True), columns=tuple(feature_cols))
+    fs.frame.attrs["monotone_counters"] = counters
     fs.frame.attrs["property_keys"] = keys
     log.info("built %d features for %d graphlets", len(feature_cols), len(base))
     return fs
+
+
+def relative_to_lane(frame: pd.DataFrame, columns: list[str], window: int) -> pd.DataFrame:
+    """``{column}.rel``: each value over the median of the lane's previous ``window`` values.
+
+    A level such as a span's total bytes means little across pipelines; its change against the
+    lane's own recent past (a data-volume shift) means the same everywhere. The frame is in
+    start order; only earlier trainings of the lane are read.
+    """
+    lane = frame["lane"]
+    prev = frame.groupby(lane, sort=False)[columns].shift(1)
+    med = (prev.groupby(lane, sort=False).rolling(window, min_periods=1).median()
+           .reset_index(level=0, drop=True).sort_index())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = frame[columns].to_numpy(dtype=float) / med[columns].to_numpy(dtype=float)
+    ratio[~np.isfinite(ratio)] = np.nan
+    return pd.DataFrame(ratio, columns=[f"{c[:-len('.max')]}.rel" if c.endswith(".max") else f"{c}.rel"
+                                        for c in columns], index=frame.index)
+
+
+def monotone_counters(frame: pd.DataFrame, columns: list[str], min_pairs: int = 20) -> list[str]:
+    """Columns that never decrease and mostly increase from one training of a lane to the next.
+
+    Such values (a span number, an id, a timestamp, a count of trainings so far) encode only
+    time: trees split on them to memorize periods, which does not carry to later data. Their
+    changes (``.delta``) and ratios (``.rel``) stay.
+    """
+    diffs = frame.groupby("lane", sort=False)[columns].diff()
+    n = diffs.notna().sum()
+    nondec = (diffs >= 0).sum() / n.where(n > 0)
+    inc = (diffs > 0).sum() / n.where(n > 0)
+    out = [c for c in columns if n[c] >= min_pairs and nondec[c] >= 0.99 and inc[c] >= 0.5]
+    log.info("left out %d monotone counters: %s", len(out), ", ".join(out[:10]))
+    return out
 
 
 def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:

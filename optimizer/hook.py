@@ -144,7 +144,8 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
         raise OptimizerError(f"could not describe the next training of {pipeline!r}")
     row = row.iloc[0]
     guard = guard_reason(row["h_trainings_before"], row["h_hours_since_push"],
-                         row["h_median_push_interval_h"], config)
+                         row["h_median_push_interval_h"], config,
+                         longest_interval_h=row.get("h_longest_push_interval_h"))
     reasons: list[str] = []
     contributions: tuple[Contribution, ...] = ()
     if policy.predictor is None:

@@ -55,13 +55,14 @@ def record_decision(con, row: dict) -> None:
                 [values.get(c) for c in cols])
 
 
-def match_outcomes(con, now: dt.datetime | None = None) -> int:
+def match_outcomes(con, now: dt.datetime | None = None, sources: list[str] | None = None) -> int:
     """Match every decision with what happened after it; return how many rows changed outcome.
 
     A decision's slot runs from its time to the next decision of the same lane. The first
     graphlet of its pipeline (same source) that started in the slot is the training it
     governed: outcome ``ran``. Without one, a prune is ``pruned``; a run is ``not_run`` once
-    the slot is closed by a later decision, else ``pending``.
+    the slot is closed by a later decision, else ``pending``. ``sources``: only decisions for
+    these sources (those whose data changed).
     """
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -76,7 +77,7 @@ def match_outcomes(con, now: dt.datetime | None = None) -> int:
                 SELECT decision_id, source_id, pipeline, action, decided_at,
                        lead(decided_at) OVER (PARTITION BY source_id, pipeline, lane ORDER BY decided_at,
                                               decision_id) AS next_at
-                FROM decisions
+                FROM decisions WHERE $all OR list_contains($sources, source_id)
             ), hit AS (
                 SELECT s.decision_id, arg_min(g.graphlet_id, g.started_at) AS gid,
                        arg_min(g.pushed, g.started_at) AS pushed
@@ -95,7 +96,7 @@ def match_outcomes(con, now: dt.datetime | None = None) -> int:
         WHERE d.decision_id = m.decision_id
           AND (d.outcome IS DISTINCT FROM m.outcome OR d.outcome_graphlet_id IS DISTINCT FROM m.gid
                OR d.outcome_pushed IS DISTINCT FROM m.pushed)
-    """, {"now": now})
+    """, {"now": now, "all": sources is None, "sources": list(sources or [])})
     after = con.execute("SELECT count(*) FROM decisions WHERE outcome <> 'pending'").fetchone()[0]
     return int(after - before)
 

@@ -53,13 +53,14 @@ class PolicyConfig:
     threshold_by: str = "observed"
     rule: str = "controlled"
     window: int = 1000
-    window_share: float = 0.8
-    control_z: float = 1.5
+    window_share: float = 1.0
+    control_z: float = 1.0
     cost_feature: str | None = "p_prev_trainer_s"
     refits: int = 8
     min_history: int = 5
     push_age_factor: float = 2.0
     max_push_age_h: float | None = None
+    longest_factor: float | None = None
     min_train: int = 200
     min_class: int = 20
     validation_share: float = 0.3
@@ -113,7 +114,7 @@ class Policy:
 
 
 def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: float,
-                 config: PolicyConfig) -> str | None:
+                 config: PolicyConfig, longest_interval_h: float | None = None) -> str | None:
     """Why a training must run whatever the model says, or None when pruning is allowed."""
     if not n_prior >= config.min_history:
         return f"one of the lane's first {config.min_history} trainings"
@@ -127,11 +128,15 @@ def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: fl
     if hours_since_push > limit:
         return (f"last push {hours_since_push:.1f} h ago exceeds {config.push_age_factor:g} x the "
                 f"typical interval of {typical_interval_h:.1f} h")
+    if (config.longest_factor is not None and longest_interval_h is not None and not math.isnan(longest_interval_h)
+            and hours_since_push > config.longest_factor * longest_interval_h):
+        return (f"last push {hours_since_push:.1f} h ago exceeds {config.longest_factor:g} x the lane's "
+                f"longest interval between pushes so far, {longest_interval_h:.1f} h")
     return None
 
 
 REPLAY_COLUMNS = ("lane", "started_at", "n_prior", "hours_since_push", "typical_interval_h",
-                  "pushed", "push_time")
+                  "pushed", "push_time")   # and optionally "longest_interval_h" (config.longest_factor)
 
 
 def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
@@ -150,6 +155,7 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
     if n == 0:
         return pruned, guarded
     start, push_t, pushed, n_prior, since, typical = _replay_arrays(frame)
+    longest = _longest_limit(frame, config)
     prob = np.asarray(prob, dtype=float)
     ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     order = np.lexsort((start, frame["lane"].to_numpy()))
@@ -177,7 +183,7 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
             pending = keep
         age = s - last_push
         ok = (n_prior[i] >= min_hist and not math.isnan(age) and not math.isnan(typical[i])
-              and age <= factor * typical[i] and (max_age is None or age <= max_age))
+              and age <= factor * typical[i] and (max_age is None or age <= max_age) and not age > longest[i])
         if not ok:
             guarded[i] = True
         elif prob[i] < ths[i]:
@@ -264,6 +270,7 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
     if n == 0:
         return pruned, guarded, used
     start, push_t, pushed, n_prior, since, typical = _replay_arrays(frame)
+    longest = _longest_limit(frame, config)
     lanes = frame["lane"].to_numpy()
     prob = np.asarray(prob, dtype=float)
     ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
@@ -309,7 +316,7 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
         age = s - last_push[lane]
         ok = (n_prior[i] >= config.min_history and not math.isnan(age) and not math.isnan(typical[i])
               and age <= config.push_age_factor * typical[i]
-              and (config.max_push_age_h is None or age <= config.max_push_age_h))
+              and (config.max_push_age_h is None or age <= config.max_push_age_h) and not age > longest[i])
         th = float(ths[i])
         if slide and win_p:
             th = max(th, window_threshold(np.fromiter(win_p, float, len(win_p)),
@@ -360,6 +367,15 @@ def cost_of(data: pd.DataFrame, config: PolicyConfig) -> np.ndarray | None:
     if config.cost_feature is None or config.cost_feature not in data.columns:
         return None
     return data[config.cost_feature].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _longest_limit(frame: pd.DataFrame, config: PolicyConfig) -> np.ndarray:
+    """Per row, the oldest last push that still allows pruning under ``config.longest_factor``
+    (infinite when off, or when the frame has no ``longest_interval_h`` or the lane none yet)."""
+    if config.longest_factor is None or "longest_interval_h" not in frame.columns:
+        return np.full(len(frame), np.inf)
+    lim = config.longest_factor * frame["longest_interval_h"].to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isnan(lim), np.inf, lim)
 
 
 def _replay_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, ...]:

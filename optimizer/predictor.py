@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PredictorConfig:
-    """Hyperparameters of the trees; the defaults work for corpora of a few hundred to 500k trainings."""
+    """Hyperparameters of the trees; the defaults work for corpora of a few hundred to 500k trainings.
+
+    ``linear_weight``: share of a logistic regression on the same features in the score (log-odds
+    averaged before calibration); 0 = trees alone.
+    """
 
     seed: int = 0
     n_estimators: int = 400
@@ -36,6 +40,7 @@ class PredictorConfig:
     reg_lambda: float = 1.0
     early_stopping_rounds: int = 30
     threads: int = 1
+    linear_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -50,15 +55,21 @@ class Contribution:
 class PushPredictor:
     """A fitted booster plus its calibration map; ``predict`` returns calibrated P(push)."""
 
-    def __init__(self, booster, columns: tuple[str, ...], calibration, config: PredictorConfig):
+    def __init__(self, booster, columns: tuple[str, ...], calibration, config: PredictorConfig, linear=None):
         self.booster = booster
         self.columns = columns
         self.calibration = calibration
         self.config = config
+        self.linear = linear
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        """Uncalibrated probability of the trees."""
-        return self.booster.predict(X, num_threads=self.config.threads)
+        """Uncalibrated probability of the trees (blended with the linear model's, by log-odds)."""
+        tree = self.booster.predict(X, num_threads=self.config.threads)
+        if self.linear is None:
+            return tree
+        w = self.config.linear_weight
+        z = (1 - w) * _logit(tree) + w * _logit(self.linear.predict(X))
+        return 1.0 / (1.0 + np.exp(-z))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probability that each training pushes a model."""
@@ -126,15 +137,22 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
         callbacks.append(lgb.early_stopping(config.early_stopping_rounds, verbose=False))
     booster = lgb.train(params, train, num_boost_round=config.n_estimators,
                         valid_sets=valid_sets, callbacks=callbacks)
+    linear = None
+    if config.linear_weight > 0:
+        from optimizer.baselines import fit_logistic
+
+        linear = fit_logistic(X_fit, y_fit)
+    predictor = PushPredictor(booster, tuple(columns), None, config, linear)
     calibration = None
     if len(y_val) >= 20 and len(np.unique(y_val)) == 2:
-        raw = booster.predict(X_val, num_threads=config.threads)
+        raw = predictor.raw(X_val)
         lr = LogisticRegression(C=1e6, solver="lbfgs").fit(_logit(raw).reshape(-1, 1), y_val)
         a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         if a > 0:   # a non-increasing map would invert the ranking: keep the raw scores then
             calibration = (a, b)
     log.info("fitted %d trees on %d trainings (%d features)", booster.num_trees(), len(y_fit), len(columns))
-    return PushPredictor(booster, tuple(columns), calibration, config)
+    predictor.calibration = calibration
+    return predictor
 
 
 

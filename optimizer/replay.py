@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from optimizer.baselines import BASELINES, fit_logistic, lane_push_rate, last_outcome, last_outcome_probability
 from optimizer.errors import OptimizerError
 from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
 from optimizer.policy import (Policy, PolicyConfig, choose_threshold, controlled_decisions, cost_of,
-                              hours_since_epoch, prune_key, replay_decisions, train_policy)
+                              hours_since_epoch, prune_key, recent_window, replay_decisions, train_policy)
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
            "tradeoff_curve", "load_truth", "tradeoff_figure", "cadence_figure", "replay_frame"]
@@ -49,6 +50,8 @@ class ReplayResult:
     oracle_curve: pd.DataFrame | None = None
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     refits: tuple = ()
+    baselines: dict = field(default_factory=dict)
+    baseline_curves: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         pol = self.policy
@@ -71,10 +74,14 @@ class ReplayResult:
             "cadence_summary": cadence_summary(self.cadence),
             "curve": self.curve.to_dict(orient="records"),
         }
+        if self.baselines:
+            out["baselines"] = self.baselines
         if self.oracle is not None:
             out["oracle"] = self.oracle
             out["policy_vs_oracle"] = (self.metrics["waste_pruned"] / self.oracle["waste_pruned"]
                                        if self.oracle["waste_pruned"] > 0 else None)
+            free = self.oracle.get("without_guards", {}).get("waste_pruned")
+            out["policy_vs_oracle_unguarded"] = self.metrics["waste_pruned"] / free if free else None
         return _jsonable(out)
 
 
@@ -105,6 +112,7 @@ def replay_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, with_k
     frame["n_prior"] = frame["h_trainings_before"]
     frame["hours_since_push"] = frame["h_hours_since_push"]
     frame["typical_interval_h"] = frame["h_median_push_interval_h"]
+    frame["longest_interval_h"] = frame["h_longest_push_interval_h"]
     frame["push_time"] = frame["ended_at"]
     frame["pushed"] = frame["pushed"].fillna(False).astype(bool)
     frame = frame.sort_values(["started_at", "graphlet_id"], kind="stable").reset_index(drop=True)
@@ -251,8 +259,11 @@ def load_truth(con, paths) -> pd.DataFrame:
 
 def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), predictor_config=None,
              feature_config: FeatureConfig = FeatureConfig(), truth: pd.DataFrame | None = None,
-             curve_points: int = 21, train_share: float = 0.6) -> ReplayResult:
-    """Train on graphlets before ``train_until`` (default: ``train_share`` of the time span) and replay the rest."""
+             curve_points: int = 21, train_share: float = 0.6, baselines: bool = True) -> ReplayResult:
+    """Train on graphlets before ``train_until`` (default: ``train_share`` of the time span) and replay the rest.
+
+    With ``baselines`` the three baselines of optimizer.baselines are replayed the same way.
+    """
     frame, columns = replay_frame(con, feature_config)
     if frame.empty:
         raise OptimizerError("the warehouse holds no graphlets; run `frugal analyze` after ingesting stores")
@@ -273,6 +284,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     end = t_test.max() + pd.Timedelta(seconds=1)
     bounds = [until + (end - until) * k / config.refits for k in range(config.refits)] + [end]
     X = test[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+    base = _BaselineInputs(frame, started, until, columns, config) if baselines else None
     prob = np.ones(len(test))
     threshold = np.zeros(len(test))
     modelled = np.zeros(len(test), dtype=bool)
@@ -289,6 +301,8 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
             prob[sel] = pol_k.predictor.predict(X[sel])
             threshold[sel] = pol_k.threshold
             modelled |= sel
+        if base is not None:
+            base.refit(bounds[k], sel, first=k == 0)
     cost = cost_of(test, config)
     if config.rule == "controlled":
         # the sliding window supersedes each refit's threshold (computed on the same trainings)
@@ -303,6 +317,12 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     metrics["guarded"] = int(guarded.sum())
     metrics["rule"] = config.rule
+    if config.rule == "controlled" and policy is not None:
+        metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total)
+    # the policy's own ranking held in hindsight to the pushes it lost (the baselines' footing
+    # below): the gap to ``waste_pruned`` is what deciding online costs
+    _, own = _hindsight(test, key, metrics["pushes_lost"], config)
+    metrics["ranking_at_own_loss"] = replay_metrics(test, own, wasted_total_s=wasted_total)["waste_pruned"]
     cad = cadence(test, pruned)
     # ranking and calibration of the trainings a model decided (not those under the fallback)
     metrics.update(_quality(test["pushed"].to_numpy(dtype=bool)[modelled], prob[modelled]))
@@ -318,6 +338,16 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     decisions["capped"] = ~pruned & ~guarded & (key < used)
     decisions["pruned"] = pruned
     decisions["guarded"] = guarded
+    baseline_results = {}
+    baseline_curves = {}
+    if base is not None:
+        for name in BASELINES:
+            p_b, hist_b = base.probabilities(name), base.history(name)
+            baseline_results[name] = _baseline_replay(test, p_b, hist_b, config, cost, metrics, wasted_total,
+                                                      compute_total)
+            baseline_curves[name] = tradeoff_curve(test, p_b, config, points=curve_points,
+                                                   wasted_total_s=wasted_total)
+            decisions[f"{name}_probability"] = p_b
     oracle = oracle_curve = None
     if truth is not None and not truth.empty:
         merged = test.merge(truth, on=["source_id", "trainer_execution_id"], how="left")
@@ -335,7 +365,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         same = replay_metrics(test, pr_same, wasted_total_s=wasted_total, compute_total_s=compute_total)
         oracle["waste_pruned_at_policy_loss"] = same["waste_pruned"]
         # what the cadence guards cost: the oracle with no guard at all, same budget
-        free = replace(config, min_history=0, push_age_factor=1e12, max_push_age_h=None)
+        free = replace(config, min_history=0, push_age_factor=1e12, max_push_age_h=None, longest_factor=None)
         _, pr_free = _hindsight(test, p_true, budget, free)
         oracle["without_guards"] = {
             **{k: v for k, v in replay_metrics(test, pr_free, wasted_total_s=wasted_total).items()
@@ -355,7 +385,96 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         decisions["true_probability"] = p_true
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",
              len(test), until, metrics["waste_pruned"], metrics["pushes_lost"])
-    return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions, tuple(refits))
+    return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions, tuple(refits),
+                        baseline_results, baseline_curves)
+
+
+GUARD_VARIANTS = {
+    "without_min_history": {"min_history": 0},
+    "without_push_age": {"push_age_factor": 1e12, "max_push_age_h": None},
+    "with_longest_guard": {"longest_factor": 1.0},
+    "longest_instead_of_push_age": {"push_age_factor": 1e12, "max_push_age_h": None, "longest_factor": 1.0},
+    "without_guards": {"min_history": 0, "push_age_factor": 1e12, "max_push_age_h": None, "longest_factor": None},
+}
+
+
+def _guard_ablation(test: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, cost, history,
+                    wasted_total) -> dict:
+    """What each cadence guard buys: the same probabilities replayed by the controller with the
+    guard switched off (or, for the optional longest-interval guard, on at 1x), and the waste
+    pruned, pushes lost and cadence kept there, to compare with the policy's own replay."""
+    out = {}
+    for name, change in GUARD_VARIANTS.items():
+        cfg = replace(config, **change)
+        pruned, _, _ = controlled_decisions(test, prob, 0.0, cfg, cost=cost, history=history)
+        m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
+        cad = cadence_summary(cadence(test, pruned))
+        out[name] = {"waste_pruned": m["waste_pruned"], "pushes_lost": m["pushes_lost"],
+                     "median_within_tolerance": cad.get("median_within_tolerance"),
+                     "longest_ratio_max": cad.get("longest_ratio_max"),
+                     "longest_ratio_median": cad.get("longest_ratio_median")}
+    return out
+
+
+class _BaselineInputs:
+    """The baselines' probabilities for the replayed rows, refitted at the policy's refit times."""
+
+    def __init__(self, frame: pd.DataFrame, started: pd.Series, until: pd.Timestamp, columns, config: PolicyConfig):
+        self.frame, self.columns, self.config = frame, list(columns), config
+        self.started = started
+        self.ended = pd.to_datetime(frame["push_time"], utc=True)
+        self.test = (started >= until).to_numpy()
+        self.rate_all = lane_push_rate(frame)
+        self.last_all = last_outcome(frame)
+        self.X_all = frame[self.columns].to_numpy(dtype=np.float64, na_value=np.nan)
+        self.pushed_all = frame["pushed"].to_numpy(dtype=bool)
+        # the last ``window`` trainings before the replay seed each controller's window
+        before = np.flatnonzero(~self.test)
+        self.tail = before[np.argsort(hours_since_epoch(frame["started_at"].iloc[before]), kind="stable")][-config.window:]
+        n = int(self.test.sum())
+        self.prob = {"lane_push_rate": self.rate_all[self.test], "last_outcome": np.ones(n), "logistic": np.ones(n)}
+        self.tail_prob = {"lane_push_rate": self.rate_all[self.tail], "last_outcome": np.ones(len(self.tail)),
+                          "logistic": np.ones(len(self.tail))}
+
+    def refit(self, bound: pd.Timestamp, sel: np.ndarray, first: bool) -> None:
+        """Refit the learned baselines on outcomes known by ``bound``; predict the rows ``sel`` of the replay."""
+        known = ((self.started < bound) & (self.ended < bound)).to_numpy()
+        test_rows = np.flatnonzero(self.test)[sel]
+        last_p = last_outcome_probability(self.last_all, self.last_all[known], self.pushed_all[known])
+        enough = known.sum() >= self.config.min_train
+        model = fit_logistic(self.X_all[known], self.pushed_all[known]) if enough else None
+        self.prob["last_outcome"][sel] = last_p[test_rows] if enough else 1.0
+        self.prob["logistic"][sel] = model.predict(self.X_all[test_rows]) if model is not None and sel.any() else 1.0
+        if first:
+            self.tail_prob["last_outcome"] = last_p[self.tail] if enough else np.ones(len(self.tail))
+            self.tail_prob["logistic"] = (model.predict(self.X_all[self.tail]) if model is not None and len(self.tail)
+                                          else np.ones(len(self.tail)))
+
+    def probabilities(self, name: str) -> np.ndarray:
+        return self.prob[name]
+
+    def history(self, name: str) -> tuple:
+        return recent_window(self.frame.iloc[self.tail], self.tail_prob[name], self.config)
+
+
+def _baseline_replay(test: pd.DataFrame, prob: np.ndarray, history: tuple, config: PolicyConfig, cost,
+                     policy_metrics: dict, wasted_total, compute_total) -> dict:
+    """One baseline replayed like the policy (same guards, controller, budget and cost ranking), and
+    held in hindsight to the pushes the policy lost (its ranking at the same loss)."""
+    pruned, _, _ = controlled_decisions(test, prob, 0.0, config, cost=cost, history=history)
+    m = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
+    out = {k: m[k] for k in ("pruned", "waste_pruned", "waste_pruned_of_skippable", "pushes_lost",
+                             "pushes_lost_count", "compute_saved_share")}
+    out["cadence_summary"] = cadence_summary(cadence(test, pruned))
+    out.update(_quality(test["pushed"].to_numpy(dtype=bool), prob))
+    key = prob if cost is None else prune_key(prob, cost)
+    _, same = _hindsight(test, key, policy_metrics["pushes_lost"], config)
+    at = replay_metrics(test, same, wasted_total_s=wasted_total)
+    out["at_policy_loss"] = {"waste_pruned": at["waste_pruned"], "pushes_lost": at["pushes_lost"]}
+    pol = policy_metrics["waste_pruned"]
+    out["policy_ratio_at_policy_loss"] = pol / at["waste_pruned"] if at["waste_pruned"] > 0 else None
+    out["policy_ratio"] = pol / m["waste_pruned"] if m["waste_pruned"] > 0 else None
+    return out
 
 
 def _hindsight(frame: pd.DataFrame, key: np.ndarray, budget: float, config: PolicyConfig) -> tuple[float, np.ndarray]:
@@ -387,6 +506,14 @@ def tradeoff_figure(result: ReplayResult):
     if result.oracle_curve is not None:
         o = result.oracle_curve.sort_values("pushes_lost")
         ax.plot(100 * o["pushes_lost"], 100 * o["waste_pruned"], ls="--", label="oracle (true probability)")
+    for k, (name, c_b) in enumerate(sorted(result.baseline_curves.items())):
+        c_b = c_b.sort_values("pushes_lost")
+        line, = ax.plot(100 * c_b["pushes_lost"], 100 * c_b["waste_pruned"], lw=1, ls=":",
+                        label=f"baseline: {name.replace('_', ' ')}")
+        b = result.baselines.get(name)
+        if b is not None:
+            ax.scatter([100 * b["pushes_lost"]], [100 * b["waste_pruned"]], color=line.get_color(), marker="s",
+                       s=18, zorder=4)
     m = result.metrics
     ax.scatter([100 * m["pushes_lost"]], [100 * m["waste_pruned"]], color="red", zorder=5,
                label=f"chosen threshold {result.policy.threshold:.3f}")

@@ -60,13 +60,26 @@ def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequenc
     if cad.get("pipelines_compared"):
         numbers["median_unchanged"] = ("pipelines whose median push interval is unchanged", cad["median_unchanged"], "int")
         numbers["pipelines_compared"] = ("pipelines compared (3+ pushes)", cad["pipelines_compared"], "int")
+    numbers["max_lost_pushes"] = ("budget: pushes the policy may lose", max_lost_pushes, "pct")
+    for name, b in result.baselines.items():
+        numbers[f"{name}_waste_pruned"] = (f"baseline {name.replace('_', ' ')}, held to the policy's loss: "
+                                           "waste pruned", b["at_policy_loss"]["waste_pruned"], "pct")
     if result.oracle is not None:
-        numbers["oracle_waste_pruned"] = ("oracle (true probability), same budget: waste pruned",
-                                          result.oracle["waste_pruned"], "pct")
+        o = result.oracle
+        numbers["oracle_waste_pruned"] = ("oracle (true probability), same guards and budget: waste pruned",
+                                          o["waste_pruned"], "pct")
+        numbers["oracle_pushes_lost"] = ("oracle: pushes lost", o["pushes_lost"], "pct")
+        numbers["oracle_cost_aware_waste_pruned"] = (
+            "oracle ranking by pushes lost per second saved (the ceiling of a cost-aware rule): waste pruned",
+            o["cost_aware"]["waste_pruned"], "pct")
+        numbers["oracle_unguarded_waste_pruned"] = ("oracle without cadence guards: waste pruned",
+                                                    o["without_guards"]["waste_pruned"], "pct")
     figures = {"tradeoff": tradeoff_figure(result)}
     if cad.get("pipelines_compared"):
         figures["cadence"] = cadence_figure(result)
     intro = (f"The policy learns from trainings before the split and replays the later ones in time "
              f"order, pruning a training when its predicted push probability is below the threshold "
-             f"chosen for at most {100 * max_lost_pushes:.1f}% of pushes lost (docs/pruning.md).")
+             f"chosen for at most {100 * max_lost_pushes:.1f}% of pushes lost (docs/pruning.md). The "
+             f"trade-off figure draws the baselines (lane push rate, last outcome, logistic regression) "
+             f"replayed the same way; squares mark where each one's controller ended.")
     return ReportSection("pruning", TITLE, intro=intro, numbers=numbers, figures=figures)

@@ -36,28 +36,37 @@ def evaluate_lines(data: dict) -> list[str]:
         else:
             lines.append(f"threshold: prune when P(push) < {pol['threshold']:.4f} "
                          f"(budget {pct(pol['max_lost_pushes'])} lost pushes)")
-    rows = [("", "policy")]
     oracle = data.get("oracle")
+    base = data.get("baselines") or {}
+    # columns: the policy, each baseline (replayed the same way), the oracle
+    cols = [("policy", m)] + [(name.replace("_", " "), b) for name, b in base.items()]
     if oracle:
-        rows[0] = ("", "policy", "oracle")
+        cols.append(("oracle", oracle))
+    rows = [("", *(c[0] for c in cols))]
 
     def row(label, key, fmt):
-        vals = [fmt(m[key])] + ([fmt(oracle[key])] if oracle else [])
-        rows.append((label, *vals))
+        rows.append((label, *(fmt(c[1][key]) if key in c[1] else "" for c in cols)))
 
     row("trainings pruned", "pruned", lambda v: f"{v:,}")
     row("waste pruned", "waste_pruned", pct)
     row("  of what trainer-time pruning can skip", "waste_pruned_of_skippable", pct)
     row("pushes lost", "pushes_lost", pct)
     row("pushes lost (count)", "pushes_lost_count", lambda v: f"{v:,} of {m['pushes']:,}")
-    row("compute saved (s)", "compute_saved_s", lambda v: f"{v:,.0f}")
     row("compute saved (share of all)", "compute_saved_share", pct)
     if "auc" in m:
         row("ranking (AUC)", "auc", lambda v: "n/a" if v is None else f"{v:.3f}")
-        row("calibration (Brier)", "brier", lambda v: "n/a" if v is None else f"{v:.3f}")
+    if base or oracle:
+        at = [pct(m["waste_pruned"])] + [pct(b["at_policy_loss"]["waste_pruned"]) for b in base.values()]
+        if oracle:
+            at.append(pct(oracle["waste_pruned_at_policy_loss"]))
+        rows.append(("waste pruned at the policy's loss", *at))
+    if oracle and oracle.get("without_guards"):
+        rows.append(("oracle without cadence guards", *([""] * (len(cols) - 1)),
+                     pct(oracle["without_guards"]["waste_pruned"])))
     width = max(len(r[0]) for r in rows) + 2
+    cw = max(16, max(len(str(v)) for r in rows for v in r[1:]) + 2)
     for r in rows:
-        lines.append(r[0].ljust(width) + "".join(str(v).rjust(16) for v in r[1:]))
+        lines.append(r[0].ljust(width) + "".join(str(v).rjust(cw) for v in r[1:]))
     cad = data.get("cadence_summary", {})
     if cad.get("pipelines_compared"):
         lines.append(
@@ -65,8 +74,15 @@ def evaluate_lines(data: dict) -> list[str]:
             f"{cad['pipelines_compared']} pipelines (within {pct(cad['tolerance'])}: "
             f"{cad['median_within_tolerance']}); longest interval x{cad['longest_ratio_median']:.2f} "
             f"(median over pipelines), at most x{cad['longest_ratio_max']:.2f}")
+    for label, part in (("oracle", oracle or {}), ("oracle without guards", (oracle or {}).get("without_guards", {}))):
+        oc = part.get("cadence_summary", {})
+        if oc.get("pipelines_compared"):
+            lines.append(f"cadence, {label}: median within {pct(oc['tolerance'])} in "
+                         f"{oc['median_within_tolerance']} of {oc['pipelines_compared']}; longest interval at "
+                         f"most x{oc['longest_ratio_max']:.2f}")
     if oracle and data.get("policy_vs_oracle") is not None:
-        lines.append(f"policy reaches {pct(data['policy_vs_oracle'])} of the oracle's waste pruned")
+        lines.append(f"policy reaches {pct(data['policy_vs_oracle'])} of the oracle's waste pruned "
+                     f"({pct(data.get('policy_vs_oracle_unguarded'))} of the oracle's without cadence guards)")
     if pol["top_features"]:
         lines.append("top features: " + ", ".join(f["feature"] for f in pol["top_features"][:5]))
     return lines

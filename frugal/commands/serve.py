@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         """
         import logging
         import socket
+        import sys
 
         import uvicorn
 
@@ -55,6 +56,8 @@ def register(app: typer.Typer) -> None:
                                 "max_lost_pushes": max_lost_pushes})
         except (ConfigError, TypeError) as exc:
             raise ProvenanceError(str(exc)) from exc
+        # decisions are short, refreshes long: hand the interpreter to a waiting request sooner
+        sys.setswitchinterval(0.001)
         if not logging.getLogger().handlers or logging.getLogger().level > logging.INFO:
             logging.getLogger().setLevel(logging.INFO)
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET, socket.SOCK_STREAM)

@@ -36,9 +36,14 @@ def register(app: typer.Typer) -> None:
         style: str = typer.Option("current", "--style", help="current (TFX 1.x names) or legacy (pre-2020)."),
         mode: str = typer.Option("sync", "--mode", help="sync, async (no pipeline_run contexts) or mixed."),
         stores: int = typer.Option(1, "--stores", help="Split the pipelines over K stores (written in parallel)."),
+        outcome_model: str = typer.Option(
+            "default", "--outcome-model",
+            help="default (the fixed model of docs/simulator.md) or random (one drawn per seed from the "
+                 "documented family: which drivers matter and how much, noise, heterogeneity)."),
     ) -> None:
         """Simulate production TFX pipelines over time into MLMD stores, with ground truth."""
         from pipelines.simulator import simulate
 
-        result = simulate(out, pipelines=pipelines, days=days, seed=seed, style=style, mode=mode, stores=stores)
+        result = simulate(out, pipelines=pipelines, days=days, seed=seed, style=style, mode=mode, stores=stores,
+                          outcome_model=outcome_model)
         typer.echo(summary_line(result.counts, out))

@@ -18,6 +18,7 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
+import os
 import pickle
 import threading
 import time
@@ -95,6 +96,21 @@ class SourceStatus:
     last_seconds: float | None = None
     last_rows: int = 0
     failures: int = 0
+    marker: tuple | None = None       # SQLite file's (size, mtime) at the last good ingest
+
+    def file_marker(self) -> tuple | None:
+        """Size and modification time of a SQLite store and its journal files (None: not a file)."""
+        if self.kind != "sqlite":
+            return None
+        out = []
+        for suffix in ("", "-wal", "-journal"):
+            try:
+                st = os.stat(self.store + suffix)
+                out.append((suffix, st.st_size, st.st_mtime_ns))
+            except OSError:
+                if not suffix:
+                    return None
+        return tuple(out)
 
     def to_dict(self) -> dict:
         iso = lambda t: None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat()  # noqa: E731
@@ -219,6 +235,9 @@ class Service:
                 continue
             t0 = time.perf_counter()
             st.last_attempt_at = _now()
+            marker = st.file_marker()
+            if marker is not None and marker == st.marker and st.status == "ok":
+                continue                      # the file has not been written since its last ingest
             try:
                 with self.write_lock:
                     before = self._source_state(sid)
@@ -233,7 +252,7 @@ class Service:
                     self.metrics.ingest_seconds(sid, time.perf_counter() - t0, False)
                 continue
             rows = sum(report.sources[0].rows.values()) if report.sources else 0
-            st.status, st.error, st.failures = "ok", None, 0
+            st.status, st.error, st.failures, st.marker = "ok", None, 0, marker
             st.last_ingest_at, st.last_seconds, st.last_rows = _now(), time.perf_counter() - t0, rows
             if self.metrics.ingest_seconds:
                 self.metrics.ingest_seconds(sid, st.last_seconds, True)
@@ -276,7 +295,7 @@ class Service:
                     # the first time, whatever the analysis finds stale; then exactly what changed
                     analyzed = analyze(cur, sources=None if first else changed).sources_analyzed
                     with self.ledger_lock:
-                        matched = ledger.match_outcomes(cur)
+                        matched = ledger.match_outcomes(cur, sources=None if first else changed)
                 finally:
                     cur.close()
         self.pending.discard("analysis")
@@ -537,7 +556,7 @@ class Service:
             if lane_full is None:
                 return warm, None, source, None
             ups = live.describe_upcoming(cur, warm.learned, pipeline=pipeline, lanes=[lane_full],
-                                         inputs=[int(a) for a in inputs])
+                                         inputs=[int(a) for a in inputs], sources=[source])
         finally:
             cur.close()
         return warm, ups.get(lane_full), source, lane_full

@@ -80,13 +80,14 @@ def write_store(job: dict, report=None, writer_hook=None) -> dict:
     epoch_ms = int(CORPUS_START.timestamp() * 1000)
     specs = [s for s in _specs(job["seed"], job["pipelines"], job["days"] * 24.0, job["mode"])
              if s.index % job["stores"] == job["store"]]
+    model = M.outcome_model_for(job.get("outcome_model", "default"), job["seed"])
     started = time.perf_counter()
     writer = BulkStoreWriter(path, type_specs(style), keep_rows=writer_hook is not None)
     try:
         emitter = StoreEmitter(writer, style, epoch_ms)
         sims = []
         for spec in specs:
-            sim = PipelineSim(spec, job["seed"], emitter)
+            sim = PipelineSim(spec, job["seed"], emitter, model)
             cadence_ms = spec.cadence_h * 3_600_000
             first = epoch_ms + int(spec.start_h * 3_600_000) + sim.rng.randrange(cadence_ms)
             sims.append([first, 0, sim, cadence_ms, epoch_ms + int(spec.end_h * 3_600_000)])
@@ -166,6 +167,7 @@ def _ground_truth(job: dict, path: Path, emitter: StoreEmitter, sims: list[Pipel
         "seed": job["seed"], "style": job["style"], "mode": job["mode"], "days": job["days"],
         "corpus_pipelines": job["pipelines"], "store_index": job["store"], "stores": job["stores"],
         "corpus_start": CORPUS_START.isoformat(),
+        "outcome_model": M.outcome_model_for(job.get("outcome_model", "default"), job["seed"]).to_dict(),
         "pipelines": [
             {"name": s.spec.name, "mode": s.spec.mode, "cadence_h": s.spec.cadence_h,
              "start": _iso(s.spec.start_h), "end": _iso(s.spec.end_h), "n_trainers": s.spec.n_trainers,
@@ -177,7 +179,10 @@ def _ground_truth(job: dict, path: Path, emitter: StoreEmitter, sims: list[Pipel
              "code_changes": s.code_version, "structure_changes": s.structure_version,
              "caching": s.spec.caching, "p_manual_rerun": round(s.spec.p_manual_rerun, 4),
              "manual_reruns": s.manual_reruns, "cache_bust_per_day": s.spec.cache_bust_per_day,
-             "cache_key_changes": s.cache_key_changes}
+             "cache_key_changes": s.cache_key_changes,
+             **({} if s.model == M.DEFAULT_OUTCOME_MODEL else {"outcome": {
+                 "alphas": [round(a, 6) for a in s.pipe.alphas], "scale": [round(k, 6) for k in s.pipe.scale],
+                 "phase": round(s.pipe.phase, 6)}})}
             for s in sims
         ],
         "trainers": emitter.trainers,
@@ -195,13 +200,16 @@ def _worker(job: dict, queue) -> dict:
 
 
 def simulate(out_dir: str | Path, *, pipelines: int, days: int, seed: int, style: str = "current",
-             mode: str = "sync", stores: int = 1, progress: bool | None = None) -> SimulationResult:
+             mode: str = "sync", stores: int = 1, progress: bool | None = None,
+             outcome_model: str = "default") -> SimulationResult:
     """Simulate ``pipelines`` TFX pipelines over ``days`` into ``stores`` MLMD SQLite stores.
 
     Writes ``mlmd.sqlite`` + ``mlmd.ground_truth.json`` (or ``mlmd-00`` ... per store) under
     ``out_dir``; each file appears atomically. ``progress`` None shows a bar on a terminal only.
     """
     _validate(pipelines, days, seed, style, mode, stores)
+    if outcome_model not in M.OUTCOME_MODELS:
+        raise PipelineError(f"--outcome-model must be one of {', '.join(M.OUTCOME_MODELS)}, got {outcome_model!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PipelineError(f"--out {out} is a file; give a folder for the stores")
@@ -212,7 +220,7 @@ def simulate(out_dir: str | Path, *, pipelines: int, days: int, seed: int, style
             if (out / name).exists():
                 raise PipelineError(f"{out / name} already exists; choose an empty --out folder or delete it")
     jobs = [dict(path=str(out / s), gt_path=str(out / g), store=k, stores=stores, seed=seed, pipelines=pipelines,
-                 days=days, style=style, mode=mode) for k, (s, g) in enumerate(names)]
+                 days=days, style=style, mode=mode, outcome_model=outcome_model) for k, (s, g) in enumerate(names)]
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     processes = min(stores, os.cpu_count() or 1)

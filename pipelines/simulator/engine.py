@@ -121,11 +121,16 @@ class _Node:
 class PipelineSim:
     """One pipeline's state across its runs; ``run(t_ms)`` emits one scheduled run."""
 
-    def __init__(self, spec: M.PipelineSpec, seed: int, store: StoreEmitter):
+    def __init__(self, spec: M.PipelineSpec, seed: int, store: StoreEmitter,
+                 model: M.OutcomeModel = M.DEFAULT_OUTCOME_MODEL):
         self.spec = spec
         self.s = store
         self.w = store.w
         self.rng = random.Random(f"frugal-sim:{seed}:{spec.index}")
+        # the outcome model's own stream: the default model draws nothing from it
+        self.model = model
+        self.orng = random.Random(f"frugal-outcome:{seed}:{spec.index}")
+        self.pipe = M.pipeline_outcome(spec, model, self.orng)
         self.sync = spec.mode == "sync"
         self.current = not store.legacy
         self.root = f"/srv/tfx/pipelines/{spec.name}/root"
@@ -143,6 +148,7 @@ class PipelineSim:
         self.spans: list[tuple[int, int, bool, float]] = []  # (span, examples id, anomaly, drift)
         self.span_no = 0
         self.health = [0.0] * n
+        self.code_age = [1_000_000] * n     # trainings since the last code change, per branch
         self.history = [deque(maxlen=5) for _ in range(n)]
         self.latest_blessed: list[tuple[int, int, str] | None] = [None] * n
         self.model_fate: dict[int, tuple[bool, bool, dict]] = {}  # model id -> blessed, infra ok, gt row
@@ -421,14 +427,15 @@ class PipelineSim:
             self.code_version += 1
             self.transform_version += rng.random() < 0.3
             for b in range(spec.n_trainers):
-                self.health[b] += rng.gauss(*M.CODE_EFFECT)
+                self.health[b] += rng.gauss(*self.model.code_effect)
+                self.code_age[b] = 0
         for b in range(spec.n_trainers):
             if rng.random() < 1 - math.exp(-spec.hparam_per_day * days):
                 self.hparam_version[b] += 1
                 self.epochs[b] = rng.choice((5, 10, 20, 40))
                 self.lr[b] = rng.choice((0.1, 0.03, 0.01, 0.003, 0.001))
-                self.health[b] += rng.gauss(*M.HPARAM_EFFECT)
-            self.health[b] = M.HEALTH_PHI * self.health[b] + rng.gauss(0.0, M.HEALTH_SD) * math.sqrt(
+                self.health[b] += rng.gauss(*self.model.hparam_effect)
+            self.health[b] = self.model.health_phi * self.health[b] + rng.gauss(0.0, self.model.health_sd) * math.sqrt(
                 min(1.0, days))
         if self.runs > 1 and rng.random() < 1 - math.exp(-spec.structure_per_day * days):
             self.structure_version += 1
@@ -579,6 +586,16 @@ class PipelineSim:
         return any(n.kind == "trainer" and n.key is not None and n.key[0] != self._trainer_token(n.branch)
                    for n in self.nodes.values())
 
+    def _unnamed_drivers(self, b: int, t_ms: int) -> dict:
+        """Drivers only a non-default outcome model weighs (none for the default: nothing drawn)."""
+        m = self.model
+        if m == M.DEFAULT_OUTCOME_MODEL:
+            return {}
+        hours = t_ms / 3_600_000
+        return {"hour": hours % 24.0, "runs_since_code_change": self.code_age[b],
+                "cycle": math.sin(2 * math.pi * hours / (24.0 * m.cycle_days) + self.pipe.phase),
+                "shock": self.orng.gauss(0.0, m.shock_sd) if m.shock_sd > 0 else 0.0}
+
     def _trainer_token(self, b: int):
         return ("tr", self.code_version, self.hparam_version[b], self.structure_version)
 
@@ -601,8 +618,9 @@ class PipelineSim:
                 hparam_change=prev is not None and prev[2] != token[2],
                 structure_change=prev is not None and prev[3] != token[3],
                 recent_bless_rate=(sum(hist) / len(hist)) if hist else 0.6,
-                drift=self.spans[-1][3], health=self.health[b])
-            outcome = M.outcome_probabilities(spec, b, drivers, self.has_infra)
+                drift=self.spans[-1][3], health=self.health[b], **self._unnamed_drivers(b, cursor))
+            self.code_age[b] += 1
+            outcome = M.outcome_probabilities(spec, b, drivers, self.has_infra, self.model, self.pipe)
             fail = rng.random() < outcome.p_fail
         n_ex = sum(len(ids) for k, ids in train_inputs if k == "examples")
         dur = self._duration("trainer", 0.45) * (n_ex ** 0.7) * (self.epochs[b] / 10) ** 0.5
@@ -630,7 +648,10 @@ class PipelineSim:
                             "code_change": drivers.code_change, "hparam_change": drivers.hparam_change,
                             "structure_change": drivers.structure_change,
                             "recent_bless_rate": round(drivers.recent_bless_rate, 3),
-                            "drift": round(drivers.drift, 4), "health": round(drivers.health, 4)},
+                            "drift": round(drivers.drift, 4), "health": round(drivers.health, 4),
+                            **({} if self.model == M.DEFAULT_OUTCOME_MODEL else {
+                                "hour": round(drivers.hour, 3), "runs_since_code_change": drivers.runs_since_code_change,
+                                "cycle": round(drivers.cycle, 4), "shock": round(drivers.shock, 4)})},
             }
             gt["redundant"] = self.last_redundant
             s.trainers.append(gt)

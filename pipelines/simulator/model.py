@@ -28,6 +28,13 @@ __all__ = [
     "PipelineSpec",
     "Drivers",
     "Outcome",
+    "OutcomeModel",
+    "PipelineOutcome",
+    "OUTCOME_MODELS",
+    "DEFAULT_OUTCOME_MODEL",
+    "draw_outcome_model",
+    "outcome_model_for",
+    "pipeline_outcome",
     "sample_pipeline",
     "outcome_probabilities",
     "CADENCES_H",
@@ -103,7 +110,13 @@ class PipelineSpec:
 
 @dataclass(frozen=True)
 class Drivers:
-    """What the trainer of one run faces. The first six are visible in MLMD before training."""
+    """What the trainer of one run faces. The first six are visible in MLMD before training.
+
+    ``hour`` (UTC hour of the trainer's start) and ``runs_since_code_change`` are recorded by
+    MLMD only implicitly (a timestamp, a history of code properties): no feature names them.
+    ``cycle`` and ``shock`` are hidden, like ``drift`` and ``health``; they are 0 unless the
+    outcome model gives them weight (``--outcome-model random``).
+    """
 
     anomaly: bool
     new_data: bool
@@ -113,6 +126,116 @@ class Drivers:
     recent_bless_rate: float
     drift: float                  # hidden
     health: float                 # hidden
+    hour: float = 0.0
+    runs_since_code_change: int = 1_000_000
+    cycle: float = 0.0            # hidden: the pipeline's periodic swing, in [-1, 1]
+    shock: float = 0.0            # hidden: this training's own log-odds noise
+
+
+OUTCOME_MODELS = ("default", "random")
+
+
+@dataclass(frozen=True)
+class OutcomeModel:
+    """Coefficients of the log-odds of blessing (and of the latent health's dynamics).
+
+    ``default`` is the fixed model above (the module constants); ``draw_outcome_model`` draws
+    one from the family documented in docs/simulator.md. A coefficient of 0 switches its
+    driver off. ``hetero_sd`` is the spread (log-scale) of per-pipeline multipliers on every
+    driver coefficient, so that drivers matter more in some pipelines than in others.
+    """
+
+    name: str = "default"
+    alpha_mean: float = ALPHA_MEAN
+    alpha_sd: float = ALPHA_SD
+    branch_sd: float = BRANCH_SD
+    b_anomaly: float = B_ANOMALY
+    b_drift: float = B_DRIFT
+    b_new_data: float = B_NEW_DATA
+    b_structure: float = B_STRUCTURE
+    b_history: float = B_HISTORY
+    b_health: float = 1.0
+    health_phi: float = HEALTH_PHI
+    health_sd: float = HEALTH_SD
+    code_effect: tuple[float, float] = CODE_EFFECT
+    hparam_effect: tuple[float, float] = HPARAM_EFFECT
+    b_hour: float = 0.0            # x cos(2 pi (hour - hour_peak) / 24)
+    hour_peak: float = 0.0
+    b_code_age: float = 0.0        # x exp(-runs since the last code change / code_age_runs)
+    code_age_runs: float = 4.0
+    b_cycle: float = 0.0           # x sin(2 pi t / cycle_days + the pipeline's phase)
+    cycle_days: float = 7.0
+    shock_sd: float = 0.0          # per-training hidden noise on the log-odds
+    hetero_sd: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else (round(v, 6) if isinstance(v, float) else v))
+                for k, v in self.__dict__.items()}
+
+
+DEFAULT_OUTCOME_MODEL = OutcomeModel()
+
+
+def draw_outcome_model(rng: random.Random) -> OutcomeModel:
+    """One outcome model of the family: which drivers matter, how much, noise and heterogeneity.
+
+    Each recorded driver is on with a probability (else 0) and, when on, has a magnitude drawn
+    uniformly (signs as in the default model, except the new-data and hour effects, which may
+    go either way); the drivers no feature names (hour of day, code age) and the hidden ones
+    (a periodic swing, a per-training shock, the health's persistence and spread) are drawn
+    the same way. See docs/simulator.md for the ranges.
+    """
+    on = lambda p: rng.random() < p  # noqa: E731
+    return OutcomeModel(
+        name="random",
+        alpha_mean=rng.uniform(0.3, 2.2), alpha_sd=rng.uniform(0.4, 1.6), branch_sd=rng.uniform(0.2, 1.0),
+        b_anomaly=-rng.uniform(0.3, 3.0) if on(0.8) else 0.0,
+        b_drift=-rng.uniform(0.3, 2.0) if on(0.8) else 0.0,
+        b_new_data=rng.uniform(-0.5, 1.0) if on(0.6) else 0.0,
+        b_structure=-rng.uniform(0.3, 2.5) if on(0.7) else 0.0,
+        b_history=rng.uniform(0.3, 2.5) if on(0.6) else 0.0,
+        b_health=rng.uniform(0.3, 1.5),
+        health_phi=rng.uniform(0.6, 0.97), health_sd=rng.uniform(0.2, 0.8),
+        code_effect=(-rng.uniform(0.0, 0.9), rng.uniform(0.3, 1.2)),
+        hparam_effect=(-rng.uniform(0.0, 0.6), rng.uniform(0.2, 1.0)),
+        b_hour=rng.choice((-1, 1)) * rng.uniform(0.2, 1.2) if on(0.5) else 0.0, hour_peak=rng.uniform(0.0, 24.0),
+        b_code_age=-rng.uniform(0.2, 1.5) if on(0.5) else 0.0, code_age_runs=rng.choice((2.0, 4.0, 8.0)),
+        b_cycle=rng.uniform(0.2, 1.2) if on(0.5) else 0.0, cycle_days=rng.choice((3.5, 7.0, 14.0)),
+        shock_sd=rng.uniform(0.0, 1.2),
+        hetero_sd=rng.uniform(0.0, 0.8),
+    )
+
+
+def outcome_model_for(name: str, seed: int) -> OutcomeModel:
+    """The outcome model of a corpus: the default one, or the one drawn for ``seed`` (a function of it)."""
+    if name == "default":
+        return DEFAULT_OUTCOME_MODEL
+    if name == "random":
+        return draw_outcome_model(random.Random(f"frugal-outcome-model:{seed}"))
+    raise ValueError(f"outcome model must be one of {', '.join(OUTCOME_MODELS)}, got {name!r}")
+
+
+@dataclass(frozen=True)
+class PipelineOutcome:
+    """One pipeline's share of the outcome model: alphas, coefficient multipliers, cycle phase."""
+
+    alphas: tuple[float, ...]
+    scale: tuple[float, ...] = (1.0,) * 8   # anomaly, drift, new data, structure, history, hour, code age, cycle
+    phase: float = 0.0
+
+
+def pipeline_outcome(spec: PipelineSpec, model: OutcomeModel, rng: random.Random) -> PipelineOutcome:
+    """Rescale the pipeline's propensities to the model and draw its multipliers and phase (``rng``
+    is the pipeline's own outcome stream: the default model draws nothing, so its corpora stay
+    those of earlier versions)."""
+    if model == DEFAULT_OUTCOME_MODEL:
+        return PipelineOutcome(spec.alphas)
+    base = spec.alphas[0]
+    a0 = model.alpha_mean + (base - ALPHA_MEAN) * model.alpha_sd / ALPHA_SD
+    alphas = tuple(a0 + (a - base + 0.2) * model.branch_sd / BRANCH_SD - 0.2 if b else a0
+                   for b, a in enumerate(spec.alphas))
+    scale = tuple(math.exp(rng.gauss(0.0, model.hetero_sd)) for _ in range(8))
+    return PipelineOutcome(alphas, scale, rng.uniform(0.0, 2 * math.pi))
 
 
 @dataclass(frozen=True)
@@ -181,13 +304,24 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x > -60 else 0.0
 
 
-def outcome_probabilities(spec: PipelineSpec, branch: int, d: Drivers, has_infra: bool) -> Outcome:
+def outcome_probabilities(spec: PipelineSpec, branch: int, d: Drivers, has_infra: bool,
+                          model: OutcomeModel = DEFAULT_OUTCOME_MODEL, pipe: PipelineOutcome | None = None) -> Outcome:
     """Probabilities of failure, blessing and push for one training under the model."""
     p_fail = min(0.9, spec.base_fail + FAIL_CODE * d.code_change + FAIL_HPARAM * d.hparam_change
                  + FAIL_STRUCTURE * d.structure_change)
-    eta = (spec.alphas[branch] + d.health + B_ANOMALY * d.anomaly + B_DRIFT * d.drift
-           + B_NEW_DATA * d.new_data + B_STRUCTURE * d.structure_change
-           + B_HISTORY * (d.recent_bless_rate - 0.6))
+    if model == DEFAULT_OUTCOME_MODEL:
+        eta = (spec.alphas[branch] + d.health + B_ANOMALY * d.anomaly + B_DRIFT * d.drift
+               + B_NEW_DATA * d.new_data + B_STRUCTURE * d.structure_change
+               + B_HISTORY * (d.recent_bless_rate - 0.6))
+    else:
+        pipe = pipe or PipelineOutcome(spec.alphas)
+        k = pipe.scale
+        eta = (pipe.alphas[branch] + model.b_health * d.health + k[0] * model.b_anomaly * d.anomaly
+               + k[1] * model.b_drift * d.drift + k[2] * model.b_new_data * d.new_data
+               + k[3] * model.b_structure * d.structure_change + k[4] * model.b_history * (d.recent_bless_rate - 0.6)
+               + k[5] * model.b_hour * math.cos(2 * math.pi * (d.hour - model.hour_peak) / 24.0)
+               + k[6] * model.b_code_age * math.exp(-d.runs_since_code_change / model.code_age_runs)
+               + k[7] * model.b_cycle * d.cycle + d.shock)
     p_bless = _sigmoid(eta) if spec.has_evaluator else 1.0
     p_infra_ok = 1.0 - P_INFRA_FAIL if has_infra else 1.0
     return Outcome(p_fail, p_bless, p_infra_ok, (1.0 - p_fail) * p_bless * p_infra_ok)

@@ -31,7 +31,8 @@ def report_dir(analyzed_tfx_warehouse, tmp_path_factory) -> Path:
 def test_summary_matches_ground_truth(report_dir, tfx_ground_truth, truth):
     s = json.loads((report_dir / "summary.json").read_text())
     o = s["overview"]
-    expected = {**truth(tfx_ground_truth("penguin_prod")), **truth(tfx_ground_truth("penguin_minimal"))}
+    # executed trainers per store (execution ids restart at 1 in each store: keep them apart)
+    expected = {name: truth(tfx_ground_truth(name)) for name in ("penguin_prod", "penguin_minimal")}
     runs = len(tfx_ground_truth("penguin_prod")["runs"]) + len(tfx_ground_truth("penguin_minimal")["runs"])
     assert o["sources"] == 2 and o["pipelines"] == 2
     assert o["pipeline_runs"] == runs
@@ -42,7 +43,11 @@ def test_summary_matches_ground_truth(report_dir, tfx_ground_truth, truth):
                       for name in ("penguin_prod", "penguin_minimal") for r in tfx_ground_truth(name)["runs"])
     assert o["pushes"] == real_pushes
     assert o["push_rate"] == pytest.approx(8 / 11, abs=1e-3)
-    assert len(expected) >= 1
+    assert o["trainings"] == sum(len(e) for e in expected.values())
+    assert o["pushed_trainings"] == sum(t["pushed"] for e in expected.values() for t in e.values())
+    # per pipeline (one per store): trainings and pushed trainings equal the ground truth's
+    assert sorted((p["trainings"], p["pushed"]) for p in s["busiest_pipelines"]) == sorted(
+        (len(e), sum(t["pushed"] for t in e.values())) for e in expected.values())
     assert s["example_graphlets"]["pushed"] and s["example_graphlets"]["wasted"]
     assert s["distributions"]["trainings_per_pipeline"]["max"] == 8
     assert s["unmapped_types"] == []

@@ -78,6 +78,22 @@ class TestReplayDecisions:
         assert pruned[:6].tolist() == [False, True, False, False, True, False]
         assert guarded[:6].tolist() == [False, False, True, False, False, True]
 
+    def test_longest_interval_guard(self):
+        frame, prob = hand_history()
+        frame["longest_interval_h"] = [0.6] * 6 + [math.nan] * 3
+        cfg = replace(CONFIG, longest_factor=1.0)
+        pruned, guarded = replay_decisions(frame, prob, 0.3, cfg)
+        # A: a1 starts 0.75 h after a0's push, longer than the lane's longest interval (0.6 h);
+        # a2 1.75 h after it; a3 and a4 0.75 h after a2's and a3's pushes: all run. B has no
+        # longest interval yet: b2 is pruned as without the guard.
+        assert pruned.tolist() == [False] * 8 + [True]
+        assert guarded.tolist() == [False, True, True, True, True, True, True, True, False]
+        c_pruned, c_guarded, _ = controlled_decisions(frame, prob, 0.3, cfg, slide=False, budget=None)
+        assert c_pruned.tolist() == pruned.tolist() and c_guarded.tolist() == guarded.tolist()
+        assert "longest interval" in guard_reason(5, 0.75, 1.0, cfg, longest_interval_h=0.6)
+        assert guard_reason(5, 0.5, 1.0, cfg, longest_interval_h=0.6) is None
+        assert guard_reason(5, 0.75, 1.0, CONFIG, longest_interval_h=0.6) is None   # off by default
+
     def test_order_of_rows_does_not_matter(self):
         frame, prob = hand_history()
         perm = np.random.default_rng(0).permutation(len(frame))

@@ -189,6 +189,34 @@ def test_cli_evaluate_table(sim_eval):
     assert f"{100 * data['metrics']['waste_pruned']:.1f}%" in text
 
 
+def test_baselines_are_replayed_beside_the_policy(sim_eval):
+    from frugal.commands.prune import evaluate_lines
+    from optimizer.baselines import lane_push_rate
+    from optimizer.replay import replay_frame
+
+    con, _, r = sim_eval
+    data = r.to_dict()
+    assert set(data["baselines"]) == {"lane_push_rate", "last_outcome", "logistic"}
+    for name, b in data["baselines"].items():
+        # held, in hindsight and under the same guards, to the pushes the policy lost
+        assert b["at_policy_loss"]["pushes_lost"] <= r.metrics["pushes_lost"] + 1e-12
+        assert 0.0 <= b["at_policy_loss"]["waste_pruned"] <= 1.0
+        if b["at_policy_loss"]["waste_pruned"] > 0:
+            assert b["policy_ratio_at_policy_loss"] == pytest.approx(
+                r.metrics["waste_pruned"] / b["at_policy_loss"]["waste_pruned"])
+        p = r.decisions[f"{name}_probability"].to_numpy()
+        assert ((p > 0) & (p <= 1)).all()
+    # the rule's probability of each replayed training is the lane's shrunk rate over the whole history
+    frame, _ = replay_frame(con)
+    rate = pd.Series(lane_push_rate(frame), index=frame["graphlet_id"])
+    np.testing.assert_allclose(r.decisions["lane_push_rate_probability"],
+                               rate.loc[r.decisions["graphlet_id"]].to_numpy())
+    text = "\n".join(evaluate_lines(data))
+    assert "lane push rate" in text and "logistic" in text and "last outcome" in text
+    labels = [line.get_label() for line in tradeoff_figure(r).axes[0].get_lines()]
+    assert sum(label.startswith("baseline") for label in labels) == 3
+
+
 def test_load_truth_reads_the_documented_format_and_rejects_others(tmp_path):
     import duckdb
 

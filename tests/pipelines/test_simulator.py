@@ -132,6 +132,42 @@ def test_outcomes_are_noisy_and_vary_between_pipelines(tmp_path):
     assert abs(realised - expected) < 0.08 * len(done)
 
 
+def test_random_outcome_model_is_drawn_per_seed_and_explains_every_probability(tmp_path):
+    import math
+
+    from pipelines.simulator.model import TRAINER_VARIANTS, outcome_model_for
+
+    res = simulate(tmp_path / "r", pipelines=12, days=20, seed=31, mode="mixed", outcome_model="random",
+                   progress=False)
+    gt = _gt(res)
+    m = gt["outcome_model"]
+    assert m["name"] == "random" and m == outcome_model_for("random", 31).to_dict()
+    assert outcome_model_for("random", 32).to_dict() != m            # another seed, another model
+    assert _gt(simulate(tmp_path / "d", pipelines=2, days=2, seed=31, progress=False))["outcome_model"]["name"] == "default"
+    pipes = {p["name"]: p for p in gt["pipelines"]}
+    checked = 0
+    for t in gt["trainers"]:
+        d = t["drivers"]
+        if d is None or t["p_bless"] in (None, 1.0):
+            continue
+        o = pipes[t["pipeline"]]["outcome"]
+        k = o["scale"]
+        suffix = t["node"].rsplit("_", 1)[-1]
+        branch = TRAINER_VARIANTS.index(suffix) if "_" in t["node"] and suffix in TRAINER_VARIANTS else 0
+        eta = (o["alphas"][branch] + m["b_health"] * d["health"] + k[0] * m["b_anomaly"] * d["anomaly"]
+               + k[1] * m["b_drift"] * d["drift"] + k[2] * m["b_new_data"] * d["new_data"]
+               + k[3] * m["b_structure"] * d["structure_change"] + k[4] * m["b_history"] * (d["recent_bless_rate"] - 0.6)
+               + k[5] * m["b_hour"] * math.cos(2 * math.pi * (d["hour"] - m["hour_peak"]) / 24)
+               + k[6] * m["b_code_age"] * math.exp(-d["runs_since_code_change"] / m["code_age_runs"])
+               + k[7] * m["b_cycle"] * d["cycle"] + d["shock"])
+        # drivers are rounded in the ground truth: compare the blessing probability loosely
+        assert t["p_bless"] == pytest.approx(1 / (1 + math.exp(-eta)), abs=2e-3), t
+        checked += 1
+    assert checked > 100
+    with pytest.raises(PipelineError, match="--outcome-model"):
+        simulate(tmp_path / "x", pipelines=2, days=2, seed=1, outcome_model="linear", progress=False)
+
+
 def test_ground_truth_matches_store(corpus):
     gt = _gt(corpus)
     db = _db(corpus.store_paths[0])
