@@ -31,7 +31,7 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 
 __all__ = [
-    "PATH_ROLES", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES"]
+    "PATH_ROLES", "graphlet_lanes", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES"]
 
 log = logging.getLogger(__name__)
 
@@ -481,6 +481,21 @@ def _select_property_keys(con, config: FeatureConfig) -> list[tuple[str, bool, b
     """, {"minn": max(1, int(np.ceil(config.min_coverage * n))),
           "cap": config.max_property_features}).fetchall()
     return [(r[0], bool(r[2]), bool(r[3])) for r in rows]
+
+
+def graphlet_lanes(con) -> pd.DataFrame:
+    """Lane and trainer start of every graphlet in ``_pf_src`` (the feature SQL's own lane rule).
+
+    Columns: graphlet_id, source_id, pipeline, lane, component, s. Temporary tables only; an
+    ``extend`` callback of ``build_features`` may call it to find each lane's last training.
+    """
+    con.execute(_GRAPHLET_SQL)
+    con.execute(_LANE_SQL)
+    return con.execute("""
+        SELECT graphlet_id, source_id, pipeline, lane,
+               coalesce(component, regexp_extract(lane, '[^/]*$')) AS component, s
+        FROM _pf_gl
+    """).df()
 
 
 def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: str | None = None,

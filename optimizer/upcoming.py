@@ -24,10 +24,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from optimizer.features import PATH_ROLES, graphlet_lanes
+
 __all__ = ["NEXT_PREFIX", "upcoming_extension", "is_upcoming", "last_trainings"]
 
 NEXT_PREFIX = "__next__/"
-PATH_ROLES = ("trainer", "evaluator", "infra-validator", "pusher", "inference")
 
 
 def is_upcoming(graphlet_ids: pd.Series) -> pd.Series:
@@ -42,21 +43,10 @@ def _tables(con) -> set[str]:
 def last_trainings(con) -> pd.DataFrame:
     """The last training of every lane among the graphlets in the feature SQL's ``_pf_src``.
 
-    Columns: graphlet_id, source_id, pipeline, lane, component, s (trainer start). Needs the
-    lane tables of the feature SQL, which this builds from ``_pf_src`` (temporary tables only).
+    Columns: graphlet_id, source_id, pipeline, lane, component, s (trainer start).
     """
-    from optimizer.features import _GRAPHLET_SQL, _LANE_SQL
-
-    con.execute(_GRAPHLET_SQL)
-    for stmt in _LANE_SQL.split(";"):
-        if stmt.strip():
-            con.execute(stmt)
-    return con.execute("""
-        SELECT graphlet_id, source_id, pipeline, lane, coalesce(component, regexp_extract(lane, '[^/]*$')) AS component, s
-        FROM (SELECT *, row_number() OVER (PARTITION BY lane ORDER BY s DESC, graphlet_id DESC) AS r FROM _pf_gl)
-        WHERE r = 1 AND graphlet_id NOT LIKE '__next__/%'
-        ORDER BY lane
-    """).df()
+    return graphlet_lanes(con).query("not graphlet_id.str.startswith(@NEXT_PREFIX)", engine="python") \
+        .sort_values(["lane", "s", "graphlet_id"]).groupby("lane", sort=True).tail(1).reset_index(drop=True)
 
 
 def upcoming_extension(*, lanes: Sequence[str] | None = None, at: dt.datetime | None = None,
@@ -116,8 +106,10 @@ def upcoming_extension(*, lanes: Sequence[str] | None = None, at: dt.datetime | 
 def _add_rows(con) -> None:
     roles = ", ".join(f"'{r}'" for r in PATH_ROLES)
     con.execute("""
-        INSERT INTO _pf_src
-        SELECT n.next_id, s.source_id, s.pipeline, NULL, s.config_id, n.at, NULL, false, NULL, s.component, false
+        INSERT INTO _pf_src BY NAME
+        SELECT n.next_id AS graphlet_id, s.source_id, s.pipeline, NULL AS trainer_execution_id, s.config_id,
+               n.at AS started_at, NULL AS ended_at, false AS pushed, NULL AS run_context, s.component,
+               false AS blessed
         FROM _pf_src s JOIN _pf_next n ON s.graphlet_id = n.gid
     """)
     found = ""
@@ -136,8 +128,8 @@ def _add_rows(con) -> None:
         JOIN events ev ON ev.source_id = n.src AND ev.artifact_id = i.artifact_id AND ev.type = 'OUTPUT'
     """)
     con.execute("""
-        INSERT INTO _pf_msrc
-        SELECT n.next_id, m.entity, m.entity_id FROM _pf_next n
+        INSERT INTO _pf_msrc BY NAME
+        SELECT n.next_id AS graphlet_id, m.entity, m.entity_id FROM _pf_next n
         JOIN graphlet_members m ON m.graphlet_id = n.gid
         LEFT JOIN executions e ON m.entity = 'execution' AND e.source_id = n.src AND e.execution_id = m.entity_id
         LEFT JOIN artifacts a ON m.entity = 'artifact' AND a.source_id = n.src AND a.artifact_id = m.entity_id
@@ -161,7 +153,7 @@ def _add_rows(con) -> None:
         SELECT next_id, 'artifact', artifact_id FROM _pf_next_inputs
     """)
     con.execute("""
-        INSERT INTO _pf_insrc
+        INSERT INTO _pf_insrc BY NAME
         WITH old AS (
             SELECT n.next_id, i.artifact_id, a.type_name, a.create_time,
                    row_number() OVER (PARTITION BY n.next_id, a.type_name ORDER BY a.create_time, a.artifact_id) AS k
@@ -188,8 +180,8 @@ def _add_rows(con) -> None:
                 FROM fresh f) f JOIN window_len w USING (next_id, type_name)
             WHERE f.r <= w.n
         )
-        SELECT o.next_id, o.artifact_id FROM old o LEFT JOIN nfresh f USING (next_id, type_name)
+        SELECT o.next_id AS graphlet_id, o.artifact_id FROM old o LEFT JOIN nfresh f USING (next_id, type_name)
         WHERE o.k > coalesce(f.n, 0)
         UNION
-        SELECT next_id, artifact_id FROM newest
+        SELECT next_id AS graphlet_id, artifact_id FROM newest
     """)
