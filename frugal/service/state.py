@@ -15,6 +15,7 @@ scored again, the report rebuilt.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
@@ -143,6 +144,9 @@ class Service:
         self.con.execute("SET autoload_known_extensions = false")
         ledger.create_ledger_tables(self.con)
         self.con.execute("CHECKPOINT")
+        # a checkpoint blocks commits: fold the log in on the refresher's schedule, not mid-load
+        self.con.execute("SET checkpoint_threshold = '1GB'")
+        self._checkpoint_at = time.monotonic()
         self.write_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self.ledger_lock = threading.Lock()
@@ -320,6 +324,12 @@ class Service:
             if since is None or (did["described"] and since >= self.config.report_every_s):
                 self._write_report()
         self.pending.discard("report")
+        if time.monotonic() - self._checkpoint_at >= self.config.report_every_s:
+            self._checkpoint_at = time.monotonic()
+            try:
+                self.con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # busy: the next cycle tries again
+                log.info("checkpoint postponed: %s", exc)
         did["seconds"] = time.perf_counter() - t0
         self.last_refresh = {**did, "at": _now().isoformat() + "Z"}
         if self.metrics.refresh_seconds:
@@ -471,6 +481,15 @@ class Service:
     def decide(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
                run_id: str | None = None, inputs: list[int] | None = None, explain: bool = False) -> dict:
         """Decide for the next training of ``pipeline``; the decision is in the ledger before it returns."""
+        answer, future = self.decide_async(pipeline, source=source, lane=lane, run_id=run_id, inputs=inputs,
+                                           explain=explain)
+        future.result()
+        return answer
+
+    def decide_async(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
+                     run_id: str | None = None, inputs: list[int] | None = None,
+                     explain: bool = False) -> tuple[dict, concurrent.futures.Future]:
+        """The decision and the future of its ledger commit: answer only once the future is done."""
         warm = self.warm
         if warm is None and inputs is None:
             raise NotReady("not ready yet: pending " + ", ".join(sorted(self.pending)) + "; retry shortly")
@@ -501,7 +520,7 @@ class Service:
                "probability": choice.probability, "threshold": choice.threshold, "policy_version": version,
                "reasons": list(choice.reasons), "fallback": choice.fallback, "rule": choice.rule,
                "inputs": inputs, "cost_s": up.cost_s if up is not None else None}
-        self._ledger.write(row)        # committed before the answer leaves
+        future = self._ledger.submit(row)   # the caller answers once it is committed
         if choice.model_prune:
             self._recent_prunes.append(float(choice.probability))
         if self.metrics.decision:
@@ -514,7 +533,7 @@ class Service:
         if explain:
             answer["features"] = up.features(learned.columns) if up is not None and learned is not None else {}
             answer["upcoming_at"] = up.at.isoformat() + "Z" if up is not None else None
-        return answer
+        return answer, future
 
     def _fresh(self, pipeline: str, source: str | None, lane: str | None, inputs: list[int]):
         """Read the source's newest records, then describe the upcoming training from ``inputs``."""
@@ -617,22 +636,24 @@ class LedgerWriter:
     def __init__(self, con, lock: threading.Lock):
         self._cur = con.cursor()
         self._lock = lock
-        self._queue: list[tuple[dict, threading.Event, list]] = []
+        self._queue: list[tuple[dict, concurrent.futures.Future]] = []
         self._cv = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="frugal-ledger", daemon=True)
         self._thread.start()
 
-    def write(self, row: dict) -> None:
-        done, outcome = threading.Event(), []
+    def submit(self, row: dict) -> concurrent.futures.Future:
+        """Queue ``row``; the future completes once it is committed (or fails with the commit's error)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
         with self._cv:
             if self._closed:
                 raise ServiceError("the service is shutting down; retry against the restarted service")
-            self._queue.append((row, done, outcome))
+            self._queue.append((row, future))
             self._cv.notify()
-        done.wait()
-        if outcome:
-            raise outcome[0]
+        return future
+
+    def write(self, row: dict) -> None:
+        self.submit(row).result()
 
     def _run(self) -> None:
         while True:
@@ -646,19 +667,18 @@ class LedgerWriter:
                 with self._lock:
                     self._cur.execute("BEGIN TRANSACTION")
                     try:
-                        for row, _, _ in batch:
+                        for row, _ in batch:
                             ledger.record_decision(self._cur, row)
                         self._cur.execute("COMMIT")
                     except BaseException:
                         self._cur.execute("ROLLBACK")
                         raise
             except Exception as exc:  # every waiter of the batch hears it
-                for _, done, outcome in batch:
-                    outcome.append(exc)
-                    done.set()
+                for _, future in batch:
+                    future.set_exception(exc)
                 continue
-            for _, done, _ in batch:
-                done.set()
+            for _, future in batch:
+                future.set_result(None)
 
     def close(self) -> None:
         with self._cv:

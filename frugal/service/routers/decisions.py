@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
+import anyio
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,10 +45,18 @@ class DecisionResponse(BaseModel):
 
 
 @router.post("/decisions", response_model=DecisionResponse, response_model_exclude_none=False)
-def decide(body: DecisionRequest, service=Depends(get_service)) -> dict:
-    """Run or prune the next training of a pipeline; the answer is in the ledger before it is sent."""
-    return service.decide(body.pipeline, source=body.source, lane=body.lane, run_id=body.run_id,
-                          inputs=body.inputs, explain=body.explain)
+async def decide(body: DecisionRequest, service=Depends(get_service)) -> dict:
+    """Run or prune the next training of a pipeline; the answer is in the ledger before it is sent.
+
+    A lookup runs on the event loop (microseconds) and awaits the ledger's group commit; a
+    decision from this run's inputs reads the store first, in a worker thread.
+    """
+    kw = dict(source=body.source, lane=body.lane, run_id=body.run_id, inputs=body.inputs, explain=body.explain)
+    if body.inputs is not None:
+        return await anyio.to_thread.run_sync(functools.partial(service.decide, body.pipeline, **kw))
+    answer, committed = service.decide_async(body.pipeline, **kw)
+    await asyncio.wrap_future(committed)
+    return answer
 
 
 @router.get("/decisions")
