@@ -34,7 +34,7 @@ from optimizer.policy import Policy, PolicyConfig, guard_reason, prune_key, trai
 from optimizer.upcoming import is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
-           "choose", "PolicyFileError", "FORMAT"]
+           "choose", "PolicyFileError", "FORMAT", "write_pickle"]
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,16 @@ def learn(frame: pd.DataFrame, columns: tuple[str, ...], property_keys, *, confi
 
 def save(learned: LearnedPolicy, path: str | Path) -> None:
     """Write the policy file atomically (a temporary file renamed over the old one)."""
+    write_pickle(learned, path)
+
+
+def write_pickle(obj, path: str | Path) -> None:
+    """Pickle ``obj`` to ``path`` atomically: a synced temporary file renamed over the old one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump(learned, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

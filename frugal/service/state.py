@@ -298,8 +298,7 @@ class Service:
                 try:
                     # the first time, whatever the analysis finds stale; then exactly what changed
                     analyzed = analyze(cur, sources=None if first else changed).sources_analyzed
-                    with self.ledger_lock:
-                        matched = ledger.match_outcomes(cur, sources=None if first else changed)
+                    matched = ledger.match_outcomes(cur, sources=None if first else changed)
                 finally:
                     cur.close()
         self.pending.discard("analysis")
@@ -403,23 +402,9 @@ class Service:
         return Warm(learned, upcoming, frozen, known, float(observed), _now(), signature)
 
     def _save_snapshot(self) -> None:
-        import os
-        import tempfile
-
         warm = self.warm
-        if warm is None:
-            return
-        path = self.config.snapshot_path
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(dataclasses.replace(warm, learned=None), fh, protocol=pickle.HIGHEST_PROTOCOL)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if warm is not None:  # the policy has its own file: the snapshot holds the rest
+            live.write_pickle(dataclasses.replace(warm, learned=None), self.config.snapshot_path)
 
     def _write_report(self) -> None:
         from analysis.report import write_report
