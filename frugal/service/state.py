@@ -146,6 +146,8 @@ class Service:
         self.con.execute("CHECKPOINT")
         # a checkpoint blocks commits: fold the log in on the refresher's schedule, not mid-load
         self.con.execute("SET checkpoint_threshold = '1GB'")
+        # background work on one core: the other stays free for the requests it would delay
+        self.con.execute(f"SET threads = {max(1, (os.cpu_count() or 2) - 1)}")
         self._checkpoint_at = time.monotonic()
         self.write_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
