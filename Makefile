@@ -36,6 +36,9 @@ $(TFX_STAMP): clients/python/pyproject.toml
 	  || { tail -n 40 $(TFX_VENV).log > $(TFX_VENV).failed; cat $(TFX_VENV).failed; exit 1; }
 	@touch $(TFX_STAMP)
 
+demo: $(STAMP)
+	$(VENV)/bin/frugal demo --out $(DEMO_OUT)
+
 tfx-venv: $(TFX_STAMP)
 
 # The Kubeflow Pipelines gate is compiled by the real kfp v2 SDK in its own small venv
