@@ -38,6 +38,13 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def pytest_runtest_setup(item):
+    """Browser tests fail (never skip) without headless Chromium, saying how to get it."""
+    if "browser" in item.keywords and not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+        pytest.fail("this test needs headless Chromium: run tests/setup-system.sh (apt-get install chromium)",
+                    pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def tfx_dir() -> Path:
     """Folder of the real TFX stores (read-only: copy before writing)."""

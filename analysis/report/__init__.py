@@ -22,7 +22,7 @@ from analysis.analyze import analyze, open_warehouse
 from analysis.report.figures import bar_figure, cdf_figure, graphlet_figure, push_rate_figure, timeline_figure
 from analysis.report.summary import compute_summary
 
-__all__ = ["write_report", "compute_summary", "ReportSection"]
+__all__ = ["write_report", "compute_summary", "ReportSection", "replace_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,18 @@ class ReportSection:
     figures: Mapping[str, Any] = field(default_factory=dict)  # name -> matplotlib Figure
 
 
+def replace_folder(new: Path, out_dir: Path) -> None:
+    """Put the finished folder ``new`` in place of ``out_dir`` by renames (a reader never sees a half-written one)."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        new.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(out_dir)
+
+
 def write_report(warehouse, out_dir, roles=None, sections: Sequence[ReportSection] = (), *,
                  analyze_first: bool = True) -> Path:
     """Analyse ``warehouse`` (path or DuckDB connection) if needed and write the report into
@@ -62,14 +74,7 @@ def write_report(warehouse, out_dir, roles=None, sections: Sequence[ReportSectio
             extra = "".join(_section_html(summary, section, tmp) for section in sections)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
             (tmp / "index.html").write_text(_html(summary, figures, extra))
-            if out_dir.exists():
-                old = out_dir.with_name(f".{out_dir.name}-old")
-                shutil.rmtree(old, ignore_errors=True)
-                out_dir.rename(old)
-                tmp.rename(out_dir)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out_dir)
+            replace_folder(tmp, out_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -18,7 +18,7 @@ from pathlib import Path
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-MODULE = str(Path(__file__).resolve().parent / "penguin_trainer.py")
+MODULE = str(Path(__file__).resolve().parents[2] / "tests" / "hooks" / "tfx_module" / "penguin_trainer.py")
 NAME = "penguin_gc"
 
 

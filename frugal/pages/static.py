@@ -18,6 +18,7 @@ from pathlib import Path
 
 from analysis.config import AnalysisConfig
 from analysis.pipeline_runs import find_pipeline
+from analysis.report import replace_folder
 from analysis.pipeline_view import run_views
 from analysis.run_compare import compare_runs
 from frugal.pages.render import StaticLinks, render_compare, render_pipeline
@@ -83,14 +84,7 @@ def write_pipeline_pages(con, pipeline: str, out_dir, source: str | None = None,
             result = compare_runs(con, ref, a, b, config)
             (tmp / page).write_text(render_compare(result, links, runs))
             (tmp / page.replace(".html", ".json")).write_text(_dump(result))
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        replace_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

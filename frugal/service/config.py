@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 __all__ = ["ServiceConfig", "ConfigError", "load_toml", "is_loopback"]
@@ -126,6 +126,3 @@ def merged(base: dict, overrides: dict) -> ServiceConfig:
     values["warehouse"] = Path(values["warehouse"])
     return ServiceConfig(**values)
 
-
-def with_port(config: ServiceConfig, port: int) -> ServiceConfig:
-    return replace(config, port=port)

@@ -224,10 +224,6 @@ class Service:
             self._wake.wait(wait)
             self._wake.clear()
 
-    def request_refresh(self, refit: bool = False) -> None:
-        self.refit_requested = self.refit_requested or refit
-        self._wake.set()
-
     @property
     def ready(self) -> bool:
         return self.warm is not None

@@ -97,7 +97,6 @@ def _lookup(summary: dict, key: str):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (apt-get install chromium; tests/setup-system.sh)")
 def test_browser_loads_images_and_shows_summary_numbers(report_dir):
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",

@@ -15,7 +15,6 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
-needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (tests/setup-system.sh)")
 TRUTH_STATE = {"executed": "executed", "resolver_executed": "executed", "cached": "cached"}
 
 
@@ -140,7 +139,6 @@ def test_report_pipeline_unknown_name_fails_clearly_and_keeps_the_folder(static_
 
 
 @pytest.mark.browser
-@needs_browser
 def test_static_pipeline_pages_show_the_json_and_the_ground_truths_node_states(static_site, tfx_ground_truth, tools):
     truth = tfx_ground_truth("penguin_prod")["runs"]
     for page_name, json_name, run in (("index.html", "pipeline.json", truth[-1]),
@@ -160,7 +158,6 @@ def test_static_pipeline_pages_show_the_json_and_the_ground_truths_node_states(s
 
 
 @pytest.mark.browser
-@needs_browser
 def test_static_compare_pages_show_exactly_the_ground_truths_changes(static_site, tfx_ground_truth, tools):
     truth = tfx_ground_truth("penguin_prod")["runs"]
     for n in range(2, len(truth) + 1):
@@ -211,7 +208,6 @@ def test_served_compare_json_equals_the_library_and_unknown_names_are_404(served
 
 
 @pytest.mark.browser
-@needs_browser
 def test_served_pages_show_the_apis_numbers(served, tfx_ground_truth, tools):
     index = Page(tools.dump_dom(served + "/"))
     rows = [r for r in index.rows if r["_tag"] == "tr" and "data-pipeline" in r]
@@ -247,7 +243,6 @@ class _Numbers:
 
 
 @pytest.mark.browser
-@needs_browser
 def test_markup_in_mlmd_is_shown_as_text(served, tmp_path, tools, hostile_text):
     url = f"{served}/pipelines/hostile/compare?a=hostile-run-1&b=hostile-run-2"
     page = Page(tools.dump_dom(url))
@@ -265,7 +260,6 @@ def test_markup_in_mlmd_is_shown_as_text(served, tmp_path, tools, hostile_text):
 
 
 @pytest.mark.browser
-@needs_browser
 def test_a_decision_of_the_hook_is_listed_with_its_reasons(served, tools):
     import httpx
 

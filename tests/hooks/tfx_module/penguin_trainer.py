@@ -1,4 +1,5 @@
-"""Trainer module of the hooks' TFX penguin pipeline: a small Keras classifier, few steps.
+"""Trainer module of the TFX penguin pipelines of the hooks' test and the gc benchmark: a small
+Keras classifier, few steps, hidden width from ``custom_config["hidden"]`` (default 8).
 
 Runs inside TFX's Trainer (.venv-tfx). The serving signature parses serialized tf.Examples,
 which is what the Evaluator feeds it.
@@ -28,7 +29,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     features = sorted(k for k in spec if k != LABEL)
     inputs = {k: keras.layers.Input(shape=(1,), name=k) for k in features}
     x = keras.layers.concatenate([inputs[k] for k in features])
-    x = keras.layers.Dense(8, activation="relu")(x)
+    x = keras.layers.Dense(int((fn_args.custom_config or {}).get("hidden", 8)), activation="relu")(x)
     outputs = keras.layers.Dense(3)(x)
     model = keras.Model(inputs=inputs, outputs=outputs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2),
