@@ -2,7 +2,7 @@
 
 A simulated warehouse of at least 50,000 trainings (cached in benchmarks/.cache) is served
 by `frugal serve` as a real subprocess, together with a small second store that grows during
-the run (a real run appended through the ml_metadata API every second, ingested in the
+the run (a real run appended through the ml_metadata API every second by a second process, ingested in the
 background every few seconds). A real HTTP client sends decisions at a fixed rate (open loop,
 default 100 requests/s for 60 s) and records each latency. Then decisions that carry this
 run's inputs (the service reads the store first) are timed one by one. Beside them: the cold
@@ -19,8 +19,10 @@ with inputs p99 <= 1 s.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,41 +70,40 @@ def measure(s, live: Path, args, append_run) -> dict:
                           "ORDER BY count(*) DESC, 1 LIMIT 1")[0][0]
     print(f"{trainings:,} trainings of {len(pipelines)} pipelines (+ a growing store)", flush=True)
 
-    # the growing store: a run appended every second while the load runs
-    stop = threading.Event()
-    appended = [0]
+    # the growing store: a run appended every second by another process (as a pipeline would)
+    grower = subprocess.Popen([sys.executable, __file__, "--grow", str(live), live_pipeline],
+                              stdout=subprocess.PIPE, text=True)
 
-    def grow():
-        while not stop.is_set():
-            append_run(live, live_pipeline, started_at=time.time())
-            appended[0] += 1
-            stop.wait(1.0)
-
-    grower = threading.Thread(target=grow, daemon=True)
-    grower.start()
-
-    # open-loop load: request i is sent at start + i / rate
+    # open-loop load: request i is sent at start + i / rate, by a pool of threads that each keep
+    # one HTTP/1.1 connection alive (the standard library's client: little work per request)
     n = int(args.rate * args.seconds)
     lat: list[float] = []
     errors: list[str] = []
     local = threading.local()
+    host, port = s.url.split("//", 1)[1].split(":")
 
-    def one(i: int) -> None:
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(base_url=s.url, timeout=10)
-        body = {"pipeline": pipelines[i % len(pipelines)], "source": "prod", "run_id": f"bench-{i}"}
+    def one(i: int, record: bool = True) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        body = json.dumps({"pipeline": pipelines[i % len(pipelines)], "source": "prod", "run_id": f"bench-{i}"})
         t = time.perf_counter()
         try:
-            r = client.post("/api/v1/decisions", json=body)
-            ok = r.status_code == 200 and r.json()["action"] in ("run", "prune")
-        except httpx.HTTPError as exc:
-            ok, r = False, exc
-        lat.append(time.perf_counter() - t)
-        if not ok:
-            errors.append(str(getattr(r, "text", r))[:200])
+            conn.request("POST", "/api/v1/decisions", body, {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            text = r.read()
+            ok = r.status == 200 and json.loads(text)["action"] in ("run", "prune")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            conn.close()
+            local.conn = None
+            ok, text = False, str(exc).encode()
+        if record:
+            lat.append(time.perf_counter() - t)
+            if not ok:
+                errors.append(text[:200].decode(errors="replace"))
 
     with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda i: one(-1 - i, False), range(64)))    # warm-up: open the connections
         start = time.perf_counter()
         for i in range(n):
             delay = start + i / args.rate - time.perf_counter()
@@ -111,8 +112,9 @@ def measure(s, live: Path, args, append_run) -> dict:
             pool.submit(one, i)
     elapsed = time.perf_counter() - start
     sources = s.get("/api/v1/sources").json()
-    stop.set()           # one writer at a time on the growing store
-    grower.join(30)
+    server = server_latency(s.get("/metrics").text)
+    grower.send_signal(signal.SIGTERM)   # one writer at a time on the growing store
+    appended = [int((grower.communicate(timeout=60)[0] or "0").split()[-1])]
 
     # decisions that read the store first, from this run's inputs
     fresh: list[float] = []
@@ -128,10 +130,51 @@ def measure(s, live: Path, args, append_run) -> dict:
     ledger = s.sql("SELECT count(*) FROM decisions")[0][0]
     return {"trainings": trainings, "pipelines": pipelines, "lat": lat, "errors": errors, "elapsed": elapsed,
             "fresh": fresh, "fresh_errors": fresh_errors, "ledger": ledger, "appended": appended[0],
-            "last_refresh": sources.get("last_refresh")}
+            "last_refresh": sources.get("last_refresh"), "server": server}
+
+
+def histogram(metrics: str, name: str, route: str | None = None) -> dict[float, float]:
+    """Cumulative buckets (upper bound -> count) of one Prometheus histogram of the service."""
+    out = {}
+    for line in metrics.splitlines():
+        if line.startswith(name + "_bucket{") and (route is None or f'route="{route}"' in line):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def share_within(buckets: dict[float, float], bound: float) -> float:
+    total = buckets.get(float("inf"), 0.0)
+    return buckets.get(bound, float("nan")) / total if total else float("nan")
+
+
+def server_latency(metrics: str) -> dict:
+    """The service's own view: decisions and ledger commits within 10 and 50 ms (its histograms)."""
+    dec = histogram(metrics, "frugal_http_request_seconds", "/api/v1/decisions")
+    led = histogram(metrics, "frugal_ledger_commit_seconds")
+    return {"requests": int(dec.get(float("inf"), 0)), "share_le_50ms": share_within(dec, 0.05),
+            "commits": int(led.get(float("inf"), 0)), "commits_le_10ms": share_within(led, 0.01),
+            "commits_le_50ms": share_within(led, 0.05)}
+
+
+def grow(store: str, pipeline: str) -> None:
+    """``--grow``: append a run to ``store`` every second until SIGTERM; print how many."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from service.runs import append_run
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    count = 0
+    while not stop.is_set():
+        append_run(Path(store), pipeline, started_at=time.time())
+        count += 1
+        stop.wait(1.0)
+    print(count, flush=True)
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--grow":
+        return grow(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pipelines", type=int, default=450)
     ap.add_argument("--days", type=int, default=100)
@@ -168,11 +211,15 @@ def main() -> None:
         # the cold batch path of today, on a copy of the same warehouse (the service held the file)
         cold_wh = work / "cold.duckdb"
         shutil.copyfile(warehouse, cold_wh)
+        if warehouse.with_name(warehouse.name + ".wal").exists():   # a stop cut short leaves its log
+            shutil.copyfile(warehouse.with_name(warehouse.name + ".wal"), cold_wh.with_name(cold_wh.name + ".wal"))
         cold = []
         for pipeline in f["pipelines"][:2]:
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "frugal", "prune", "decide", "--warehouse", str(cold_wh),
-                            "--pipeline", pipeline], check=True, capture_output=True, cwd=ROOT)
+            done = subprocess.run([sys.executable, "-m", "frugal", "prune", "decide", "--warehouse", str(cold_wh),
+                                   "--pipeline", pipeline], capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                sys.exit(f"the cold `frugal prune decide` failed ({done.returncode}):\n{done.stderr[-3000:]}")
             cold.append(time.perf_counter() - t)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -190,6 +237,10 @@ def main() -> None:
     print(f"{'decisions with inputs p50 / p99':38}{fresh_p50 * 1e3:>6.0f} / {fresh_p99 * 1e3:.0f} ms "
           f"({f['fresh_errors']} errors)")
     print(f"{'ledger rows':38}{f['ledger']:>9,}")
+    print(f"{'server-side: decisions <= 50 ms':38}{f['server']['share_le_50ms']:>9.2%}  "
+          f"(of {f['server']['requests']:,}, the service's own histogram)")
+    print(f"{'server-side: ledger commits <= 10 / 50 ms':38}{f['server']['commits_le_10ms']:>9.2%} / "
+          f"{f['server']['commits_le_50ms']:.2%}  (of {f['server']['commits']:,} group commits)")
     print(f"cold path / service p99: {cold_s / (p99 / 1e3):,.0f}x   (cold path / service p50: {cold_s / (p50 / 1e3):,.0f}x)")
     bars = {"p99_le_50ms": p99 <= 50, "zero_errors": not errors and not f["fresh_errors"],
             "100x_cold": cold_s / (p99 / 1e3) >= 100, "fresh_p99_le_1s": fresh_p99 <= 1.0}
@@ -201,6 +252,7 @@ def main() -> None:
                       "throughput": round(len(lat) / f["elapsed"], 1), "cold_decide_s": round(cold_s, 2),
                       "speedup_p99": round(cold_s / (p99 / 1e3), 1), "fresh_p50_ms": round(fresh_p50 * 1e3, 1),
                       "fresh_p99_ms": round(fresh_p99 * 1e3, 1), "runs_appended": f["appended"],
+                      "server": f["server"],
                       "last_refresh": f["last_refresh"], "bars": bars}))
 
 

@@ -14,6 +14,7 @@ instead keeps three values current and decides by lookup:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -153,7 +154,10 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
                       inputs=None, at: dt.datetime | None = None, sources=None) -> dict[str, Upcoming]:
     """Score the upcoming training of every lane (of ``pipeline``, ``sources`` or ``lanes``), by lane."""
     chosen: list = []
-    fs = build_features(con, learned.feature_config, pipeline=pipeline, property_keys=list(learned.property_keys),
+    # the learned columns are fixed: finding monotone counters again would only cost time
+    # (a pandas pass over every column, holding the interpreter: the service's requests wait)
+    config = dataclasses.replace(learned.feature_config, drop_counters=False)
+    fs = build_features(con, config, pipeline=pipeline, property_keys=list(learned.property_keys),
                         extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen),
                         sources=sources)
     previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}

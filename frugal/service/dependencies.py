@@ -11,7 +11,9 @@ from frugal.service.state import Service
 __all__ = ["get_service", "read_cursor"]
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """The service (``async``: FastAPI would run a plain function in a worker thread, a thread
+    hop on every decision)."""
     return request.app.state.service
 
 

@@ -119,6 +119,10 @@ class ServiceMetrics:
                                 buckets=(.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=self.registry)
         self.refresh = Histogram("frugal_refresh_seconds", "Refresh cycle (ingest, analysis, refit, describe)",
                                  buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600), registry=self.registry)
+        self.ledger = Histogram("frugal_ledger_commit_seconds",
+                                "One group commit of the decision ledger (waiting for the lock, insert, commit)",
+                                buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5),
+                                registry=self.registry)
         self.decisions = Counter("frugal_decisions", "Decisions answered", ["action", "kind"], registry=self.registry)
         self.ready = Gauge("frugal_ready", "1 once decisions can be served", registry=self.registry)
 
@@ -127,6 +131,9 @@ class ServiceMetrics:
 
     def refresh_seconds(self, seconds: float) -> None:
         self.refresh.observe(seconds)
+
+    def ledger_commit(self, seconds: float) -> None:
+        self.ledger.observe(seconds)
 
     def decision(self, action: str, kind: str) -> None:
         self.decisions.labels(action, kind).inc()

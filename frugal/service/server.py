@@ -31,7 +31,7 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> FastAPI:
     token = config.read_token()
     metrics = ServiceMetrics()
     service = Service(config, Metrics(ingest_seconds=metrics.ingest_seconds, refresh_seconds=metrics.refresh_seconds,
-                                      decision=metrics.decision))
+                                      decision=metrics.decision, ledger_commit=metrics.ledger_commit))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -19,8 +19,10 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import pickle
+import sys
 import threading
 import time
 import uuid
@@ -78,7 +80,7 @@ class Warm:
     learned: live.LearnedPolicy | None
     upcoming: dict[str, live.Upcoming]                 # lane -> scored upcoming training
     pipelines: dict[str, dict[str, tuple[str, ...]]]   # pipeline -> source -> lanes (newest first)
-    known: frozenset                                   # (source, pipeline) with records, trained or not
+    known: dict[str, tuple[str, ...]]                  # pipeline -> sources with records, trained or not
     observed_pushes: float                             # pushes over the policy's recent window
     built_at: dt.datetime
     signature: tuple = ()
@@ -128,6 +130,7 @@ class Metrics:
     ingest_seconds: object = None       # callable(source_id, seconds, ok)
     refresh_seconds: object = None      # callable(seconds)
     decision: object = None             # callable(action, kind)
+    ledger_commit: object = None        # callable(seconds)
 
 
 class Service:
@@ -148,7 +151,7 @@ class Service:
         self.con.execute("SET checkpoint_threshold = '1GB'")
         # background work on one core: the other stays free for the requests it would delay
         self.con.execute(f"SET threads = {max(1, (os.cpu_count() or 2) - 1)}")
-        self._checkpoint_at = time.monotonic()
+        self._checkpoint_at = -math.inf   # the first refresh (a whole load) is folded in at once
         self.write_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self.ledger_lock = threading.Lock()
@@ -168,7 +171,7 @@ class Service:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._learned_restored: live.LearnedPolicy | None = None
-        self._ledger = LedgerWriter(self.con, self.ledger_lock)
+        self._ledger = LedgerWriter(self.con, self.ledger_lock, self.metrics.ledger_commit)
         self._restore()
 
     # ----------------------------------------------------------------------------------- lifecycle
@@ -182,8 +185,8 @@ class Service:
         try:
             with open(self.config.snapshot_path, "rb") as fh:
                 warm = pickle.load(fh)
-            if not isinstance(warm, Warm):
-                raise TypeError("not a snapshot")
+            if not isinstance(warm, Warm) or not isinstance(warm.known, dict):
+                raise TypeError("not a snapshot of this version")
         except Exception as exc:  # missing or unreadable: the first refresh describes the lanes
             log.info("no usable snapshot of upcoming trainings (%s); policy %s restored", exc, learned.version)
             self._learned_restored = learned
@@ -214,6 +217,7 @@ class Service:
         self.con.close()
 
     def _loop(self) -> None:
+        _lower_priority(self.config.background_nice)
         while not self._stop.is_set():
             try:
                 self.refresh()
@@ -322,7 +326,7 @@ class Service:
                 self._write_report()
         self.pending.discard("report")
         if time.monotonic() - self._checkpoint_at >= self.config.report_every_s:
-            self._checkpoint_at = time.monotonic()
+            self._checkpoint_at = -math.inf   # the first refresh (a whole load) is folded in at once
             try:
                 self.con.execute("CHECKPOINT")
             except duckdb.Error as exc:  # busy: the next cycle tries again
@@ -381,9 +385,9 @@ class Service:
                 upcoming.update(live.describe_upcoming(cur, learned, sources=list(sources)))
             else:
                 upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
-            known = frozenset(tuple(r) for r in cur.execute(
-                "SELECT DISTINCT source_id, pipeline FROM analysis_executions WHERE pipeline IS NOT NULL"
-            ).fetchall()) if _has_table(cur, "analysis_executions") else frozenset()
+            known = {p: tuple(sorted(ss)) for p, ss in cur.execute(
+                "SELECT pipeline, list(DISTINCT source_id) FROM analysis_executions WHERE pipeline IS NOT NULL "
+                "GROUP BY pipeline").fetchall()} if _has_table(cur, "analysis_executions") else {}
             window = self.policy_config.window
             observed = cur.execute(f"""
                 SELECT coalesce(sum(pushed::INT), 0) FROM (
@@ -397,6 +401,8 @@ class Service:
         for u in order:
             pipelines.setdefault(u.pipeline, {}).setdefault(u.source_id, []).append(u.lane)
         frozen = {p: {s: tuple(ls) for s, ls in by.items()} for p, by in pipelines.items()}
+        for p, by in frozen.items():   # a lane's source has records of its pipeline
+            known[p] = tuple(sorted(set(known.get(p, ())) | set(by)))
         return Warm(learned, upcoming, frozen, known, float(observed), _now(), signature)
 
     def _save_snapshot(self) -> None:
@@ -421,8 +427,7 @@ class Service:
     # ----------------------------------------------------------------------------------- decisions
     def _resolve(self, warm: Warm, pipeline: str, source: str | None) -> str | None:
         """The source of ``pipeline`` (None: known but without trainings)."""
-        by_source = warm.pipelines.get(pipeline)
-        known_sources = sorted({s for s, p in warm.known if p == pipeline} | set(by_source or {}))
+        known_sources = warm.known.get(pipeline, ())
         if not known_sources:
             names = sorted(warm.pipelines)
             hint = f"; known pipelines include {', '.join(names[:10])}" if names else "; the warehouse holds none yet"
@@ -529,10 +534,10 @@ class Service:
                 raise NotFound(f"unknown source {source!r}; this service reads: {', '.join(self.sources)}")
             candidates = [source]
         elif warm is not None:
-            found = sorted({s for s, p in warm.known if p == pipeline} | set(warm.pipelines.get(pipeline) or {}))
+            found = sorted(set(warm.known.get(pipeline, ())) | set(warm.pipelines.get(pipeline) or {}))
             candidates = found or None
         self.ingest_sources(candidates)
-        if warm is None or not any(p == pipeline for _, p in warm.known):
+        if warm is None or pipeline not in warm.known:
             # a pipeline seen for the first time: analyse what was just read so it is known
             with self.write_lock:
                 cur = self.con.cursor()
@@ -616,9 +621,10 @@ class LedgerWriter:
     is answered before it is durable; under load one commit serves many requests.
     """
 
-    def __init__(self, con, lock: threading.Lock):
+    def __init__(self, con, lock: threading.Lock, observe=None):
         self._cur = con.cursor()
         self._lock = lock
+        self._observe = observe
         self._queue: list[tuple[dict, concurrent.futures.Future]] = []
         self._cv = threading.Condition()
         self._closed = False
@@ -646,6 +652,7 @@ class LedgerWriter:
                 if not self._queue and self._closed:
                     return
                 batch, self._queue = self._queue, []
+            t0 = time.perf_counter()
             try:
                 with self._lock:
                     self._cur.execute("BEGIN TRANSACTION")
@@ -660,6 +667,8 @@ class LedgerWriter:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
+            if self._observe is not None:
+                self._observe(time.perf_counter() - t0)
             for _, future in batch:
                 future.set_result(None)
 
@@ -669,6 +678,22 @@ class LedgerWriter:
             self._cv.notify()
         self._thread.join(10)
         self._cur.close()
+
+
+def _lower_priority(nice: int) -> None:
+    """Give the calling thread (the refresher) a lower CPU priority than the requests' threads.
+
+    On 2 cores a refresh (ingest, analysis, feature build: a second of CPU) competes with the
+    event loop; Linux schedules threads, not processes, so the requests keep their priority.
+    DuckDB runs the refresher's queries in this thread (threads = cores - 1 leaves the pool
+    small), so they follow it. Elsewhere ``setpriority`` would renice the whole process: skipped.
+    """
+    if not nice or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as exc:
+        log.info("refresher keeps its priority: %s", exc)
 
 
 def _has_table(cur, name: str) -> bool:
