@@ -16,8 +16,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-__all__ = ["create_ledger_tables", "record_decision", "match_outcomes", "Rule", "put_rule", "delete_rule",
-           "load_rules", "recent_decisions", "ledger_summary", "ledger_section", "LEDGER_COLUMNS"]
+__all__ = ["create_ledger_tables", "record_decision", "record_decisions", "match_outcomes", "Rule", "put_rule",
+           "delete_rule", "load_rules", "recent_decisions", "ledger_summary", "ledger_section", "LEDGER_COLUMNS"]
 
 LEDGER_COLUMNS = ("decision_id", "decided_at", "source_id", "pipeline", "lane", "run_id", "action",
                   "probability", "threshold", "policy_version", "reasons", "fallback", "rule", "inputs",
@@ -47,12 +47,22 @@ def create_ledger_tables(con) -> None:
 
 def record_decision(con, row: dict) -> None:
     """Insert one decision (keys: LEDGER_COLUMNS up to cost_s; reasons/inputs as lists)."""
-    values = dict(row)
-    values["reasons"] = json.dumps(list(values.get("reasons") or []))
-    values["inputs"] = None if values.get("inputs") is None else json.dumps([int(a) for a in values["inputs"]])
+    record_decisions(con, [row])
+
+
+def record_decisions(con, rows: list[dict]) -> None:
+    """Insert decisions in one statement: atomic on its own, one call into DuckDB for a batch."""
+    if not rows:
+        return
     cols = LEDGER_COLUMNS[:15]
-    con.execute(f"INSERT INTO decisions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [values.get(c) for c in cols])
+    params: list = []
+    for row in rows:
+        values = dict(row)
+        values["reasons"] = json.dumps(list(values.get("reasons") or []))
+        values["inputs"] = None if values.get("inputs") is None else json.dumps([int(a) for a in values["inputs"]])
+        params.extend(values.get(c) for c in cols)
+    one = f"({', '.join('?' * len(cols))})"
+    con.execute(f"INSERT INTO decisions ({', '.join(cols)}) VALUES {', '.join([one] * len(rows))}", params)
 
 
 def match_outcomes(con, now: dt.datetime | None = None, sources: list[str] | None = None) -> int:

@@ -654,15 +654,8 @@ class LedgerWriter:
                 batch, self._queue = self._queue, []
             t0 = time.perf_counter()
             try:
-                with self._lock:
-                    self._cur.execute("BEGIN TRANSACTION")
-                    try:
-                        for row, _ in batch:
-                            ledger.record_decision(self._cur, row)
-                        self._cur.execute("COMMIT")
-                    except BaseException:
-                        self._cur.execute("ROLLBACK")
-                        raise
+                with self._lock:   # one statement, committed on its own: one call into DuckDB a batch
+                    ledger.record_decisions(self._cur, [row for row, _ in batch])
             except Exception as exc:  # every waiter of the batch hears it
                 for _, future in batch:
                     future.set_exception(exc)
