@@ -75,7 +75,8 @@ def measure(s, live: Path, args, append_run) -> dict:
                               stdout=subprocess.PIPE, text=True)
 
     # open-loop load: request i is sent at start + i / rate, by a pool of threads that each keep
-    # one HTTP/1.1 connection alive (the standard library's client: little work per request)
+    # one HTTP/1.1 connection alive (the standard library's client: little work per request); a
+    # connection idle for 2 s is replaced, as pooled clients do before the server drops it
     n = int(args.rate * args.seconds)
     lat: list[float] = []
     errors: list[str] = []
@@ -84,8 +85,12 @@ def measure(s, live: Path, args, append_run) -> dict:
 
     def one(i: int, record: bool = True) -> None:
         conn = getattr(local, "conn", None)
+        if conn is not None and time.perf_counter() - local.used > 2.0:
+            conn.close()          # expire idle connections before the server's keep-alive (5 s) does
+            conn = None
         if conn is None:
             conn = local.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        local.used = time.perf_counter()
         body = json.dumps({"pipeline": pipelines[i % len(pipelines)], "source": "prod", "run_id": f"bench-{i}"})
         t = time.perf_counter()
         try:
