@@ -226,3 +226,18 @@ def test_refit_on_demand_saves_a_new_policy_beside_the_warehouse(served):
     assert load(saved).version == did["policy"]["version"]
     assert served.get("/readyz").json()["policy_version"] == did["policy"]["version"]
     assert served.decide(_busiest(served))["policy_version"] == did["policy"]["version"]
+
+
+def test_refresher_runs_at_a_lower_cpu_priority_than_the_requests(served):
+    """The refresher thread is reniced (background_nice = 10; threads it starts inherit it); the
+    event loop's thread keeps 0, and so does the ledger writer beside it."""
+    from pathlib import Path
+
+    def nice(task: Path) -> int:
+        stat = (task / "stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[16])   # field 19: nice
+
+    tasks = {int(t.name): nice(t) for t in Path(f"/proc/{served.proc.pid}/task").iterdir()}
+    assert tasks[served.proc.pid] == 0
+    assert set(tasks.values()) == {0, 10}
+    assert list(tasks.values()).count(0) >= 2          # the event loop and the ledger writer at least
