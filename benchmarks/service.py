@@ -2,9 +2,9 @@
 
 A simulated warehouse of at least 50,000 trainings (cached in benchmarks/.cache) is served
 by `frugal serve` as a real subprocess, together with a small second store that grows during
-the run (a real run appended through the ml_metadata API every second by a second process, ingested in the
-background every few seconds). A real HTTP client sends decisions at a fixed rate (open loop,
-default 100 requests/s for 60 s) and records each latency. Then decisions that carry this
+the run (a real run appended through the ml_metadata API every second by a second process,
+ingested in the background every few seconds). A real HTTP client sends decisions at a fixed
+rate (open loop, default 100 requests/s for 60 s) and records each latency. Then decisions that carry this
 run's inputs (the service reads the store first) are timed one by one. Beside them: the cold
 `frugal prune decide --warehouse` of the batch path, as a user runs it (a new process that
 learns the policy), on a copy of the same warehouse.
@@ -62,8 +62,6 @@ def pct(values, q):
 
 def measure(s, live: Path, args, append_run) -> dict:
     """Load the running service ``s``; return the raw figures."""
-    import httpx
-
     trainings = s.sql("SELECT count(*) FROM graphlets WHERE source_id = 'prod'")[0][0]
     pipelines = [r[0] for r in s.sql("SELECT DISTINCT pipeline FROM graphlets WHERE source_id = 'prod' ORDER BY 1")]
     live_pipeline = s.sql("SELECT pipeline FROM graphlets WHERE source_id = 'live' GROUP BY 1 "
@@ -119,7 +117,7 @@ def measure(s, live: Path, args, append_run) -> dict:
     sources = s.get("/api/v1/sources").json()
     server = server_latency(s.get("/metrics").text)
     grower.send_signal(signal.SIGTERM)   # one writer at a time on the growing store
-    appended = [int((grower.communicate(timeout=60)[0] or "0").split()[-1])]
+    appended = int((grower.communicate(timeout=60)[0] or "0").split()[-1])
 
     # decisions that read the store first, from this run's inputs
     fresh: list[float] = []
@@ -134,18 +132,18 @@ def measure(s, live: Path, args, append_run) -> dict:
         fresh_errors += r.status_code != 200
     ledger = s.sql("SELECT count(*) FROM decisions")[0][0]
     return {"trainings": trainings, "pipelines": pipelines, "lat": lat, "errors": errors, "elapsed": elapsed,
-            "fresh": fresh, "fresh_errors": fresh_errors, "ledger": ledger, "appended": appended[0],
+            "fresh": fresh, "fresh_errors": fresh_errors, "ledger": ledger, "appended": appended,
             "last_refresh": sources.get("last_refresh"), "server": server}
 
 
-def histogram(metrics: str, name: str, route: str | None = None) -> dict[float, float]:
+def histogram(metrics: str, name: str, **labels) -> dict[float, float]:
     """Cumulative buckets (upper bound -> count) of one Prometheus histogram of the service."""
-    out = {}
-    for line in metrics.splitlines():
-        if line.startswith(name + "_bucket{") and (route is None or f'route="{route}"' in line):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            out[float(le)] = float(line.rsplit(" ", 1)[1])
-    return out
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {float(sample.labels["le"]): sample.value
+            for family in text_string_to_metric_families(metrics) if family.name == name
+            for sample in family.samples
+            if sample.name == name + "_bucket" and all(sample.labels.get(k) == v for k, v in labels.items())}
 
 
 def share_within(buckets: dict[float, float], bound: float) -> float:
@@ -155,7 +153,7 @@ def share_within(buckets: dict[float, float], bound: float) -> float:
 
 def server_latency(metrics: str) -> dict:
     """The service's own view: decisions and ledger commits within 10 and 50 ms (its histograms)."""
-    dec = histogram(metrics, "frugal_http_request_seconds", "/api/v1/decisions")
+    dec = histogram(metrics, "frugal_http_request_seconds", route="/api/v1/decisions")
     led = histogram(metrics, "frugal_ledger_commit_seconds")
     return {"requests": int(dec.get(float("inf"), 0)), "share_le_50ms": share_within(dec, 0.05),
             "commits": int(led.get(float("inf"), 0)), "commits_le_10ms": share_within(led, 0.01),

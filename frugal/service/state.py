@@ -326,7 +326,7 @@ class Service:
                 self._write_report()
         self.pending.discard("report")
         if time.monotonic() - self._checkpoint_at >= self.config.report_every_s:
-            self._checkpoint_at = -math.inf   # the first refresh (a whole load) is folded in at once
+            self._checkpoint_at = time.monotonic()
             try:
                 self.con.execute("CHECKPOINT")
             except duckdb.Error as exc:  # busy: the next cycle tries again
@@ -534,8 +534,7 @@ class Service:
                 raise NotFound(f"unknown source {source!r}; this service reads: {', '.join(self.sources)}")
             candidates = [source]
         elif warm is not None:
-            found = sorted(set(warm.known.get(pipeline, ())) | set(warm.pipelines.get(pipeline) or {}))
-            candidates = found or None
+            candidates = list(warm.known.get(pipeline, ())) or None   # lanes' sources included
         self.ingest_sources(candidates)
         if warm is None or pipeline not in warm.known:
             # a pipeline seen for the first time: analyse what was just read so it is known
