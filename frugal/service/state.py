@@ -19,7 +19,6 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
-import math
 import os
 import pickle
 import sys
@@ -151,7 +150,6 @@ class Service:
         self.con.execute("SET checkpoint_threshold = '1GB'")
         # background work on one core: the other stays free for the requests it would delay
         self.con.execute(f"SET threads = {max(1, (os.cpu_count() or 2) - 1)}")
-        self._checkpoint_at = -math.inf   # the first refresh (a whole load) is folded in at once
         self.write_lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self.ledger_lock = threading.Lock()
@@ -325,8 +323,9 @@ class Service:
             if since is None or (did["described"] and since >= self.config.report_every_s):
                 self._write_report()
         self.pending.discard("report")
-        if time.monotonic() - self._checkpoint_at >= self.config.report_every_s:
-            self._checkpoint_at = time.monotonic()
+        if changed or first or did["refit"]:
+            # fold this refresh's writes into the file now, between loads, while they are small:
+            # a short log keeps the next commits and a restart quick (never mid-load: see __init__)
             try:
                 self.con.execute("CHECKPOINT")
             except duckdb.Error as exc:  # busy: the next cycle tries again
