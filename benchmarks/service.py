@@ -71,12 +71,15 @@ def measure(s, live: Path, args, append_run) -> dict:
     # the growing store: a run appended every second by another process (as a pipeline would)
     grower = subprocess.Popen([sys.executable, __file__, "--grow", str(live), live_pipeline],
                               stdout=subprocess.PIPE, text=True)
+    grower.stdout.readline()   # its first run is written: its start-up (imports) is not in the load
 
     # open-loop load: request i is sent at start + i / rate, by a pool of threads that each keep
     # one HTTP/1.1 connection alive (the standard library's client: little work per request); a
     # connection idle for 2 s is replaced, as pooled clients do before the server drops it
     n = int(args.rate * args.seconds)
     lat: list[float] = []
+    sent: list[float] = []     # when each recorded request was sent, seconds into the load
+    start = 0.0
     errors: list[str] = []
     local = threading.local()
     host, port = s.url.split("//", 1)[1].split(":")
@@ -102,12 +105,17 @@ def measure(s, live: Path, args, append_run) -> dict:
             ok, text = False, str(exc).encode()
         if record:
             lat.append(time.perf_counter() - t)
+            sent.append(t - start)
             if not ok:
                 errors.append(text[:200].decode(errors="replace"))
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         list(pool.map(lambda i: one(-1 - i, False), range(64)))    # warm-up: open the connections
+        before = s.get("/metrics").text
+        refreshes_before = refresh_count(before)
+        gc_before = histogram(before, "frugal_gc_pause_seconds", generation="2")
         start = time.perf_counter()
+        load_started = time.time()
         for i in range(n):
             delay = start + i / args.rate - time.perf_counter()
             if delay > 0:
@@ -115,7 +123,11 @@ def measure(s, live: Path, args, append_run) -> dict:
             pool.submit(one, i)
     elapsed = time.perf_counter() - start
     sources = s.get("/api/v1/sources").json()
-    server = server_latency(s.get("/metrics").text)
+    metrics = s.get("/metrics").text
+    server = server_latency(metrics)
+    server["refreshes"] = refresh_count(metrics) - refreshes_before
+    gc_after = histogram(metrics, "frugal_gc_pause_seconds", generation="2")
+    server["gc2_during_load"] = {f"le_{k:g}": int(v - gc_before.get(k, 0)) for k, v in gc_after.items()}
     grower.send_signal(signal.SIGTERM)   # one writer at a time on the growing store
     appended = int((grower.communicate(timeout=60)[0] or "0").split()[-1])
 
@@ -131,7 +143,9 @@ def measure(s, live: Path, args, append_run) -> dict:
         fresh.append(time.perf_counter() - t)
         fresh_errors += r.status_code != 200
     ledger = s.sql("SELECT count(*) FROM decisions")[0][0]
-    return {"trainings": trainings, "pipelines": pipelines, "lat": lat, "errors": errors, "elapsed": elapsed,
+    slowest = sorted(zip(lat, sent), reverse=True)[:5]
+    return {"trainings": trainings, "pipelines": pipelines, "lat": lat, "errors": errors,
+            "slowest": [[round(t, 1), round(x * 1e3, 1)] for x, t in slowest], "load_started": load_started, "elapsed": elapsed,
             "fresh": fresh, "fresh_errors": fresh_errors, "ledger": ledger, "appended": appended,
             "last_refresh": sources.get("last_refresh"), "server": server}
 
@@ -149,6 +163,11 @@ def histogram(metrics: str, name: str, **labels) -> dict[float, float]:
 def share_within(buckets: dict[float, float], bound: float) -> float:
     total = buckets.get(float("inf"), 0.0)
     return buckets.get(bound, float("nan")) / total if total else float("nan")
+
+
+def refresh_count(metrics: str) -> int:
+    """Background refresh cycles the service has finished so far (its refresh histogram)."""
+    return int(histogram(metrics, "frugal_refresh_seconds").get(float("inf"), 0))
 
 
 def server_latency(metrics: str) -> dict:
@@ -171,6 +190,8 @@ def grow(store: str, pipeline: str) -> None:
     while not stop.is_set():
         append_run(Path(store), pipeline, started_at=time.time())
         count += 1
+        if count == 1:
+            print("started", flush=True)
         stop.wait(1.0)
     print(count, flush=True)
 
@@ -236,7 +257,11 @@ def main() -> None:
     print(f"{'decision latency p99':38}{p99:>9.1f} ms")
     print(f"{'requests (errors)':38}{len(lat):>9,} ({len(errors)})")
     print(f"{'throughput':38}{len(lat) / f['elapsed']:>9.1f}/s  (target {args.rate:g}/s for {args.seconds:g} s)")
-    print(f"{'runs appended and ingested during load':38}{f['appended']:>9}  (refresh every {args.ingest_every:g} s)")
+    print(f"{'runs appended during load':38}{f['appended']:>9}  (refresh every {args.ingest_every:g} s; "
+          f"{f['server']['refreshes']} refreshes finished during the load)")
+    if not f["server"]["refreshes"]:
+        print("  note: no background refresh finished during the load, so these figures do not include one; "
+              "run longer (--seconds) than the refresh interval")
     print(f"{'decisions with inputs p50 / p99':38}{fresh_p50 * 1e3:>6.0f} / {fresh_p99 * 1e3:.0f} ms "
           f"({f['fresh_errors']} errors)")
     print(f"{'ledger rows':38}{f['ledger']:>9,}")
@@ -255,7 +280,7 @@ def main() -> None:
                       "throughput": round(len(lat) / f["elapsed"], 1), "cold_decide_s": round(cold_s, 2),
                       "speedup_p99": round(cold_s / (p99 / 1e3), 1), "fresh_p50_ms": round(fresh_p50 * 1e3, 1),
                       "fresh_p99_ms": round(fresh_p99 * 1e3, 1), "runs_appended": f["appended"],
-                      "server": f["server"],
+                      "server": f["server"], "slowest_at_s_ms": f["slowest"], "load_started": f["load_started"],
                       "last_refresh": f["last_refresh"], "bars": bars}))
 
 

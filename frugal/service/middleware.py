@@ -5,6 +5,7 @@ Every error is JSON ``{"detail": message}``; nothing answers with a traceback.
 
 from __future__ import annotations
 
+import collections
 import hmac
 import json
 import time
@@ -124,6 +125,12 @@ class ServiceMetrics:
                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5),
                                 registry=self.registry)
         self.decisions = Counter("frugal_decisions", "Decisions answered", ["action", "kind"], registry=self.registry)
+        self.gc = Histogram("frugal_gc_pause_seconds",
+                            "A cyclic garbage collection (it holds the interpreter: every request waits)",
+                            ["generation"], buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1),
+                            registry=self.registry)
+        self._gc_started = 0.0
+        self._gc_pauses: collections.deque = collections.deque(maxlen=100_000)
         self.ready = Gauge("frugal_ready", "1 once decisions can be served", registry=self.registry)
 
     def ingest_seconds(self, source: str, seconds: float, ok: bool) -> None:
@@ -137,6 +144,22 @@ class ServiceMetrics:
 
     def decision(self, action: str, kind: str) -> None:
         self.decisions.labels(action, kind).inc()
+
+    def gc_callback(self, phase: str, info: dict) -> None:
+        """For ``gc.callbacks``: time each collection (the service registers it while it runs).
+
+        Only a deque append here: a collection can start inside a metric's lock, so the
+        pauses reach the histogram when ``/metrics`` is read (``observe_gc``).
+        """
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self._gc_pauses.append((info.get("generation"), time.perf_counter() - self._gc_started))
+
+    def observe_gc(self) -> None:
+        while self._gc_pauses:
+            generation, seconds = self._gc_pauses.popleft()
+            self.gc.labels(str(generation)).observe(seconds)
 
 
 class RequestMetrics:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 
 from fastapi import FastAPI, Request
@@ -35,12 +36,14 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        gc.callbacks.append(metrics.gc_callback)
         if start:
             service.start()
         try:
             yield
         finally:
             service.stop()
+            gc.callbacks.remove(metrics.gc_callback)
 
     app = FastAPI(title="frugal", version=__version__, lifespan=lifespan,
                   description="Pre-run decisions, the decision ledger and SQL over the provenance warehouse.")
@@ -56,6 +59,7 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> FastAPI:
     def prometheus() -> Response:
         """Prometheus text: requests, latencies, ingest and refresh durations, decisions by action."""
         metrics.ready.set(1 if service.ready else 0)
+        metrics.observe_gc()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(ServiceError)

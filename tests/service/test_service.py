@@ -69,6 +69,11 @@ def test_decision_is_the_batch_decision_by_lookup(served):
         con.close()
     metrics = served.get("/metrics").text
     assert 'frugal_decisions_total{action=' in metrics and "frugal_http_request_seconds_bucket" in metrics
+    # collections pause every thread: the learning at startup ran full (generation 2) ones, each timed
+    from prometheus_client.parser import text_string_to_metric_families
+    gc_counts = {s.labels["generation"]: s.value for f in text_string_to_metric_families(metrics)
+                 if f.name == "frugal_gc_pause_seconds" for s in f.samples if s.name.endswith("_count")}
+    assert gc_counts.get("2", 0) >= 1 and gc_counts.get("0", 0) > gc_counts["2"]
 
 
 def test_bad_requests_get_clear_json_errors(served):
@@ -170,6 +175,9 @@ def test_store_grows_and_decisions_are_matched_with_what_happened(served):
     append_run(served.store, pipeline, started_at=time.time() + 1.0, pushed=True)
     did = served.post("/api/v1/ingest").json()
     assert did["changed_sources"] == ["prod"] and "prod" in did["analyzed"]
+    # where the refresh went, step by step: a changed source is analysed, described, checkpointed
+    assert {"ingest", "analysis", "describe", "checkpoint"} <= set(did["phases"])
+    assert sum(did["phases"].values()) <= did["seconds"] + 0.01
     info = served.get(f"/api/v1/pipelines/{pipeline}").json()
     after = {x["source"]: x for x in info["sources"]}["prod"]
     assert after["trainings"] == before["trainings"] + 1 and after["pushes"] == before["pushes"] + 1
