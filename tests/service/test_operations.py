@@ -1,4 +1,4 @@
-"""Operating `frugal serve`: several sources, sources that go away, tokens, config files, kill -9."""
+"""Operating `frugal serve`: several sources, sources that go away (SQLite and MySQL), tokens, config files, kill -9."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
@@ -189,3 +190,55 @@ def test_real_tfx_store_too_little_history_is_ready_and_runs(tfx_store, tmp_path
     info = s.get("/api/v1/pipelines/penguin_prod").json()
     assert info["sources"][0]["trainings"] == s.sql("SELECT count(*) FROM graphlets")[0][0] == 8
     assert info["decisions"][0]["decision_id"] == d["decision_id"]
+
+
+@pytest.fixture
+def mysql_store():
+    """A MariaDB/MySQL database of its own and a user that may read it: (url, root connection, user)."""
+    import pymysql
+
+    name = f"frugal_svc_{uuid.uuid4().hex[:10]}"
+    user = f"frugal_{uuid.uuid4().hex[:8]}"
+    root = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    cur = root.cursor()
+    cur.execute(f"CREATE DATABASE {name}")
+    cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'")
+    cur.execute(f"GRANT ALL ON {name}.* TO '{user}'@'%'")
+    try:
+        yield f"mysql://{user}:pw-{user}@127.0.0.1:3306/{name}", cur, user, name
+    finally:
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        root.close()
+
+
+@pytest.mark.mysql
+def test_a_mysql_source_goes_away_and_comes_back(store_copy, mysql_store, tmp_path, serve):
+    url, root, user, name = mysql_store
+    t0 = time.time() - 3 * 86400
+    for i in range(3):                      # a pipeline on a MySQL store, written with the ml_metadata API
+        append_run(url, "mysql_pipeline", started_at=t0 + i * 3600)
+    s = serve([store_copy("prod"), url], tmp_path / "w.duckdb", extra=["--ingest-every", "3600"])
+    sid = next(x["source"] for x in s.get("/api/v1/sources").json()["sources"] if x["kind"] == "mysql")
+    assert s.sql(f"SELECT count(*) FROM graphlets WHERE source_id = '{sid}'") == [[3]]
+    d = s.decide("mysql_pipeline")
+    assert d["source"] == sid and d["action"] == "run"      # three trainings: too little history to prune
+
+    # the server refuses the service's user now (as after a password rotation or a network cut)
+    root.execute(f"DROP USER '{user}'@'%'")
+    did = s.post("/api/v1/ingest").json()
+    states = {x["source"]: x for x in did["sources"]}
+    assert states[sid]["status"] == "error" and states[sid]["failures"] == 1
+    assert user in states[sid]["error"] or "denied" in states[sid]["error"].lower()
+    assert states["prod"]["status"] == "ok"
+    assert s.decide("mysql_pipeline")["action"] == "run"     # decisions go on from what was read
+    assert s.get("/readyz").status_code == 200
+
+    # access comes back, with a run recorded meanwhile: the next refresh reads it
+    root.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'")
+    root.execute(f"GRANT ALL ON {name}.* TO '{user}'@'%'")
+    append_run(url, "mysql_pipeline", started_at=t0 + 4 * 3600)
+    did = s.post("/api/v1/ingest").json()
+    states = {x["source"]: x for x in did["sources"]}
+    assert states[sid]["status"] == "ok" and states[sid]["error"] is None and did["changed_sources"] == [sid]
+    assert s.sql(f"SELECT count(*) FROM graphlets WHERE source_id = '{sid}'") == [[4]]
