@@ -116,12 +116,18 @@ def measure(s, live: Path, args, append_run) -> dict:
         gc_before = histogram(before, "frugal_gc_pause_seconds", generation="2")
         start = time.perf_counter()
         load_started = time.time()
+        refit: dict = {}
         for i in range(n):
             delay = start + i / args.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             pool.submit(one, i)
+            if args.refit_during_load and i == n // 4:   # an operator's refit, a quarter into the load
+                refit["thread"] = threading.Thread(target=refit_now, args=(s, refit, time.perf_counter() - start))
+                refit["thread"].start()
     elapsed = time.perf_counter() - start
+    if "thread" in refit:
+        refit.pop("thread").join()
     sources = s.get("/api/v1/sources").json()
     metrics = s.get("/metrics").text
     server = server_latency(metrics)
@@ -143,6 +149,8 @@ def measure(s, live: Path, args, append_run) -> dict:
         fresh.append(time.perf_counter() - t)
         fresh_errors += r.status_code != 200
     ledger = s.sql("SELECT count(*) FROM decisions")[0][0]
+    if refit:
+        server["refit"] = refit
     slowest = sorted(zip(lat, sent), reverse=True)[:5]
     return {"trainings": trainings, "pipelines": pipelines, "lat": lat, "errors": errors,
             "slowest": [[round(t, 1), round(x * 1e3, 1)] for x, t in slowest], "load_started": load_started, "elapsed": elapsed,
@@ -163,6 +171,13 @@ def histogram(metrics: str, name: str, **labels) -> dict[float, float]:
 def share_within(buckets: dict[float, float], bound: float) -> float:
     total = buckets.get(float("inf"), 0.0)
     return buckets.get(bound, float("nan")) / total if total else float("nan")
+
+
+def refit_now(s, out: dict, at: float) -> None:
+    """``POST /api/v1/policy/refit`` (it returns once the new policy is in use); record when and how long."""
+    t = time.perf_counter()
+    r = s.http.post(s.url + "/api/v1/policy/refit", timeout=1800)
+    out.update({"at_s": round(at, 1), "seconds": round(time.perf_counter() - t, 1), "status": r.status_code})
 
 
 def refresh_count(metrics: str) -> int:
@@ -207,6 +222,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--fresh", type=int, default=30, help="decisions with inputs, timed one by one")
     ap.add_argument("--ingest-every", type=float, default=5.0)
+    ap.add_argument("--refit-during-load", action="store_true",
+                    help="relearn the policy on demand a quarter into the load (the whole warehouse, in the background)")
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -259,6 +276,9 @@ def main() -> None:
     print(f"{'throughput':38}{len(lat) / f['elapsed']:>9.1f}/s  (target {args.rate:g}/s for {args.seconds:g} s)")
     print(f"{'runs appended during load':38}{f['appended']:>9}  (refresh every {args.ingest_every:g} s; "
           f"{f['server']['refreshes']} refreshes finished during the load)")
+    if "refit" in f["server"]:
+        r = f["server"]["refit"]
+        print(f"{'refit on demand during the load':38}{r['seconds']:>7.1f} s  (from {r['at_s']:g} s; HTTP {r['status']})")
     if not f["server"]["refreshes"]:
         print("  note: no background refresh finished during the load, so these figures do not include one; "
               "run longer (--seconds) than the refresh interval")

@@ -170,6 +170,9 @@ class Service:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._learned_restored: live.LearnedPolicy | None = None
+        self._cycles = threading.Condition()      # the refresher's cycles: (started, finished, error)
+        self._started = self._finished = 0
+        self._cycle_error: Exception | None = None
         self._ledger = LedgerWriter(self.con, self.ledger_lock, self.metrics.ledger_commit)
         self._restore()
         _settle_heap()   # before the first request: what startup loaded is never scanned again
@@ -207,6 +210,8 @@ class Service:
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()
+        with self._cycles:
+            self._cycles.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
         self._ledger.close()
@@ -219,10 +224,18 @@ class Service:
     def _loop(self) -> None:
         _lower_priority(self.config.background_nice)
         while not self._stop.is_set():
+            with self._cycles:
+                self._started += 1
+            error = None
             try:
                 self.refresh()
-            except Exception:  # keep serving; the next cycle retries
+            except Exception as exc:  # keep serving; the next cycle retries
+                error = exc
                 log.exception("refresh failed; retrying in %.0f s", self.config.retry_every_s)
+            with self._cycles:
+                self._finished += 1
+                self._cycle_error = error
+                self._cycles.notify_all()
             failing = any(s.status == "error" for s in self.sources.values())
             wait = min(self.config.ingest_every_s, self.config.retry_every_s) if failing else self.config.ingest_every_s
             self._wake.wait(wait)
@@ -281,6 +294,29 @@ class Service:
             """, {"s": sid}).fetchone()
         finally:
             cur.close()
+
+    def refresh_now(self, *, refit: bool = False, timeout: float = 3600.0) -> dict:
+        """A refresh (with ``refit``, a refit too) that starts now; returns what it did.
+
+        With the refresher running, the refresher does it (woken now), at its lower priority:
+        an operator's refit of a large warehouse takes the same CPU share as a scheduled one,
+        and requests keep theirs. Without it (a service not started), the caller does.
+        """
+        if refit:
+            self.refit_requested = True
+        if self._thread is None or not self._thread.is_alive():
+            return self.refresh(force_describe=refit)
+        with self._cycles:
+            wanted = self._started + 1          # a cycle under way may have read the request too late
+            self._wake.set()
+            if not self._cycles.wait_for(lambda: self._finished >= wanted or self._stop.is_set(), timeout):
+                raise NotReady(f"the refresh did not finish within {timeout:.0f} s; GET /api/v1/sources shows "
+                               "its progress")
+            if self._stop.is_set() and self._finished < wanted:
+                raise ServiceError("the service is shutting down; retry against the restarted service")
+            if self._cycle_error is not None:
+                raise ServiceError(f"the refresh failed: {self._cycle_error}; see the service log")
+        return self.last_refresh
 
     def refresh(self, *, force_describe: bool = False) -> dict:
         """One refresh cycle (see the module docstring); returns what it did. One at a time."""

@@ -18,15 +18,14 @@ def sources(service=Depends(get_service)) -> dict:
 @router.post("/ingest")
 def ingest_now(service=Depends(get_service)) -> dict:
     """Ingest and analyse every source now, rescore the upcoming trainings; returns what it did."""
-    did = service.refresh()
+    did = service.refresh_now()
     return {**did, "sources": [s.to_dict() for s in service.sources.values()]}
 
 
 @router.post("/policy/refit")
 def refit_now(service=Depends(get_service)) -> dict:
     """Relearn the policy from the whole warehouse now (returns when it is in use)."""
-    service.refit_requested = True
-    did = service.refresh(force_describe=True)
+    did = service.refresh_now(refit=True)
     warm = service.warm
     return {**did, "policy": warm.learned.to_dict() if warm is not None and warm.learned is not None else None}
 
