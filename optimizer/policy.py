@@ -278,7 +278,7 @@ def cap_allowance(budget: float, z: float, pushes: float) -> float:
 
 
 def catch_up_target(config: PolicyConfig, pushes: float, lost: float, window_expected: float,
-                    budget: float | None = None) -> float:
+                    budget: float | None = None, z: float | None = None) -> float:
     """The window threshold's target share of expected pushes, raised by the budget left unspent.
 
     The running budget lets ``cap_allowance(budget, control_z, pushes)`` expected pushes be
@@ -289,13 +289,14 @@ def catch_up_target(config: PolicyConfig, pushes: float, lost: float, window_exp
     good. The target adds the unspent allowance, spread over ``catch_up`` windows' worth of
     expected pushes (``window_expected`` per window), so the cap, not the threshold's rate, ends
     where the spending stops: at about ``B - z sqrt(B)`` of a budget of ``B`` pushes. Off
-    (``catch_up = None``) or without slack, the target is the plain one.
+    (``catch_up = None``) or without slack, the target is the plain one. ``budget`` and ``z``
+    default to the config's (``max_lost_pushes x safety``, ``control_z``).
     """
     base = config.max_lost_pushes * config.safety * config.window_share
     budget = config.max_lost_pushes * config.safety if budget is None else budget
     if config.catch_up is None or window_expected <= 0:
         return base
-    slack = cap_allowance(budget, config.control_z, pushes) - lost
+    slack = cap_allowance(budget, config.control_z if z is None else z, pushes) - lost
     if not slack > 0:
         return base
     return base + slack / (config.catch_up * window_expected)
