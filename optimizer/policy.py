@@ -2,8 +2,8 @@
 
 Two rules (``PolicyConfig.rule``). ``"controlled"`` (the default, ``controlled_decisions``):
 a threshold chosen at each decision on the latest ``window`` trainings by *expected* lost
-pushes (``window_threshold``), raised by what the running budget left unspent
-(``catch_up_target``, over ``catch_up`` windows), trainings ranked by expected pushes lost per
+pushes (``window_threshold``), optionally raised by what the running budget left unspent
+(``catch_up_target``, over ``catch_up`` windows; off by default), trainings ranked by expected pushes lost per
 second of waste saved (``prune_key``, with ``cost_feature``), and a running budget on the
 expected lost pushes, padded by ``control_z`` Poisson standard deviations. ``"validation"`` (the previous rule):
 the threshold is chosen on a validation period (the latest part of the past) as the largest
@@ -56,7 +56,7 @@ class PolicyConfig:
     window: int = 1000
     window_share: float = 1.0
     control_z: float = 1.0
-    catch_up: float | None = 0.5
+    catch_up: float | None = None   # 0.5: tried, did not help on fresh seeds (docs/pruning.md)
     cost_feature: str | None = "p_prev_trainer_s"
     refits: int = 8
     min_history: int = 5
