@@ -22,6 +22,7 @@ adopted, tuned on some of them and was measured once on ``--seeds 7373 --draws 8
 new seeds.
 
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 9191 --draws 8 --draw-seed 7001
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 9191 --draws 8 --draw-seed 7001 --catch-up 0.5
     python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
 
@@ -63,7 +64,8 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
     if args.time_decide:
         return time_decide(con, t1 - t0)
     truth = load_truth(con, sim.ground_truth_paths)
-    result = evaluate(con, truth=truth, config=PolicyConfig(max_lost_pushes=args.max_lost_pushes))
+    result = evaluate(con, truth=truth, config=PolicyConfig(max_lost_pushes=args.max_lost_pushes,
+                                                            catch_up=args.catch_up))
     t2 = time.perf_counter()
     data = result.to_dict()
     m, o, cad = data["metrics"], data["oracle"], data["cadence_summary"]
@@ -182,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=8, help="corpora with a random outcome model")
     parser.add_argument("--draw-seed", type=int, default=5001, help="seed of the first random outcome model")
     parser.add_argument("--max-lost-pushes", type=float, default=0.05)
+    parser.add_argument("--catch-up", type=float, default=None,
+                        help="PolicyConfig.catch_up: spend the running budget's unspent allowance over this many "
+                             "windows (default: off)")
     parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:sync (default-model corpora only)")
     parser.add_argument("--allow-tuning-seeds", action="store_true", help="run on a tuning seed (not to report)")
     parser.add_argument("--time-decide", action="store_true",
@@ -209,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     b = bars(rows, args.max_lost_pushes)
     print("bars: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in b.items()), flush=True)
     print(json.dumps({"benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seeds": args.seeds,
+                      "catch_up": args.catch_up,
                       "draws": args.draws, "draw_seed": args.draw_seed, "max_lost_pushes": args.max_lost_pushes,
                       "bars": b, "corpora": rows}))
     return 0
