@@ -253,7 +253,8 @@ class TestControlledDecisions:
         assert used[3] == 0.2                          # window [0.1, 0.2]: 0.1 fits 0.15, 0.2 does not
         assert pruned.tolist() == [False, False, True, False]
 
-    def test_never_reads_a_future_outcome_or_probability(self):
+    @pytest.mark.parametrize("catch_up", [None, 0.5])
+    def test_never_reads_a_future_outcome_or_probability(self, catch_up):
         rng = np.random.default_rng(11)
         n = 120
         h = pd.Timedelta(hours=1)
@@ -266,7 +267,7 @@ class TestControlledDecisions:
         })
         frame["push_time"] = frame["started_at"] + pd.to_timedelta(rng.uniform(0.5, 12, n), unit="h")
         prob = rng.uniform(0, 1, n)
-        cfg = replace(FREE, max_lost_pushes=0.1, control_z=0.5, window=30)
+        cfg = replace(FREE, max_lost_pushes=0.1, control_z=0.5, window=30, catch_up=catch_up)
         base, guarded, used = controlled_decisions(frame, prob, 0.2, cfg)
         assert base.any()
         for k in (20, 60, 100):
