@@ -268,8 +268,8 @@ def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = N
     else:
         reasons.append(_threshold_reason(up, policy, below=False, raised=raised))
     if extra and up.guard is None:
-        reasons.append(f"threshold raised from the learned one: the lost-push budget has {budget.unspent():.2f} expected "
-                       f"pushes unspent, spread over {policy.config.catch_up:g} windows "
+        reasons.append(f"threshold raised from the learned one: the lost-push budget has {budget.unspent():.2f} "
+                       f"expected pushes unspent, spread over {policy.config.catch_up:g} windows "
                        f"(target {100 * target:.2f}% of expected pushes)")
     for c in up.contributions:
         value = "not recorded" if c.value is None else f"{c.value:g}"
