@@ -31,7 +31,7 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 from optimizer.features import FeatureConfig, build_features
 from optimizer.ledger import Rule
-from optimizer.policy import Policy, PolicyConfig, guard_reason, prune_key, train_policy
+from optimizer.policy import Policy, PolicyConfig, cap_allowance, catch_up_target, guard_reason, prune_key, train_policy
 from optimizer.upcoming import is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
@@ -205,6 +205,20 @@ class Budget:
         after = self.lost + p
         return after + self.z * math.sqrt(after) <= self.share * (self.observed + after) + 1e-12
 
+    def unspent(self) -> float:
+        """Expected lost pushes the budget would still allow (``cap_allowance`` less ``lost``)."""
+        return cap_allowance(self.share, self.z, self.observed) - self.lost
+
+    def target(self, policy: Policy) -> float | None:
+        """The window threshold's target share under this budget (``policy.catch_up_target``), as the
+        replay's controller computes it: the unspent allowance spread over ``catch_up`` windows of
+        the expected pushes of the window kept with the policy. None: no catch-up."""
+        config = policy.config
+        if config.catch_up is None or config.rule != "controlled" or policy.recent is None:
+            return None
+        return catch_up_target(config, self.observed, self.lost, float(np.sum(policy.recent[0])),
+                               budget=self.share, z=self.z)
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -236,29 +250,39 @@ def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = N
     reasons: list[str] = []
     action = "run"
     model_prune = False
+    extra: dict = {}
+    target = budget.target(policy) if budget is not None else None
+    raised = policy.thresholds(target)
+    if raised != (policy.threshold, policy.key_threshold):
+        extra = {"target": target, "threshold": raised[0], "key_threshold": raised[1]}
     if up.guard is not None:
         reasons.append(f"cadence guard: {up.guard}")
-    elif policy.prunes(p, up.cost_s):
+    elif policy.prunes(p, up.cost_s, target):
         if budget is not None and not budget.allows(p):
             reasons.append(f"below the threshold, but the lost-push budget is spent: expected {budget.lost:.2f} "
                            f"pushes lost by recent prunes against {budget.observed:.0f} observed "
                            f"(budget {100 * budget.share:g}%)")
         else:
             action, model_prune = "prune", True
-            reasons.append(_threshold_reason(up, policy, below=True))
+            reasons.append(_threshold_reason(up, policy, below=True, raised=raised))
     else:
-        reasons.append(_threshold_reason(up, policy, below=False))
+        reasons.append(_threshold_reason(up, policy, below=False, raised=raised))
+    if extra and up.guard is None:
+        reasons.append(f"threshold raised from the learned one: the lost-push budget has {budget.unspent():.2f} "
+                       f"expected pushes unspent, spread over {policy.config.catch_up:g} windows "
+                       f"(target {100 * target:.2f}% of expected pushes)")
     for c in up.contributions:
         value = "not recorded" if c.value is None else f"{c.value:g}"
         direction = "raises" if c.contribution > 0 else "lowers"
         reasons.append(f"{c.feature} = {value} {direction} the odds of a push ({c.contribution:+.2f})")
-    return Choice(action, p, threshold, tuple(reasons), model_prune=model_prune)
+    return Choice(action, p, threshold, tuple(reasons), model_prune=model_prune, extra=extra)
 
 
-def _threshold_reason(up: Upcoming, policy: Policy, *, below: bool) -> str:
+def _threshold_reason(up: Upcoming, policy: Policy, *, below: bool, raised: tuple | None = None) -> str:
     where = "below" if below else "at or above"
     p = up.probability
+    threshold, key_threshold = raised if raised is not None else (policy.threshold, policy.key_threshold)
     if up.key is not None:
         return (f"expected pushes lost per second of waste saved, {p:.3f} / ((1 - {p:.3f}) x {up.cost_s:.0f} s) = "
-                f"{up.key:.3g}, is {where} the threshold {policy.key_threshold:.3g}")
-    return f"push probability {p:.3f} is {where} the threshold {policy.threshold:.3f}"
+                f"{up.key:.3g}, is {where} the threshold {key_threshold:.3g}")
+    return f"push probability {p:.3f} is {where} the threshold {threshold:.3f}"

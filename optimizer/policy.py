@@ -2,9 +2,10 @@
 
 Two rules (``PolicyConfig.rule``). ``"controlled"`` (the default, ``controlled_decisions``):
 a threshold chosen at each decision on the latest ``window`` trainings by *expected* lost
-pushes (``window_threshold``), trainings ranked by expected pushes lost per second of waste
-saved (``prune_key``, with ``cost_feature``), and a running budget on the expected lost pushes,
-padded by ``control_z`` Poisson standard deviations. ``"validation"`` (the previous rule):
+pushes (``window_threshold``), optionally raised by what the running budget left unspent
+(``catch_up_target``, over ``catch_up`` windows; off by default), trainings ranked by expected pushes lost per
+second of waste saved (``prune_key``, with ``cost_feature``), and a running budget on the
+expected lost pushes, padded by ``control_z`` Poisson standard deviations. ``"validation"`` (the previous rule):
 the threshold is chosen on a validation period (the latest part of the past) as the largest
 one whose replayed lost pushes stay within the user's budget (times ``safety``). Lost pushes
 are counted either as *observed* (``threshold_by="observed"``, the default: the pushes
@@ -36,7 +37,7 @@ import pandas as pd
 
 __all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
            "lost_share", "REPLAY_COLUMNS", "hours_since_epoch", "window_threshold", "controlled_decisions",
-           "recent_window", "prune_key", "RULES", "cost_of"]
+           "recent_window", "prune_key", "RULES", "cost_of", "cap_allowance", "catch_up_target"]
 
 RULES = ("validation", "controlled")
 
@@ -55,6 +56,7 @@ class PolicyConfig:
     window: int = 1000
     window_share: float = 1.0
     control_z: float = 1.0
+    catch_up: float | None = None   # 0.5: tried, did not help on fresh seeds (docs/pruning.md)
     cost_feature: str | None = "p_prev_trainer_s"
     refits: int = 8
     min_history: int = 5
@@ -79,6 +81,9 @@ class PolicyConfig:
         if self.window < 1 or self.control_z < 0 or not 0 < self.window_share <= 1:
             raise OptimizerError(f"window must be >= 1, window_share in (0, 1] and control_z >= 0, got "
                                  f"{self.window}, {self.window_share} and {self.control_z}")
+        if self.catch_up is not None and not self.catch_up > 0:
+            raise OptimizerError(f"catch_up must be > 0 (windows over which an unspent budget is spent) or None "
+                                 f"(off), got {self.catch_up}")
         if self.refits < 1:
             raise OptimizerError(f"refits must be >= 1 (1 = train once), got {self.refits}")
         if self.min_history < 0 or self.push_age_factor <= 0:
@@ -97,20 +102,41 @@ class Policy:
     recent: tuple | None = field(default=None, repr=False, compare=False)
     key_threshold: float | None = None
 
-    def prunes(self, probability: float, cost: float | None = None) -> bool:
+    def prunes(self, probability: float, cost: float | None = None, target: float | None = None) -> bool:
         """Whether a training that the guards allow is below the threshold.
 
         Under the controlled rule with a cost (``config.cost_feature``, e.g. the lane's previous
         trainer seconds) the comparison is on ``prune_key(probability, cost)`` against
         ``key_threshold``; otherwise on the probability against ``threshold``. (The running
         budget of ``controlled_decisions`` needs the record of earlier decisions, which a
-        single decision does not have.)
+        single decision does not have.) ``target``: the window's share of expected pushes that
+        the threshold may spend, when a running budget raised it (``catch_up_target``; see
+        ``thresholds``); None keeps the learned thresholds.
         """
         if self.predictor is None:
             return False
-        if self.key_threshold is not None and cost is not None:
-            return bool(prune_key([probability], [cost])[0] < self.key_threshold)
-        return bool(probability < self.threshold)
+        threshold, key_threshold = self.thresholds(target)
+        if key_threshold is not None and cost is not None:
+            return bool(prune_key([probability], [cost])[0] < key_threshold)
+        return bool(probability < threshold)
+
+    def thresholds(self, target: float | None = None) -> tuple[float, float | None]:
+        """(threshold, key_threshold) at ``target`` over the window kept when the policy was learned.
+
+        None, or the target the policy was learned at, gives the learned ones. Only the
+        controlled rule recomputes (``window_threshold`` over ``recent``), and never below the
+        learned thresholds.
+        """
+        base = self.config.max_lost_pushes * self.config.safety * self.config.window_share
+        if (target is None or self.config.rule != "controlled" or self.recent is None or len(self.recent[0]) == 0
+                or target <= base):
+            return self.threshold, self.key_threshold
+        p, g = self.recent[0], self.recent[1]
+        threshold = max(self.threshold, window_threshold(p, g, target))
+        key_threshold = self.key_threshold
+        if key_threshold is not None and len(self.recent) > 2:
+            key_threshold = max(key_threshold, window_threshold(p, g, target, self.recent[2]))
+        return threshold, key_threshold
 
 
 def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: float,
@@ -236,6 +262,46 @@ def prune_key(prob, cost) -> np.ndarray:
     return np.where(np.isfinite(c) & (c > 0), out, np.inf)
 
 
+def cap_allowance(budget: float, z: float, pushes: float) -> float:
+    """The most expected lost pushes ``L`` the running budget allows: ``L + z sqrt(L) = budget (pushes + L)``.
+
+    ``pushes`` are those counted without the pruned trainings (observed, plus the probabilities
+    of trainings still running). Zero when there is no budget or nothing counted yet.
+    """
+    if budget <= 0 or pushes <= 0:
+        return 0.0
+    if budget >= 1.0:
+        return math.inf
+    a = 1.0 - budget
+    root = (-z + math.sqrt(z * z + 4.0 * a * budget * pushes)) / (2.0 * a)
+    return root * root
+
+
+def catch_up_target(config: PolicyConfig, pushes: float, lost: float, window_expected: float,
+                    budget: float | None = None, z: float | None = None) -> float:
+    """The window threshold's target share of expected pushes, raised by the budget left unspent.
+
+    The running budget lets ``cap_allowance(budget, control_z, pushes)`` expected pushes be
+    lost so far; ``lost`` of them are. The window threshold alone spends at the budget's rate
+    (``max_lost_pushes x safety x window_share`` of each window's expected pushes), so pushes it
+    did not spend (the padding's hold-back when few pushes are counted, spells with few
+    trainings to prune, guards that fire more once the policy prunes) would stay unspent for
+    good. The target adds the unspent allowance, spread over ``catch_up`` windows' worth of
+    expected pushes (``window_expected`` per window), so the cap, not the threshold's rate, ends
+    where the spending stops: at about ``B - z sqrt(B)`` of a budget of ``B`` pushes. Off
+    (``catch_up = None``) or without slack, the target is the plain one. ``budget`` and ``z``
+    default to the config's (``max_lost_pushes x safety``, ``control_z``).
+    """
+    base = config.max_lost_pushes * config.safety * config.window_share
+    budget = config.max_lost_pushes * config.safety if budget is None else budget
+    if config.catch_up is None or window_expected <= 0:
+        return base
+    slack = cap_allowance(budget, config.control_z if z is None else z, pushes) - lost
+    if not slack > 0:
+        return base
+    return base + slack / (config.catch_up * window_expected)
+
+
 def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, config: PolicyConfig, *,
                          history: tuple | None = None, slide: bool = True, budget: float | None = -1.0,
                          cost=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -257,6 +323,11 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
        trainings that ran and ended, plus the probabilities of those still running and of the
        pruned ones (``z = config.control_z``, ``budget`` by default ``max_lost_pushes x
        safety``, None switches the cap off).
+
+    With ``config.catch_up`` (and the cap on), the window threshold's target is
+    ``catch_up_target``: the budget share plus what the cap would still allow, spread over
+    ``catch_up`` windows of expected pushes, so that pushes the threshold left unspent are spent
+    later rather than never.
 
     Only what is known when a training starts is read: outcomes of trainings that ended before
     it (``push_time`` < start), and probabilities of trainings that started before it.
@@ -319,8 +390,10 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
               and (config.max_push_age_h is None or age <= config.max_push_age_h) and not age > longest[i])
         th = float(ths[i])
         if slide and win_p:
-            th = max(th, window_threshold(np.fromiter(win_p, float, len(win_p)),
-                                          np.fromiter(win_g, bool, len(win_g)), target,
+            wp = np.fromiter(win_p, float, len(win_p))
+            share = target if budget is None else catch_up_target(config, observed + running_p, lost,
+                                                                   float(wp.sum()), budget)
+            th = max(th, window_threshold(wp, np.fromiter(win_g, bool, len(win_g)), share,
                                           None if cost is None else np.fromiter(win_k, float, len(win_k))))
         used[i] = th
         p_i = prob[i]
