@@ -35,6 +35,8 @@ class ServiceConfig:
     report_every_s: float = 600.0     # ... at most this often (drawing figures takes seconds of CPU)
     retry_every_s: float = 10.0       # retry a failing source this often (at most every ingest_every_s)
     background_nice: int = 10         # the refresher thread's niceness (Linux): requests get the CPU first
+    refit_process: bool = True        # learn in a child process on a snapshot: the requests keep the interpreter
+    refit_timeout_s: float = 7200.0   # a child refit that takes longer is stopped (the service learns in-process)
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -50,6 +52,8 @@ class ServiceConfig:
             raise ConfigError(f"max_lost_pushes must be a share in [0, 1), got {self.max_lost_pushes}")
         if self.max_body_bytes < 1024 or self.sql_timeout_s <= 0 or self.sql_max_rows < 1:
             raise ConfigError("max_body_bytes >= 1024, sql_timeout_s > 0 and sql_max_rows >= 1 are required")
+        if self.refit_timeout_s <= 0:
+            raise ConfigError(f"refit_timeout_s must be > 0 seconds, got {self.refit_timeout_s}")
         if not 0 <= self.background_nice <= 19:
             raise ConfigError(f"background_nice must be a niceness from 0 to 19, got {self.background_nice}")
         if self.token_file is None and not is_loopback(self.host):

@@ -22,7 +22,10 @@ import gc
 import logging
 import os
 import pickle
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -170,10 +173,15 @@ class Service:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._learned_restored: live.LearnedPolicy | None = None
+        self._refit_upcoming: dict | None = None   # every lane scored by a child refit, for its cycle
         self._cycles = threading.Condition()      # the refresher's cycles: (started, finished, error)
         self._started = self._finished = 0
         self._cycle_error: Exception | None = None
         self._ledger = LedgerWriter(self.con, self.ledger_lock, self.metrics.ledger_commit)
+        # a child refit's snapshot left by a killed service (this process owns the warehouse now)
+        self._refit_prefix = f".{config.warehouse.name}.refit-"
+        for stale in config.warehouse.parent.glob(self._refit_prefix + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self._restore()
         _settle_heap()   # before the first request: what startup loaded is never scanned again
 
@@ -363,7 +371,12 @@ class Service:
             # only the lanes of sources that changed need describing again (a lane never spans two)
             partial = (None if warm is None or did["refit"] or force_describe or not changed
                        or warm.learned is not learned else changed)
-            fresh_warm = self._describe(learned, signature, sources=partial, base=warm)
+            base = warm
+            if did["refit"] and self._refit_upcoming is not None:
+                # the child scored every lane on the snapshot taken in this cycle, after its ingest
+                base, partial = Warm(learned, self._refit_upcoming, {}, {}, 0.0, _now()), ()
+                self._refit_upcoming = None
+            fresh_warm = self._describe(learned, signature, sources=partial, base=base)
             if did["refit"]:
                 _settle_heap()   # before a first start serves; after a later refit, one pause a refit
             self.warm = fresh_warm
@@ -418,19 +431,68 @@ class Service:
         return n - learned.trainings >= self.config.refit_after or age >= self.config.refit_every_s
 
     def _refit(self) -> live.LearnedPolicy:
-        """Learn the policy from the whole warehouse and save it beside it (atomic)."""
+        """Learn the policy from the whole warehouse and save it beside it (atomic).
+
+        In a child process on a snapshot (``refit_process``, frugal.service.refit) so that the
+        feature build does not hold this process's interpreter; here when that is off or fails.
+        """
         t0 = time.perf_counter()
         self.refit_requested = False
-        cur = self.con.cursor()
-        try:
-            frame, columns, keys = replay_frame(cur, with_keys=True)
-        finally:
-            cur.close()
-        learned = live.learn(frame, columns, keys, config=self.policy_config)
+        self._refit_upcoming = None
+        learned, where = None, "in a child process"
+        if self.config.refit_process:
+            try:
+                learned = self._refit_in_child()
+            except (OSError, ServiceError, live.PolicyFileError, subprocess.SubprocessError) as exc:
+                log.warning("refit in a child process failed (%s); learning in the service process", exc)
+        if learned is None:
+            where = "in the service process"
+            cur = self.con.cursor()
+            try:
+                frame, columns, keys = replay_frame(cur, with_keys=True)
+            finally:
+                cur.close()
+            learned = live.learn(frame, columns, keys, config=self.policy_config)
         live.save(learned, self.config.policy_path)
-        log.info("policy %s learned from %d trainings in %.1f s%s", learned.version, learned.trainings,
-                 time.perf_counter() - t0, f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
+        log.info("policy %s learned from %d trainings in %.1f s %s%s", learned.version, learned.trainings,
+                 time.perf_counter() - t0, where,
+                 f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
         return learned
+
+    def _refit_in_child(self) -> live.LearnedPolicy:
+        """Checkpoint, copy the warehouse file, learn from the copy in ``python -m frugal.service.refit``.
+
+        The copy is the checkpointed state: commits after the checkpoint (the ledger's) reach
+        only the write-ahead log, which is not copied, and the refresher, which alone
+        checkpoints, is the thread running this. Writers of data wait on ``write_lock`` meanwhile.
+        """
+        work = Path(tempfile.mkdtemp(prefix=self._refit_prefix, dir=self.config.warehouse.parent))
+        try:
+            copy = work / "warehouse.duckdb"
+            with self.write_lock:
+                try:
+                    self.con.execute("CHECKPOINT")
+                except duckdb.Error as exc:  # the copy is then the previous checkpoint's state: still whole
+                    log.info("checkpoint before the refit postponed: %s", exc)
+                shutil.copyfile(self.config.warehouse, copy)
+            settings = work / "policy_config.pkl"
+            settings.write_bytes(pickle.dumps(self.policy_config))
+            out = work / "policy"
+            nice = self.config.background_nice if sys.platform.startswith("linux") else 0
+            done = subprocess.run([sys.executable, "-m", "frugal.service.refit", str(copy), str(settings), str(out),
+                                   "--nice", str(nice), "--parent", str(os.getpid())], capture_output=True, text=True,
+                                  timeout=self.config.refit_timeout_s)
+            if done.returncode != 0:
+                raise ServiceError((done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1])
+            learned = live.load(out)
+            with open(str(out) + ".upcoming", "rb") as fh:
+                upcoming = pickle.load(fh)
+            if not isinstance(upcoming, dict):
+                raise ServiceError("the child refit wrote no upcoming trainings")
+            self._refit_upcoming = upcoming
+            return learned
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _describe(self, learned: live.LearnedPolicy, signature: tuple, *, sources=None,
                   base: Warm | None = None) -> Warm:
@@ -438,7 +500,8 @@ class Service:
         try:
             if sources is not None and base is not None:
                 upcoming = {lane: u for lane, u in base.upcoming.items() if u.source_id not in sources}
-                upcoming.update(live.describe_upcoming(cur, learned, sources=list(sources)))
+                if sources:
+                    upcoming.update(live.describe_upcoming(cur, learned, sources=list(sources)))
             else:
                 upcoming = live.describe_upcoming(cur, learned) if signature[0] else {}
             known = {p: tuple(sorted(ss)) for p, ss in cur.execute(

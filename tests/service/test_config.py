@@ -23,6 +23,7 @@ def test_a_toml_file_sets_what_the_command_line_leaves_out(tmp_path):
     ({"port": 0}, "not a TCP port"),
     ({"host": "0.0.0.0"}, "without a token"),
     ({"max_lost_pushes": 1.5}, "share in [0, 1)"),
+    ({"refit_timeout_s": 0}, "refit_timeout_s must be > 0"),
 ])
 def test_bad_settings_are_refused_clearly(values, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):

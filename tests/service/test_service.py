@@ -236,6 +236,11 @@ def test_refit_on_demand_saves_a_new_policy_beside_the_warehouse(served):
     assert load(saved).version == did["policy"]["version"]
     assert served.get("/readyz").json()["policy_version"] == did["policy"]["version"]
     assert served.decide(_busiest(served))["policy_version"] == did["policy"]["version"]
+    # learned in a child process, from a snapshot that is gone once the policy is in use
+    log = served.log.read_text()
+    assert f"policy {did['policy']['version']} learned from" in log
+    assert "in a child process" in log and "refit in a child process failed" not in log
+    assert not list(served.batch.parent.glob(".w.duckdb.refit-*"))
 
 
 def test_refresher_runs_at_a_lower_cpu_priority_than_the_requests(served):

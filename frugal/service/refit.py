@@ -1,0 +1,79 @@
+"""Relearn the policy in a child process, from a snapshot of the warehouse.
+
+Learning from a large warehouse builds every training's features, pandas work that holds the
+interpreter for hundreds of milliseconds at a time: in the serving process every request
+waits for it, whatever the refresher thread's priority. So the service checkpoints, copies the
+warehouse file (the checkpointed state: later commits only reach its write-ahead log, which
+the copy leaves out), and runs this module on the copy in a process of its own, at a lower CPU
+priority; the requests keep the interpreter to themselves.
+
+    python -m frugal.service.refit WAREHOUSE_COPY POLICY_CONFIG_PICKLE POLICY_OUT [--nice N]
+
+Writes the learned policy to POLICY_OUT (atomically, ``optimizer.live.save``) and every lane's
+upcoming training scored by it to POLICY_OUT.upcoming (``describe_upcoming``: the same feature
+build); exit status 0 on success, 1 with the reason on stderr otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m frugal.service.refit", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("warehouse", help="a copy of the service's warehouse (read only)")
+    ap.add_argument("policy_config", help="a pickled optimizer.policy.PolicyConfig")
+    ap.add_argument("out", help="where to write the learned policy")
+    ap.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N first")
+    ap.add_argument("--parent", type=int, default=None, help="stop when this process (the service) ends")
+    args = ap.parse_args(argv)
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)
+    if args.parent is not None:
+        _end_with_parent(args.parent)
+
+    from optimizer import live
+    from optimizer.replay import replay_frame
+    from provenance.warehouse import connect
+
+    with open(args.policy_config, "rb") as fh:
+        config = pickle.load(fh)
+    con = connect(args.warehouse, read_only=True)
+    try:
+        con.execute("SET threads = 1")   # one core: the serving process keeps the other
+        frame, columns, keys = replay_frame(con, with_keys=True)
+        learned = live.learn(frame, columns, keys, config=config)
+        del frame
+        # every lane's upcoming training under the new policy: the same feature build, kept out
+        # of the serving process too
+        has_trainings = con.execute("SELECT count(*) FROM graphlets").fetchone()[0] > 0
+        upcoming = live.describe_upcoming(con, learned) if has_trainings else {}
+    finally:
+        con.close()
+    live.write_pickle(upcoming, args.out + ".upcoming")
+    live.save(learned, args.out)
+    return 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """A killed service leaves no refit running (Linux: the kernel sends SIGTERM when it dies)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:   # it is gone already
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as exc:  # the parent reads stderr and says why
+        print(f"refit failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
