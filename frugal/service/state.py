@@ -173,7 +173,6 @@ class Service:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._learned_restored: live.LearnedPolicy | None = None
-        self._refit_upcoming: dict | None = None   # every lane scored by a child refit, for its cycle
         self._cycles = threading.Condition()      # the refresher's cycles: (started, finished, error)
         self._started = self._finished = 0
         self._cycle_error: Exception | None = None
@@ -334,12 +333,13 @@ class Service:
     def _refresh(self, force_describe: bool) -> dict:
         t0 = time.perf_counter()
         phases: dict[str, float] = {}     # seconds per step: what an operator reads to see where a refresh goes
-        lap = [t0]
+        lap = t0
 
         def done(step: str) -> None:
+            nonlocal lap
             now = time.perf_counter()
-            phases[step] = round(phases.get(step, 0.0) + now - lap[0], 4)
-            lap[0] = now
+            phases[step] = round(phases.get(step, 0.0) + now - lap, 4)
+            lap = now
 
         changed = self.ingest_sources()
         done("ingest")
@@ -363,8 +363,9 @@ class Service:
         did = {"changed_sources": changed, "analyzed": list(analyzed), "matched": matched,
                "refit": False, "described": False}
         learned = warm.learned if warm is not None else self._learned_restored
+        scored = None     # every lane's upcoming training, when a child refit scored them
         if learned is None or self._refit_due(learned):
-            learned = self._refit()
+            learned, scored = self._refit()
             did["refit"] = True
         done("refit")
         if warm is None or did["refit"] or force_describe or warm.signature != signature:
@@ -372,10 +373,9 @@ class Service:
             partial = (None if warm is None or did["refit"] or force_describe or not changed
                        or warm.learned is not learned else changed)
             base = warm
-            if did["refit"] and self._refit_upcoming is not None:
+            if scored is not None:
                 # the child scored every lane on the snapshot taken in this cycle, after its ingest
-                base, partial = Warm(learned, self._refit_upcoming, {}, {}, 0.0, _now()), ()
-                self._refit_upcoming = None
+                base, partial = Warm(learned, scored, {}, {}, 0.0, _now()), ()
             fresh_warm = self._describe(learned, signature, sources=partial, base=base)
             if did["refit"]:
                 _settle_heap()   # before a first start serves; after a later refit, one pause a refit
@@ -430,19 +430,19 @@ class Service:
         age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(learned.trained_at)).total_seconds()
         return n - learned.trainings >= self.config.refit_after or age >= self.config.refit_every_s
 
-    def _refit(self) -> live.LearnedPolicy:
+    def _refit(self) -> tuple[live.LearnedPolicy, dict | None]:
         """Learn the policy from the whole warehouse and save it beside it (atomic).
 
         In a child process on a snapshot (``refit_process``, frugal.service.refit) so that the
         feature build does not hold this process's interpreter; here when that is off or fails.
+        Returns the policy and, from a child, every lane's upcoming training scored by it.
         """
         t0 = time.perf_counter()
         self.refit_requested = False
-        self._refit_upcoming = None
-        learned, where = None, "in a child process"
+        learned, scored, where = None, None, "in a child process"
         if self.config.refit_process:
             try:
-                learned = self._refit_in_child()
+                learned, scored = self._refit_in_child()
             except (OSError, ServiceError, live.PolicyFileError, subprocess.SubprocessError) as exc:
                 log.warning("refit in a child process failed (%s); learning in the service process", exc)
         if learned is None:
@@ -457,9 +457,9 @@ class Service:
         log.info("policy %s learned from %d trainings in %.1f s %s%s", learned.version, learned.trainings,
                  time.perf_counter() - t0, where,
                  f" (fallback: {learned.policy.fallback})" if learned.policy.fallback else "")
-        return learned
+        return learned, scored
 
-    def _refit_in_child(self) -> live.LearnedPolicy:
+    def _refit_in_child(self) -> tuple[live.LearnedPolicy, dict]:
         """Checkpoint, copy the warehouse file, learn from the copy in ``python -m frugal.service.refit``.
 
         The copy is the checkpointed state: commits after the checkpoint (the ledger's) reach
@@ -489,8 +489,7 @@ class Service:
                 upcoming = pickle.load(fh)
             if not isinstance(upcoming, dict):
                 raise ServiceError("the child refit wrote no upcoming trainings")
-            self._refit_upcoming = upcoming
-            return learned
+            return learned, upcoming
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
