@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 # benchmarks/analysis.py would shadow the analysis package: import packages, not siblings
@@ -42,7 +43,18 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 COMBOS = (("current", "sync"), ("current", "async"), ("legacy", "sync"), ("current", "mixed"))  # legacy TFX had no async
 TUNING_SEEDS = (5, 11, 101, 102, 103, 202, 606, 707, 808, 909, 4242, 1001, 1002, 1003, 1004,
                 *range(5001, 5009))
+# seeds whose figures were reported once: not fresh any more for the next change
+REPORTED_SEEDS = (7373, *range(6001, 6009), 9191, *range(7001, 7009))
 BASELINES = ("lane_push_rate", "last_outcome", "logistic")
+# the model and cost key before the fourth round (--earlier): 15-leaf trees fitted on the fit
+# period alone, ranked by the lane's previous trainer seconds
+EARLIER_COST = "p_prev_trainer_s"
+
+
+def _earlier_predictor():
+    from optimizer.predictor import PredictorConfig
+
+    return PredictorConfig(n_estimators=400, num_leaves=15, linear_weight=0.0, refit_all=False)
 
 
 def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> dict:
@@ -64,14 +76,25 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
     if args.time_decide:
         return time_decide(con, t1 - t0)
     truth = load_truth(con, sim.ground_truth_paths)
-    result = evaluate(con, truth=truth, config=PolicyConfig(max_lost_pushes=args.max_lost_pushes,
-                                                            catch_up=args.catch_up))
-    t2 = time.perf_counter()
-    data = result.to_dict()
+    config = PolicyConfig(max_lost_pushes=args.max_lost_pushes, catch_up=args.catch_up)
+    row = _row(con, evaluate(con, truth=truth, config=config).to_dict(), args, t1 - t0, t1)
+    row.update(style=style, mode=mode, seed=seed, outcome_model=model)
+    if args.earlier:
+        # the same corpus, features and guards under the earlier model and cost (EARLIER)
+        t1 = time.perf_counter()
+        data = evaluate(con, truth=truth, config=replace(config, cost_feature=EARLIER_COST),
+                        predictor_config=_earlier_predictor()).to_dict()
+        row["earlier"] = {**_row(con, data, args, row["build_s"], t1), "style": style, "mode": mode, "seed": seed,
+                          "outcome_model": model}
+    return row
+
+
+def _row(con, data: dict, args, build_s: float, evaluate_from: float) -> dict:
+    """One corpus's figures from ``ReplayResult.to_dict()`` (evaluated from ``evaluate_from`` until now)."""
+    evaluate_s = time.perf_counter() - evaluate_from
     m, o, cad = data["metrics"], data["oracle"], data["cadence_summary"]
     free = o["without_guards"]
     row = {
-        "style": style, "mode": mode, "seed": seed, "outcome_model": model,
         "trainings": int(con.execute("SELECT count(*) FROM graphlets").fetchone()[0]),
         "replayed": m["trainings"], "fallback": data["policy"]["fallback"],
         "waste_pruned": m["waste_pruned"], "waste_pruned_of_skippable": m["waste_pruned_of_skippable"],
@@ -96,7 +119,7 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
         "oracle_cost_aware_pushes_lost": o["cost_aware"]["pushes_lost"],
         "oracle_cost_aware_unguarded_waste_pruned": o["cost_aware"]["without_guards"],
         "auc": m["auc"], "oracle_auc": o["auc"],
-        "build_s": t1 - t0, "evaluate_s": t2 - t1,
+        "build_s": build_s, "evaluate_s": evaluate_s,
         "top_features": [f["feature"] for f in data["policy"]["top_features"][:5]],
     }
     for name, b in data.get("baselines", {}).items():
@@ -187,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catch-up", type=float, default=None,
                         help="PolicyConfig.catch_up: spend the running budget's unspent allowance over this many "
                              "windows (default: off)")
+    parser.add_argument("--earlier", action="store_true",
+                        help="also replay each corpus with the model and cost key before the fourth round "
+                             "(15-leaf trees on the fit period, previous trainer seconds) and compare")
     parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:sync (default-model corpora only)")
-    parser.add_argument("--allow-tuning-seeds", action="store_true", help="run on a tuning seed (not to report)")
+    parser.add_argument("--allow-tuning-seeds", action="store_true",
+                        help="run on a tuning or already reported seed (not to report as fresh)")
     parser.add_argument("--time-decide", action="store_true",
                         help="only time the features and `decide` for three pipelines (no evaluation)")
     args = parser.parse_args(argv)
@@ -196,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     corpora = [(style, mode, seed, "default") for seed in args.seeds for style, mode in combos]
     draw_combos = list(COMBOS)
     corpora += [(*draw_combos[k % len(draw_combos)], args.draw_seed + k, "random") for k in range(args.draws)]
-    used = sorted({c[2] for c in corpora} & set(TUNING_SEEDS))
+    used = sorted({c[2] for c in corpora} & set(TUNING_SEEDS + REPORTED_SEEDS))
     if used and not args.allow_tuning_seeds:
-        parser.error(f"seeds {used} were used for tuning; choose fresh ones (or --allow-tuning-seeds)")
+        parser.error(f"seeds {used} were used for tuning or reported already; choose fresh ones "
+                     "(or --allow-tuning-seeds)")
     rows = []
     with tempfile.TemporaryDirectory(prefix="frugal-pruning-") as tmp:
         for k, (style, mode, seed, model) in enumerate(corpora):
@@ -209,10 +237,23 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rows.append(row)
             print(_line(row), flush=True)
+            if args.earlier:
+                print("  earlier: " + _line(row["earlier"]), flush=True)
     if args.time_decide:
         return 0
     b = bars(rows, args.max_lost_pushes)
     print("bars: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in b.items()), flush=True)
+    if args.earlier:
+        b["earlier"] = bars([r["earlier"] for r in rows], args.max_lost_pushes)
+        print("bars, earlier: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"
+                                             for k, v in b["earlier"].items() if k != "earlier"), flush=True)
+        new, old = [r["waste_pruned"] for r in rows], [r["earlier"]["waste_pruned"] for r in rows]
+        b["vs_earlier"] = {"mean": statistics.fmean(new), "earlier_mean": statistics.fmean(old),
+                           "ratio_mean": statistics.fmean(n / o for n, o in zip(new, old) if o > 0),
+                           "better": sum(n > o for n, o in zip(new, old)), "corpora": len(rows)}
+        print(f"vs earlier: waste pruned {100 * b['vs_earlier']['mean']:.2f}% against "
+              f"{100 * b['vs_earlier']['earlier_mean']:.2f}% (x{b['vs_earlier']['ratio_mean']:.3f}), "
+              f"more on {b['vs_earlier']['better']} of {len(rows)} corpora", flush=True)
     print(json.dumps({"benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seeds": args.seeds,
                       "catch_up": args.catch_up,
                       "draws": args.draws, "draw_seed": args.draw_seed, "max_lost_pushes": args.max_lost_pushes,

@@ -96,6 +96,11 @@ class LogisticBaseline:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict_proba(_finite(X))[:, 1]
 
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per row and feature, coefficient x standardized (imputed) value: its share of the log-odds."""
+        imputer, scaler, lr = (step for _, step in self.model.steps)
+        return scaler.transform(imputer.transform(_finite(X))) * lr.coef_[0]
+
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> LogisticBaseline | None:
     """Fit the logistic baseline; None when the rows hold a single outcome (nothing to learn)."""

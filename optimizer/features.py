@@ -49,7 +49,8 @@ class FeatureConfig:
     whose numbers are read as a numeric property; min_coverage: a property feature is kept
     when present in at least this share of graphlets; max_property_features: cap on them;
     relative_window: each numeric property's latest value is also given as a ratio to the
-    median of the lane's previous ``relative_window`` values (0: off); drop_counters: leave
+    median of the lane's previous ``relative_window`` values (0: off); cost_window: trainings
+    whose median skippable seconds give ``h_skippable_s_median``; drop_counters: leave
     out of the model columns those that only count time within a lane (``monotone_counters``),
     judged on at least ``min_counter_pairs`` consecutive pairs.
     """
@@ -59,6 +60,7 @@ class FeatureConfig:
     min_coverage: float = 0.01
     max_property_features: int = 300
     relative_window: int = 5
+    cost_window: int = 5
     drop_counters: bool = True
     min_counter_pairs: int = 20
 
@@ -305,7 +307,8 @@ _PROPS_SQL = """
 """
 
 
-def _long_features_sql(recent: tuple[int, ...]) -> str:
+def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
+    cost_window_1 = max(cost_window, 1) - 1
     recent_cols = ",\n".join(
         f"(t.pushes_before - coalesce(lag(t.pushes_before, {k}) OVER w, 0)) / "
         f"least(t.n_prior, {k})::DOUBLE AS h_push_rate_last{k},\n"
@@ -391,6 +394,27 @@ def _long_features_sql(recent: tuple[int, ...]) -> str:
     FROM _pf_order o
     LEFT JOIN _pf_src pg ON pg.graphlet_id = o.prev_id
     LEFT JOIN executions pe ON pe.source_id = pg.source_id AND pe.execution_id = pg.trainer_execution_id;
+
+    -- what a training of the lane costs from its trainer on (what pruning saves): the median
+    -- over the lane's last five trainings that ended before s, robust to one that failed early
+    CREATE OR REPLACE TEMP TABLE _pf_costf AS
+    WITH skip AS (
+        SELECT g.graphlet_id, g.lane, gr.ended_at AS t, sum(coalesce(e.duration_s, 0)) AS skippable_s
+        FROM _pf_gl g
+        JOIN _pf_src gr USING (graphlet_id)
+        JOIN _pf_msrc m ON m.graphlet_id = g.graphlet_id AND m.entity = 'execution'
+        JOIN executions e ON e.source_id = g.source_id AND e.execution_id = m.entity_id
+        WHERE gr.ended_at IS NOT NULL AND e.update_time <= gr.ended_at
+          AND (e.execution_id = g.trainer_execution_id OR e.create_time >= g.s)
+        GROUP BY 1, 2, 3
+    ), med AS (
+        SELECT lane, t, median(skippable_s) OVER (PARTITION BY lane ORDER BY t, graphlet_id
+                                                  ROWS BETWEEN {cost_window_1} PRECEDING AND CURRENT ROW) AS med
+        FROM skip
+    )
+    SELECT o.graphlet_id, m.med AS h_skippable_s_median
+    FROM _pf_order o
+    ASOF LEFT JOIN med m ON m.lane = o.lane AND o.s > m.t;
 
     -- upstream summary and structure
     CREATE OR REPLACE TEMP TABLE _pf_keys AS
@@ -526,17 +550,19 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         con.execute(_SIBLING_SQL)
     con.execute(_UPSTREAM_FINAL_SQL)
     con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
-    con.execute(_long_features_sql(config.recent))
+    con.execute(_long_features_sql(config.recent, config.cost_window))
     con.execute(_PROP_DIFF_SQL)
     keys = property_keys if property_keys is not None else _select_property_keys(con, config)
 
     base = con.execute("""
         SELECT g.graphlet_id, g.source_id, g.pipeline, g.lane, g.trainer_execution_id, g.s AS started_at,
-               h.* EXCLUDE (graphlet_id), p.* EXCLUDE (graphlet_id), st.* EXCLUDE (graphlet_id),
+               h.* EXCLUDE (graphlet_id), p.* EXCLUDE (graphlet_id), c.* EXCLUDE (graphlet_id),
+               st.* EXCLUDE (graphlet_id),
                ov.* EXCLUDE (graphlet_id)
         FROM _pf_gl g
         LEFT JOIN _pf_histf h USING (graphlet_id)
         LEFT JOIN _pf_prevf p USING (graphlet_id)
+        LEFT JOIN _pf_costf c USING (graphlet_id)
         LEFT JOIN _pf_structf st USING (graphlet_id)
         LEFT JOIN _pf_overf ov USING (graphlet_id)
         ORDER BY g.s, g.graphlet_id

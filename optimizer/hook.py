@@ -14,7 +14,7 @@ lost per second of waste saved, ``p / ((1 - p) x cost)``, against the policy's k
 as in the replay; the replay's running budget needs the record of earlier decisions, which a
 single decision does not have.
 
-The learned policy (features of the whole history, trees, threshold) is kept in memory per
+The learned policy (features of the whole history, model, threshold) is kept in memory per
 warehouse file, keyed by its graphlet count and newest record, the decision time and the
 configs: deciding for every pipeline of an unchanged warehouse learns once.
 """

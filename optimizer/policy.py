@@ -57,7 +57,7 @@ class PolicyConfig:
     window_share: float = 1.0
     control_z: float = 1.0
     catch_up: float | None = None   # 0.5: tried, did not help on fresh seeds (docs/pruning.md)
-    cost_feature: str | None = "p_prev_trainer_s"
+    cost_feature: str | None = "h_skippable_s_median"
     refits: int = 8
     min_history: int = 5
     push_age_factor: float = 2.0
@@ -105,7 +105,7 @@ class Policy:
     def prunes(self, probability: float, cost: float | None = None, target: float | None = None) -> bool:
         """Whether a training that the guards allow is below the threshold.
 
-        Under the controlled rule with a cost (``config.cost_feature``, e.g. the lane's previous
+        Under the controlled rule with a cost (``config.cost_feature``, e.g. the median
         trainer seconds) the comparison is on ``prune_key(probability, cost)`` against
         ``key_threshold``; otherwise on the probability against ``threshold``. (The running
         budget of ``controlled_decisions`` needs the record of earlier decisions, which a
@@ -510,7 +510,8 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
 
     ``data`` holds the features (``columns``) joined with the outcomes (``pushed``,
     ``push_time`` = when the outcome was known) and REPLAY_COLUMNS. The known past is split in
-    time: the first part fits the trees, the last ``validation_share`` calibrates them and
+    time: the first part fits the model, the last ``validation_share`` stops and calibrates it
+    (then the model is refitted on both, see optimizer.predictor) and, under the validation rule,
     chooses the threshold by replaying it under the guards.
     """
     from optimizer.predictor import PredictorConfig, fit_predictor

@@ -110,3 +110,22 @@ def test_build_features_rejects_a_warehouse_without_graphlets(tmp_path):
     con = connect(str(tmp_path / "empty.duckdb"))
     with pytest.raises(OptimizerError, match="frugal analyze"):
         build_features(con)
+
+
+
+def test_cost_of_a_training_is_the_median_of_what_the_lanes_last_ended_trainings_cost(prune_sim):
+    con = connect(str(prune_sim.warehouse), read_only=True)
+    fs = build_features(con)
+    out = graphlet_outcomes(con).set_index("graphlet_id")
+    frame = fs.frame.set_index("graphlet_id").join(out[["skippable_s", "ended_at"]])
+    # the ground truth from the outcome table, computed independently: the trainings of the
+    # same lane that ended before this one started, the last five of them by end, their median
+    expected = pd.Series(np.nan, index=frame.index)
+    for _, lane in frame.groupby("lane"):
+        for gid, row in lane.iterrows():
+            done = lane[lane["ended_at"] < row["started_at"]].sort_values("ended_at")
+            if len(done):
+                expected[gid] = done["skippable_s"].iloc[-5:].median()
+    np.testing.assert_allclose(frame["h_skippable_s_median"].to_numpy(), expected.to_numpy(), rtol=1e-9)
+    assert expected.notna().mean() > 0.9 and expected.nunique() > 100
+    assert "h_skippable_s_median" in fs.columns

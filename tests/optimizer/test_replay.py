@@ -95,6 +95,31 @@ def test_predictor_is_deterministic_for_a_seed():
     assert runs[0].importance(1)[0][0] == "f0"
 
 
+def test_predictor_learns_from_the_validation_period_and_explains_its_log_odds():
+    """A driver that starts to matter in the validation period is learned only by refitting on it."""
+    from sklearn.metrics import roc_auc_score
+
+    from optimizer.predictor import _logit
+
+    rng = np.random.default_rng(11)
+    n = 1500
+    X = rng.normal(size=(n, 4))
+    late = np.arange(n) >= 700   # the validation period (700-1000) and the future: f1 matters too
+    z = X[:, 0] + np.where(late, 1.5 * X[:, 1], 0.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    cols = tuple(f"f{i}" for i in range(4))
+    fit, val, future = slice(0, 700), slice(700, 1000), slice(1000, n)
+    auc = {}
+    for refit in (True, False):
+        p = fit_predictor(X[fit], y[fit], X[val], y[val], cols, PredictorConfig(refit_all=refit))
+        auc[refit] = roc_auc_score(y[future], p.predict(X[future]))
+    assert auc[True] > auc[False] + 0.05, auc
+    # contributions (trees' and line's, calibrated) add up to the log-odds, up to one intercept
+    rest = _logit(p.predict(X)) - p.contributions(X).sum(axis=1)
+    assert np.ptp(rest) < 1e-9
+    assert p.explain(X[:1], top=1)[0][0].feature in ("f0", "f1")
+
+
 @pytest.fixture(scope="module")
 def sim_eval(prune_sim):
     con = connect(str(prune_sim.warehouse), read_only=True)
