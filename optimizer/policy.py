@@ -63,7 +63,6 @@ class PolicyConfig:
     push_age_factor: float = 2.0
     max_push_age_h: float | None = None
     longest_factor: float | None = None
-    max_skipped_pushes: float | None = None
     min_train: int = 200
     min_class: int = 20
     validation_share: float = 0.3
@@ -167,7 +166,7 @@ REPLAY_COLUMNS = ("lane", "started_at", "n_prior", "hours_since_push", "typical_
 
 
 def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
-                     config: PolicyConfig, *, skip_prob=None) -> tuple[np.ndarray, np.ndarray]:
+                     config: PolicyConfig) -> tuple[np.ndarray, np.ndarray]:
     """Replay trainings in time order with the policy on; return (pruned, guarded) flags.
 
     ``frame`` has REPLAY_COLUMNS. ``hours_since_push`` is what was recorded (the world
@@ -193,35 +192,28 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
     min_hist = config.min_history
     factor = config.push_age_factor
     max_age = config.max_push_age_h
-    max_skipped = config.max_skipped_pushes
-    skip_p = prob if skip_prob is None else np.asarray(skip_prob, dtype=float)
-    skipped = 0.0
     for i in order:
         s = start[i]
         if lanes[i] != cur_lane:
             cur_lane = lanes[i]
             last_push = s - since[i] if not math.isnan(since[i]) else math.nan
             pending = []
-            skipped = 0.0
         if pending:
             keep = []
             for t in pending:
                 if t < s:
                     if math.isnan(last_push) or t > last_push:
                         last_push = t
-                        skipped = 0.0
                 else:
                     keep.append(t)
             pending = keep
         age = s - last_push
         ok = (n_prior[i] >= min_hist and not math.isnan(age) and not math.isnan(typical[i])
-              and age <= factor * typical[i] and (max_age is None or age <= max_age) and not age > longest[i]
-              and (max_skipped is None or skipped + skip_p[i] <= max_skipped))
+              and age <= factor * typical[i] and (max_age is None or age <= max_age) and not age > longest[i])
         if not ok:
             guarded[i] = True
         elif prob[i] < ths[i]:
             pruned[i] = True
-            skipped += skip_p[i]
             continue
         if pushed[i] and not math.isnan(push_t[i]):
             pending.append(push_t[i])
@@ -368,8 +360,6 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
             win_k.append(float(hkk))
     last_push: dict = {}           # lane -> last kept push known (hours)
     lane_pending: dict = {}        # lane -> push times of kept pushed trainings not yet known
-    skipped: dict = {}             # lane -> probabilities pruned since its last kept push known
-    max_skipped = config.max_skipped_pushes
     running: list = []             # heap of (outcome time, row) of kept trainings still running
     observed = 0.0                 # pushes among kept trainings whose outcome is known
     running_p = 0.0                # probabilities of kept trainings still running
@@ -384,7 +374,6 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
         if lane not in last_push:
             last_push[lane] = s - since[i] if not math.isnan(since[i]) else math.nan
             lane_pending[lane] = []
-            skipped[lane] = 0.0
         pend = lane_pending[lane]
         if pend:
             keep = []
@@ -392,15 +381,13 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
                 if t < s:
                     if math.isnan(last_push[lane]) or t > last_push[lane]:
                         last_push[lane] = t
-                        skipped[lane] = 0.0
                 else:
                     keep.append(t)
             lane_pending[lane] = keep
         age = s - last_push[lane]
         ok = (n_prior[i] >= config.min_history and not math.isnan(age) and not math.isnan(typical[i])
               and age <= config.push_age_factor * typical[i]
-              and (config.max_push_age_h is None or age <= config.max_push_age_h) and not age > longest[i]
-              and (max_skipped is None or skipped[lane] + prob[i] <= max_skipped))
+              and (config.max_push_age_h is None or age <= config.max_push_age_h) and not age > longest[i])
         th = float(ths[i])
         if slide and win_p:
             wp = np.fromiter(win_p, float, len(win_p))
@@ -420,7 +407,6 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
             if budget is None or after + z * math.sqrt(after) <= budget * (observed + running_p + after) + 1e-12:
                 pruned[i] = True
                 lost = after
-                skipped[lane] += p_i
                 continue
         if math.isnan(push_t[i]):
             running_p += p_i          # outcome never known within the replay: stays expected
