@@ -17,12 +17,14 @@ Tuning seeds (never use them to report): default model 5, 11, 101, 102, 103, 202
 5001`` gave the first figures of docs/pruning.md, then became tuning data (a second round, not
 adopted, tuned on some of them and was measured once on ``--seeds 7373 --draws 8 --draw-seed
 6001``; the budget's catch-up was tuned on all of them). Reported, each measured once:
-``--seeds 7373 --draws 8 --draw-seed 6001`` (second round) and ``--seeds 9191 --draws 8
---draw-seed 7001`` (the catch-up; the figures of docs/pruning.md). Report the next change on
-new seeds.
+``--seeds 7373 --draws 8 --draw-seed 6001`` (second round), ``--seeds 9191 --draws 8
+--draw-seed 7001`` (the catch-up) and ``--seeds 2727 --draws 8 --draw-seed 8001`` (the fourth
+round's model and cost key, with ``--earlier``; the figures of docs/pruning.md). The benchmark
+refuses tuning and reported seeds unless told (``--allow-tuning-seeds``): report the next
+change on new seeds.
 
-    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 9191 --draws 8 --draw-seed 7001
-    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 9191 --draws 8 --draw-seed 7001 --catch-up 0.5
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 2727 --draws 8 --draw-seed 8001 --earlier
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 909 --draws 4 --draw-seed 1001 --allow-tuning-seeds --earlier
     python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
 
