@@ -396,7 +396,7 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
     LEFT JOIN executions pe ON pe.source_id = pg.source_id AND pe.execution_id = pg.trainer_execution_id;
 
     -- what a training of the lane costs from its trainer on (what pruning saves): the median
-    -- over the lane's last five trainings that ended before s, robust to one that failed early
+    -- over the lane's last cost_window trainings that ended before s, robust to one that failed early
     CREATE OR REPLACE TEMP TABLE _pf_costf AS
     WITH skip AS (
         SELECT g.graphlet_id, g.lane, gr.ended_at AS t, sum(coalesce(e.duration_s, 0)) AS skippable_s

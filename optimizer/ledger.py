@@ -176,8 +176,8 @@ def recent_decisions(con, pipeline: str | None = None, limit: int = 20) -> list[
 def ledger_summary(con, pipeline: str | None = None) -> dict:
     """Decisions by action and outcome, compute saved and the estimated pushes lost.
 
-    Compute saved: for each pruned decision, the lane's previous trainer seconds from the
-    trainer on (``cost_s``); pushes lost are estimated as the sum of the pruned decisions'
+    Compute saved: for each pruned decision, its expected cost from the trainer on (``cost_s``,
+    the policy's cost feature: the lane's median skippable seconds); pushes lost are estimated as the sum of the pruned decisions'
     push probabilities (the ledger cannot observe a push that never happened).
     """
     where = "WHERE pipeline = $p" if pipeline is not None else ""

@@ -105,8 +105,8 @@ class Policy:
     def prunes(self, probability: float, cost: float | None = None, target: float | None = None) -> bool:
         """Whether a training that the guards allow is below the threshold.
 
-        Under the controlled rule with a cost (``config.cost_feature``, e.g. the median
-        trainer seconds) the comparison is on ``prune_key(probability, cost)`` against
+        Under the controlled rule with a cost (``config.cost_feature``: the lane's median
+        skippable seconds) the comparison is on ``prune_key(probability, cost)`` against
         ``key_threshold``; otherwise on the probability against ``threshold``. (The running
         budget of ``controlled_decisions`` needs the record of earlier decisions, which a
         single decision does not have.) ``target``: the window's share of expected pushes that
@@ -252,7 +252,7 @@ def prune_key(prob, cost) -> np.ndarray:
 
     Pruning the trainings with the smallest key first saves the most wasted compute for each
     push given up. ``cost`` is what a training is expected to cost from the trainer on (e.g. the
-    lane's previous trainer duration); an unknown or non-positive cost gives an infinite key
+    lane's median skippable seconds, ``h_skippable_s_median``); an unknown or non-positive cost gives an infinite key
     (never pruned by the key).
     """
     p = np.clip(np.asarray(prob, dtype=float), 0.0, 1.0 - 1e-9)
@@ -314,7 +314,7 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
        the larger of it and ``window_threshold`` over the ``config.window`` trainings decided
        just before it (seeded with ``history`` = (probabilities, guarded flags[, keys]) of the
        trainings before the replay), at ``max_lost_pushes x safety x window_share``. With
-       ``cost`` (per row, e.g. the lane's previous trainer seconds) trainings are ranked by
+       ``cost`` (per row, e.g. the lane's median skippable seconds) trainings are ranked by
        ``prune_key`` (expected pushes lost per second of waste saved) instead of the probability,
        and thresholds are in that unit;
     2. and the running budget still holds after pruning it:
