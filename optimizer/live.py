@@ -182,7 +182,8 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
         key = (float(prune_key([p], [cost])[0]) if p is not None and policy.key_threshold is not None
                and cost is not None else None)
         guard = guard_reason(row["h_trainings_before"], row["h_hours_since_push"],
-                             row["h_median_push_interval_h"], config)
+                             row["h_median_push_interval_h"], config,
+                             longest_interval_h=row.get("h_longest_push_interval_h"))
         out[row["lane"]] = Upcoming(
             source_id=str(row["source_id"]), pipeline=str(row["pipeline"]), lane=str(row["lane"]),
             at=pd.Timestamp(row["started_at"]).to_pydatetime(), probability=p, cost_s=cost, key=key, guard=guard,

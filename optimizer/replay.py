@@ -393,6 +393,7 @@ GUARD_VARIANTS = {
     "without_min_history": {"min_history": 0},
     "without_push_age": {"push_age_factor": 1e12, "max_push_age_h": None},
     "with_longest_guard": {"longest_factor": 1.0},
+    "without_longest_guard": {"longest_factor": None},
     "longest_instead_of_push_age": {"push_age_factor": 1e12, "max_push_age_h": None, "longest_factor": 1.0},
     "without_guards": {"min_history": 0, "push_age_factor": 1e12, "max_push_age_h": None, "longest_factor": None},
 }
