@@ -18,12 +18,14 @@ Tuning seeds (never use them to report): default model 5, 11, 101, 102, 103, 202
 adopted, tuned on some of them and was measured once on ``--seeds 7373 --draws 8 --draw-seed
 6001``; the budget's catch-up was tuned on all of them). Reported, each measured once:
 ``--seeds 7373 --draws 8 --draw-seed 6001`` (second round), ``--seeds 9191 --draws 8
---draw-seed 7001`` (the catch-up) and ``--seeds 2727 --draws 8 --draw-seed 8001`` (the fourth
-round's model and cost key, with ``--earlier``; the figures of docs/pruning.md). The benchmark
+--draw-seed 7001`` (the catch-up), ``--seeds 2727 --draws 8 --draw-seed 8001`` (the fourth
+round's model and cost key, with ``--earlier``) and ``--seeds 3838 --draws 8 --draw-seed 9001``
+(the longest-interval guard on by default; the figures of docs/pruning.md). The benchmark
 refuses tuning and reported seeds unless told (``--allow-tuning-seeds``): report the next
 change on new seeds.
 
-    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 2727 --draws 8 --draw-seed 8001 --earlier
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 3838 --draws 8 --draw-seed 9001
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 2727 --draws 8 --draw-seed 8001 --earlier --allow-tuning-seeds
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 909 --draws 4 --draw-seed 1001 --allow-tuning-seeds --earlier
     python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
@@ -46,7 +48,8 @@ COMBOS = (("current", "sync"), ("current", "async"), ("legacy", "sync"), ("curre
 TUNING_SEEDS = (5, 11, 101, 102, 103, 202, 606, 707, 808, 909, 4242, 1001, 1002, 1003, 1004,
                 *range(5001, 5009))
 # seeds whose figures were reported once: not fresh any more for the next change
-REPORTED_SEEDS = (7373, *range(6001, 6009), 9191, *range(7001, 7009))
+REPORTED_SEEDS = (7373, *range(6001, 6009), 9191, *range(7001, 7009), 2727, *range(8001, 8009),
+                  3838, *range(9001, 9009))
 BASELINES = ("lane_push_rate", "last_outcome", "logistic")
 # the model and cost key before the fourth round (--earlier): 15-leaf trees fitted on the fit
 # period alone, ranked by the lane's previous trainer seconds
