@@ -19,13 +19,14 @@ adopted, tuned on some of them and was measured once on ``--seeds 7373 --draws 8
 6001``; the budget's catch-up was tuned on all of them). Reported, each measured once:
 ``--seeds 7373 --draws 8 --draw-seed 6001`` (second round), ``--seeds 9191 --draws 8
 --draw-seed 7001`` (the catch-up), ``--seeds 2727 --draws 8 --draw-seed 8001`` (the fourth
-round's model and cost key, with ``--earlier``) and ``--seeds 3838 --draws 8 --draw-seed 9001``
-(the longest-interval guard on by default; the figures of docs/pruning.md). The benchmark
+round's model and cost key, with ``--earlier``; the figures of docs/pruning.md) and ``--seeds
+3838 --draws 8 --draw-seed 9001`` (the longest-interval guard, then on by default, now
+``--longest-factor 1``; it bought nothing there and is off again). The benchmark
 refuses tuning and reported seeds unless told (``--allow-tuning-seeds``): report the next
 change on new seeds.
 
-    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 3838 --draws 8 --draw-seed 9001
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 2727 --draws 8 --draw-seed 8001 --earlier --allow-tuning-seeds
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 3838 --draws 8 --draw-seed 9001 --allow-tuning-seeds --longest-factor 1
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 909 --draws 4 --draw-seed 1001 --allow-tuning-seeds --earlier
     python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
@@ -81,7 +82,8 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
     if args.time_decide:
         return time_decide(con, t1 - t0)
     truth = load_truth(con, sim.ground_truth_paths)
-    config = PolicyConfig(max_lost_pushes=args.max_lost_pushes, catch_up=args.catch_up)
+    config = PolicyConfig(max_lost_pushes=args.max_lost_pushes, catch_up=args.catch_up,
+                          longest_factor=args.longest_factor)
     row = _row(con, evaluate(con, truth=truth, config=config).to_dict(), args, t1 - t0, t1)
     row.update(style=style, mode=mode, seed=seed, outcome_model=model)
     if args.earlier:
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=8, help="corpora with a random outcome model")
     parser.add_argument("--draw-seed", type=int, default=5001, help="seed of the first random outcome model")
     parser.add_argument("--max-lost-pushes", type=float, default=0.05)
+    parser.add_argument("--longest-factor", type=float, default=None,
+                        help="PolicyConfig.longest_factor: the longest-interval guard (default: off)")
     parser.add_argument("--catch-up", type=float, default=None,
                         help="PolicyConfig.catch_up: spend the running budget's unspent allowance over this many "
                              "windows (default: off)")
@@ -260,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * b['vs_earlier']['earlier_mean']:.2f}% (x{b['vs_earlier']['ratio_mean']:.3f}), "
               f"more on {b['vs_earlier']['better']} of {len(rows)} corpora", flush=True)
     print(json.dumps({"benchmark": "pruning", "pipelines": args.pipelines, "days": args.days, "seeds": args.seeds,
-                      "catch_up": args.catch_up,
+                      "catch_up": args.catch_up, "longest_factor": args.longest_factor,
                       "draws": args.draws, "draw_seed": args.draw_seed, "max_lost_pushes": args.max_lost_pushes,
                       "bars": b, "corpora": rows}))
     return 0

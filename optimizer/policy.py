@@ -62,7 +62,7 @@ class PolicyConfig:
     min_history: int = 5
     push_age_factor: float = 2.0
     max_push_age_h: float | None = None
-    longest_factor: float | None = 1.0
+    longest_factor: float | None = None   # 1.0: tried, bought nothing on fresh seeds (docs/pruning.md)
     min_train: int = 200
     min_class: int = 20
     validation_share: float = 0.3

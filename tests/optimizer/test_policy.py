@@ -92,8 +92,7 @@ class TestReplayDecisions:
         assert c_pruned.tolist() == pruned.tolist() and c_guarded.tolist() == guarded.tolist()
         assert "longest interval" in guard_reason(5, 0.75, 1.0, cfg, longest_interval_h=0.6)
         assert guard_reason(5, 0.5, 1.0, cfg, longest_interval_h=0.6) is None
-        assert guard_reason(5, 0.75, 1.0, replace(CONFIG, longest_factor=None), longest_interval_h=0.6) is None
-        assert "longest interval" in guard_reason(5, 0.75, 1.0, PolicyConfig(), longest_interval_h=0.6)  # on by default
+        assert guard_reason(5, 0.75, 1.0, CONFIG, longest_interval_h=0.6) is None   # off by default
 
     def test_order_of_rows_does_not_matter(self):
         frame, prob = hand_history()
