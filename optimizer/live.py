@@ -258,7 +258,7 @@ def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = N
         extra = {"target": target, "threshold": raised[0], "key_threshold": raised[1]}
     if up.guard is not None:
         reasons.append(f"cadence guard: {up.guard}")
-    elif policy.prunes(p, up.cost_s, target):
+    elif policy.below(p, up.cost_s, raised):
         if budget is not None and not budget.allows(p):
             reasons.append(f"below the threshold, but the lost-push budget is spent: expected {budget.lost:.2f} "
                            f"pushes lost by recent prunes against {budget.observed:.0f} observed "

@@ -89,6 +89,16 @@ class PolicyConfig:
         if self.min_history < 0 or self.push_age_factor <= 0:
             raise OptimizerError("min_history must be >= 0 and push_age_factor > 0")
 
+    @property
+    def budget_share(self) -> float:
+        """The running budget: ``max_lost_pushes x safety`` of the pushes."""
+        return self.max_lost_pushes * self.safety
+
+    @property
+    def window_target(self) -> float:
+        """The window threshold's share of expected pushes: ``budget_share x window_share``."""
+        return self.budget_share * self.window_share
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -115,7 +125,11 @@ class Policy:
         """
         if self.predictor is None:
             return False
-        threshold, key_threshold = self.thresholds(target)
+        return self.below(probability, cost, self.thresholds(target))
+
+    def below(self, probability: float, cost: float | None, thresholds: tuple[float, float | None]) -> bool:
+        """Whether ``probability`` (with ``cost``, its key) is below ``thresholds`` = (threshold, key_threshold)."""
+        threshold, key_threshold = thresholds
         if key_threshold is not None and cost is not None:
             return bool(prune_key([probability], [cost])[0] < key_threshold)
         return bool(probability < threshold)
@@ -127,7 +141,7 @@ class Policy:
         controlled rule recomputes (``window_threshold`` over ``recent``), and never below the
         learned thresholds.
         """
-        base = self.config.max_lost_pushes * self.config.safety * self.config.window_share
+        base = self.config.window_target
         if (target is None or self.config.rule != "controlled" or self.recent is None or len(self.recent[0]) == 0
                 or target <= base):
             return self.threshold, self.key_threshold
@@ -292,8 +306,8 @@ def catch_up_target(config: PolicyConfig, pushes: float, lost: float, window_exp
     (``catch_up = None``) or without slack, the target is the plain one. ``budget`` and ``z``
     default to the config's (``max_lost_pushes x safety``, ``control_z``).
     """
-    base = config.max_lost_pushes * config.safety * config.window_share
-    budget = config.max_lost_pushes * config.safety if budget is None else budget
+    base = config.window_target
+    budget = config.budget_share if budget is None else budget
     if config.catch_up is None or window_expected <= 0:
         return base
     slack = cap_allowance(budget, config.control_z if z is None else z, pushes) - lost
@@ -333,7 +347,7 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
     it (``push_time`` < start), and probabilities of trainings that started before it.
     """
     if budget is not None and budget < 0:
-        budget = config.max_lost_pushes * config.safety
+        budget = config.budget_share
     n = len(frame)
     pruned = np.zeros(n, dtype=bool)
     guarded = np.zeros(n, dtype=bool)
@@ -345,7 +359,7 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
     lanes = frame["lane"].to_numpy()
     prob = np.asarray(prob, dtype=float)
     ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
-    target = config.max_lost_pushes * config.safety * config.window_share
+    target = config.window_target
     z = config.control_z
     key = prob if cost is None else prune_key(prob, cost)
     win_p: deque = deque(maxlen=config.window)
@@ -539,7 +553,7 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     predictor = fit_predictor(X(fit), fit["pushed"].to_numpy(), X(val), val["pushed"].to_numpy(),
                               columns, predictor_config)
     p_val = predictor.predict(X(val))
-    budget = config.max_lost_pushes * config.safety
+    budget = config.budget_share
     threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z,
                                        expected=config.threshold_by == "expected")
     pruned, _ = replay_decisions(val, p_val, threshold, config)
@@ -549,7 +563,7 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     recent = recent_window(tail, predictor.predict(X(tail)), config)
     key_threshold = None
     if config.rule == "controlled":
-        target = config.max_lost_pushes * config.safety * config.window_share
+        target = config.window_target
         threshold = window_threshold(recent[0], recent[1], target)
         if cost_of(tail, config) is not None:
             key_threshold = window_threshold(recent[0], recent[1], target, recent[2])

@@ -318,7 +318,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     metrics["guarded"] = int(guarded.sum())
     metrics["rule"] = config.rule
     if config.rule == "controlled" and policy is not None:
-        metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total)
+        metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total, pruned)
     # the policy's own ranking held in hindsight to the pushes it lost (the baselines' footing
     # below): the gap to ``waste_pruned`` is what deciding online costs
     _, own = _hindsight(test, key, metrics["pushes_lost"], config)
@@ -400,14 +400,16 @@ GUARD_VARIANTS = {
 
 
 def _guard_ablation(test: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, cost, history,
-                    wasted_total) -> dict:
+                    wasted_total, policy_pruned: np.ndarray) -> dict:
     """What each cadence guard buys: the same probabilities replayed by the controller with the
     guard switched off (or, for the optional longest-interval guard, on at 1x), and the waste
-    pruned, pushes lost and cadence kept there, to compare with the policy's own replay."""
+    pruned, pushes lost and cadence kept there, to compare with the policy's own replay
+    (``policy_pruned``, which stands for a variant that leaves the config as it is)."""
     out = {}
     for name, change in GUARD_VARIANTS.items():
         cfg = replace(config, **change)
-        pruned, _, _ = controlled_decisions(test, prob, 0.0, cfg, cost=cost, history=history)
+        pruned = (policy_pruned if cfg == config
+                  else controlled_decisions(test, prob, 0.0, cfg, cost=cost, history=history)[0])
         m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
         cad = cadence_summary(cadence(test, pruned))
         out[name] = {"waste_pruned": m["waste_pruned"], "pushes_lost": m["pushes_lost"],
