@@ -126,6 +126,7 @@ def _row(con, data: dict, args, build_s: float, evaluate_from: float) -> dict:
         "oracle_cost_aware_pushes_lost": o["cost_aware"]["pushes_lost"],
         "oracle_cost_aware_unguarded_waste_pruned": o["cost_aware"]["without_guards"],
         "auc": m["auc"], "oracle_auc": o["auc"],
+        "oracle_controlled": _controlled_row(o.get("controlled")),
         "build_s": build_s, "evaluate_s": evaluate_s,
         "top_features": [f["feature"] for f in data["policy"]["top_features"][:5]],
     }
@@ -136,6 +137,37 @@ def _row(con, data: dict, args, build_s: float, evaluate_from: float) -> dict:
         row[f"{name}_auc"] = b["auc"]
         row[f"vs_{name}"] = b["policy_ratio_at_policy_loss"]
     return row
+
+
+def _controlled_row(c: dict | None) -> dict | None:
+    """The true probabilities decided online by the policy's controller (``oracle["controlled"]``)."""
+    if c is None:
+        return None
+    cad = c["cadence_summary"]
+    return {"waste_pruned": c["waste_pruned"], "pushes_lost": c["pushes_lost"], "budget_spent": c["budget_spent"],
+            "median_within_5pct": cad.get("median_within_tolerance"), "longest_ratio_max": cad.get("longest_ratio_max"),
+            "lane_push_rate_at_its_loss": c.get("lane_push_rate_at_its_loss"),
+            "vs_lane_push_rate": c.get("vs_lane_push_rate")}
+
+
+def oracle_bars(rows: list[dict]) -> dict | None:
+    """The bars a perfect predictor meets: the true probabilities through the policy's own
+    controller, guards and cost key, on the same corpora. Where it fails a bar, no model passes it."""
+    rs = [r["oracle_controlled"] for r in rows if r.get("oracle_controlled")]
+    if not rs:
+        return None
+    lane = [c["vs_lane_push_rate"] for c in rs if c["vs_lane_push_rate"] is not None]
+    return {
+        "corpora": len(rs),
+        "waste_pruned_mean": statistics.fmean(c["waste_pruned"] for c in rs),
+        "vs_lane_push_rate_mean": statistics.fmean(lane) if lane else None,
+        "vs_lane_push_rate_at_least_1_3": sum(x >= 1.3 for x in lane),
+        "beats_lane_push_rate": sum(x > 1.0 for x in lane),
+        "budget_spent_in_band": sum(0.75 <= c["budget_spent"] <= 1.0 for c in rs),
+        "budget_spent_min": min(c["budget_spent"] for c in rs), "budget_spent_max": max(c["budget_spent"] for c in rs),
+        "longest_at_most_doubled": sum((c["longest_ratio_max"] or 0) <= 2.0 for c in rs),
+        "longest_ratio_max": max((c["longest_ratio_max"] or 0) for c in rs),
+    }
 
 
 def bars(rows: list[dict], budget: float) -> dict:
@@ -175,8 +207,18 @@ def _line(r: dict) -> str:
             f" | oracle {pct(r['oracle_waste_pruned_at_policy_loss'])} (budget {pct(r['oracle_waste_pruned'])}, "
             f"median kept {r['oracle_median_within_5pct']}) unguarded {pct(r['oracle_unguarded_waste_pruned'])} "
             f"(median kept {r['oracle_unguarded_median_within_5pct']}, longest x{r['oracle_unguarded_longest_ratio_max'] or 0:.2f})"
-            f" | AUC {r['auc']:.3f} lane {r['lane_push_rate_auc']:.3f} logistic {r['logistic_auc']:.3f} "
+            + _controlled_text(r.get("oracle_controlled"))
+            + f" | AUC {r['auc']:.3f} lane {r['lane_push_rate_auc']:.3f} logistic {r['logistic_auc']:.3f} "
             f"oracle {r['oracle_auc']:.3f} [{r['build_s']:.0f} s build, {r['evaluate_s']:.0f} s evaluate]")
+
+
+def _controlled_text(c: dict | None) -> str:
+    if c is None:
+        return ""
+    ratio = "n/a" if c["vs_lane_push_rate"] is None else f"x{c['vs_lane_push_rate']:.2f}"
+    return (f" | oracle online {100 * c['waste_pruned']:5.1f}% lost {100 * c['pushes_lost']:4.1f}% "
+            f"(budget spent {100 * c['budget_spent']:5.1f}%) vs lane {ratio} median kept {c['median_within_5pct']}"
+            f" longest x{c['longest_ratio_max'] or 0:.2f}")
 
 
 def time_decide(con, build_s: float) -> dict:
@@ -252,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     b = bars(rows, args.max_lost_pushes)
     print("bars: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in b.items()), flush=True)
+    ob = oracle_bars(rows)
+    if ob is not None:
+        b["oracle_controlled"] = ob
+        print("the same bars for the true probabilities decided online (oracle through the controller): "
+              + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in ob.items()), flush=True)
     if args.earlier:
         b["earlier"] = bars([r["earlier"] for r in rows], args.max_lost_pushes)
         print("bars, earlier: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"

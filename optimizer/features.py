@@ -309,6 +309,7 @@ _PROPS_SQL = """
 
 def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
     cost_window_1 = max(cost_window, 1) - 1
+    skippable = skippable_sql("g.trainer_execution_id", "g.s")
     recent_cols = ",\n".join(
         f"(t.pushes_before - coalesce(lag(t.pushes_before, {k}) OVER w, 0)) / "
         f"least(t.n_prior, {k})::DOUBLE AS h_push_rate_last{k},\n"
@@ -405,7 +406,7 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
         JOIN _pf_msrc m ON m.graphlet_id = g.graphlet_id AND m.entity = 'execution'
         JOIN executions e ON e.source_id = g.source_id AND e.execution_id = m.entity_id
         WHERE gr.ended_at IS NOT NULL AND e.update_time <= gr.ended_at
-          AND (e.execution_id = g.trainer_execution_id OR e.create_time >= g.s)
+          AND {skippable}
         GROUP BY 1, 2, 3
     ), med AS (
         SELECT lane, t, median(skippable_s) OVER (PARTITION BY lane ORDER BY t, graphlet_id
@@ -658,6 +659,13 @@ def monotone_counters(frame: pd.DataFrame, columns: list[str], min_pairs: int = 
     return out
 
 
+def skippable_sql(trainer_id: str, trainer_start: str) -> str:
+    """SQL predicate: execution ``e`` is what pruning at the trainer's start skips (the trainer
+    itself and everything created from its start on). One rule for the outcome's
+    ``skippable_s`` and the lane's cost feature, so the two stay in step."""
+    return f"(e.execution_id = {trainer_id} OR e.create_time >= {trainer_start})"
+
+
 def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
     """What happened to each graphlet (for labels and the replay; never a feature).
 
@@ -690,7 +698,7 @@ def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
             JOIN graphlet_members m ON m.graphlet_id = g.graphlet_id AND m.entity = 'execution'
             JOIN executions e ON e.source_id = g.source_id AND e.execution_id = m.entity_id
             {waste_join}
-            WHERE e.execution_id = g.trainer_execution_id OR e.create_time >= t.create_time
+            WHERE {skippable_sql("g.trainer_execution_id", "t.create_time")}
             GROUP BY 1
         )
         SELECT g.graphlet_id, coalesce(g.pushed, false) AS pushed,

@@ -199,8 +199,13 @@ class Budget:
 
     lost: float = 0.0          # sum of the push probabilities of recent model prunes (ledger)
     observed: float = 0.0      # pushes observed over the policy's recent window (warehouse)
-    share: float = 0.02        # max_lost_pushes
+    share: float = 0.02        # PolicyConfig.budget_share: max_lost_pushes x safety
     z: float = 1.5             # control_z
+
+    @classmethod
+    def for_policy(cls, config: PolicyConfig, *, lost: float, observed: float) -> "Budget":
+        """The budget the replay's controller (``controlled_decisions``) holds a policy of ``config`` to."""
+        return cls(lost=lost, observed=observed, share=config.budget_share, z=config.control_z)
 
     def allows(self, p: float) -> bool:
         after = self.lost + p

@@ -76,6 +76,7 @@ class PushPredictor:
         self.calibration = calibration
         self.config = config
         self.linear = linear
+        self.weights: np.ndarray | None = None   # mean |contribution| per feature over the known past
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Uncalibrated probability of the trees (blended with the linear model's, by log-odds)."""
@@ -115,10 +116,14 @@ class PushPredictor:
         return out
 
     def importance(self, top: int = 15) -> list[tuple[str, float]]:
-        """Features by the trees' total gain, largest first."""
-        gain = self.booster.feature_importance(importance_type="gain")
-        order = np.argsort(-gain, kind="stable")[:top]
-        return [(self.columns[j], float(gain[j])) for j in order if gain[j] > 0]
+        """Features by their mean absolute share of the calibrated log-odds over the trainings
+        the model learned from (trees and line together, as ``contributions``), largest first.
+        (The trees' gain alone would hide what the logistic half decides.)"""
+        weights = getattr(self, "weights", None)    # None in a policy saved before it existed
+        weight = (weights if weights is not None
+                  else self.booster.feature_importance(importance_type="gain").astype(float))
+        order = np.argsort(-weight, kind="stable")[:top]
+        return [(self.columns[j], float(weight[j])) for j in order if weight[j] > 0]
 
 
 def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
@@ -187,6 +192,8 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
     log.info("fitted %d trees on %d trainings (%d features)", booster.num_trees(),
              len(y_fit) + (len(y_val) if config.refit_all else 0), len(columns))
     predictor.calibration = calibration
+    X_known = np.concatenate([X_fit, X_val]) if config.refit_all and len(y_val) else X_fit
+    predictor.weights = np.abs(predictor.contributions(X_known)).mean(axis=0)
     return predictor
 
 

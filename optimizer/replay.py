@@ -12,7 +12,9 @@ order as if the policy had been on. It reports
 - cadence per pipeline: median and longest interval between pushes, with and without;
 - the trade-off curve (waste pruned vs pushes lost over thresholds);
 - with ground truth (the simulator's true push probabilities), an oracle that prunes by the
-  true probability under the same guards, at the same lost-push budget.
+  true probability under the same guards, at the same lost-push budget, and the same true
+  probabilities decided online by the policy's controller (``oracle["controlled"]``): what a
+  perfect predictor would get on every bar.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class ReplayResult:
                 "refits": [{"from": r[0], "threshold": r[1], "fallback": r[2]} for r in self.refits],
                 "min_history": pol.config.min_history, "push_age_factor": pol.config.push_age_factor,
                 "max_push_age_h": pol.config.max_push_age_h, "validation": pol.validation,
-                "top_features": ([{"feature": f, "gain": g} for f, g in pol.predictor.importance(10)]
+                "top_features": ([{"feature": f, "weight": g} for f, g in pol.predictor.importance(10)]
                                  if pol.predictor is not None else []),
             },
             "metrics": self.metrics,
@@ -381,12 +383,43 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         _, pr_cf = _hindsight(test, key_true, budget, free)
         oracle["cost_aware"]["without_guards"] = replay_metrics(
             test, pr_cf, wasted_total_s=wasted_total)["waste_pruned"]
+        if config.rule == "controlled":
+            lane_p = base.probabilities("lane_push_rate") if base is not None else None
+            oracle["controlled"] = _controlled_oracle(frame, started < until, test, truth, p_true, config, cost,
+                                                      wasted_total, lane_p)
         oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
         decisions["true_probability"] = p_true
     log.info("replayed %d trainings after %s: waste pruned %.3f, pushes lost %.4f",
              len(test), until, metrics["waste_pruned"], metrics["pushes_lost"])
     return ReplayResult(until, policy, metrics, cad, curve, oracle, oracle_curve, decisions, tuple(refits),
                         baseline_results, baseline_curves)
+
+
+def _controlled_oracle(frame: pd.DataFrame, before: pd.Series, test: pd.DataFrame, truth: pd.DataFrame,
+                       p_true: np.ndarray, config: PolicyConfig, cost, wasted_total, lane_p) -> dict:
+    """The true probabilities decided *online*, by the policy's own controller, guards and cost key.
+
+    Not a ceiling on ranking (the hindsight oracle above is) but on everything else: what a
+    perfect predictor gets from this controller on the bars of docs/pruning.md (the loss it
+    lands at against the budget, the cadence it keeps, the waste it prunes against the lane
+    push rate held in hindsight to that loss). Where this fails a bar, no better model passes it.
+    """
+    past = frame[before.to_numpy()]
+    p_past = (past.merge(truth, on=["source_id", "trainer_execution_id"], how="left")["push_probability"]
+              .to_numpy(dtype=float))
+    history = recent_window(past, np.where(np.isnan(p_past), 1.0, p_past), config)
+    pruned, _, _ = controlled_decisions(test, p_true, 0.0, config, cost=cost, history=history)
+    m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
+    out = {k: m[k] for k in ("pruned", "waste_pruned", "pushes_lost", "pushes_lost_count")}
+    out["budget_spent"] = m["pushes_lost"] / config.max_lost_pushes if config.max_lost_pushes > 0 else None
+    out["cadence_summary"] = cadence_summary(cadence(test, pruned))
+    if lane_p is not None:
+        key = lane_p if cost is None else prune_key(lane_p, cost)
+        _, lane_pruned = _hindsight(test, key, m["pushes_lost"], config)
+        lane = replay_metrics(test, lane_pruned, wasted_total_s=wasted_total)["waste_pruned"]
+        out["lane_push_rate_at_its_loss"] = lane
+        out["vs_lane_push_rate"] = m["waste_pruned"] / lane if lane > 0 else None
+    return out
 
 
 GUARD_VARIANTS = {

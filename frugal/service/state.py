@@ -573,8 +573,8 @@ class Service:
                        f"{', '.join(lx.rsplit('/', 1)[-1] for lx in lanes)}")
 
     def budget(self, warm: Warm) -> live.Budget:
-        return live.Budget(lost=float(sum(self._recent_prunes)), observed=warm.observed_pushes,
-                           share=self.policy_config.max_lost_pushes, z=self.policy_config.control_z)
+        return live.Budget.for_policy(self.policy_config, lost=float(sum(self._recent_prunes)),
+                                      observed=warm.observed_pushes)
 
     def active_rule(self, pipeline: str, source: str | None) -> ledger.Rule | None:
         rule = self.rules.get(pipeline)

@@ -68,3 +68,15 @@ def test_the_cap_still_binds_after_the_threshold_is_raised():
     assert not nearly.allows(0.22) and nearly.allows(0.19)
     c = choose(upcoming(0.22), lp, budget=nearly)
     assert c.action == "run" and any("budget is spent" in r for r in c.reasons)
+
+
+def test_the_live_budget_holds_the_share_the_replay_holds_including_safety():
+    # the replay's controller caps at max_lost_pushes x safety (PolicyConfig.budget_share); the
+    # service's budget must too: with safety 0.5, 12 expected lost pushes on 400 observed are
+    # within 5% (cap 16) but not within 2.5% (cap 7.9)
+    cfg = PolicyConfig(max_lost_pushes=0.05, safety=0.5, control_z=1.0)
+    b = Budget.for_policy(cfg, lost=11.8, observed=400.0)
+    assert b.share == pytest.approx(0.025) and b.z == 1.0
+    assert not b.allows(0.2)
+    assert Budget.for_policy(PolicyConfig(max_lost_pushes=0.05, control_z=1.0), lost=11.8, observed=400.0).allows(0.2)
+    assert b.unspent() == pytest.approx(cap_allowance(0.025, 1.0, 400.0) - 11.8)

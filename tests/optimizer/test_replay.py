@@ -93,6 +93,14 @@ def test_predictor_is_deterministic_for_a_seed():
     top = runs[0].explain(X[:1], top=2)[0]
     assert len(top) <= 2 and all(c.feature in cols for c in top)
     assert runs[0].importance(1)[0][0] == "f0"
+    # importance is the mean absolute share of the calibrated log-odds over the known past, both
+    # halves together: a model of the line alone still ranks its driver first
+    imp = dict(runs[0].importance(5))
+    assert imp["f0"] == pytest.approx(np.abs(runs[0].contributions(X)).mean(axis=0)[0])
+    line = fit_predictor(X[:400], y[:400], X[400:], y[400:], cols, PredictorConfig(seed=7, linear_weight=1.0))
+    assert line.importance(1)[0][0] == "f0"
+    assert line.importance(5)[0][1] == pytest.approx(line.calibration[0] * np.abs(
+        line.linear.contributions(X)).mean(axis=0)[0])
 
 
 def test_predictor_learns_from_the_validation_period_and_explains_its_log_odds():
