@@ -86,11 +86,17 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
                           longest_factor=args.longest_factor)
     row = _row(con, evaluate(con, truth=truth, config=config).to_dict(), args, t1 - t0, t1)
     row.update(style=style, mode=mode, seed=seed, outcome_model=model)
-    if args.earlier:
-        # the same corpus, features and guards under the earlier model and cost (EARLIER)
+    if args.earlier or args.without_latest:
+        # the same corpus and guards under the earlier model and cost key (--earlier), or the
+        # same model without the newest-value features (--without-latest)
         t1 = time.perf_counter()
-        data = evaluate(con, truth=truth, config=replace(config, cost_feature=EARLIER_COST),
-                        predictor_config=_earlier_predictor()).to_dict()
+        if args.without_latest:
+            from optimizer.features import FeatureConfig
+
+            data = evaluate(con, truth=truth, config=config, feature_config=FeatureConfig(latest=False)).to_dict()
+        else:
+            data = evaluate(con, truth=truth, config=replace(config, cost_feature=EARLIER_COST),
+                            predictor_config=_earlier_predictor()).to_dict()
         row["earlier"] = {**_row(con, data, args, row["build_s"], t1), "style": style, "mode": mode, "seed": seed,
                           "outcome_model": model}
     return row
@@ -264,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--earlier", action="store_true",
                         help="also replay each corpus with the model and cost key before the fourth round "
                              "(15-leaf trees on the fit period, previous trainer seconds) and compare")
+    parser.add_argument("--without-latest", action="store_true",
+                        help="also replay each corpus without the `.latest` property features (the feature set "
+                             "before the fifth round; FeatureConfig(latest=False)) and compare, as --earlier does")
     parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:sync (default-model corpora only)")
     parser.add_argument("--allow-tuning-seeds", action="store_true",
                         help="run on a tuning or already reported seed (not to report as fresh)")
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rows.append(row)
             print(_line(row), flush=True)
-            if args.earlier:
+            if args.earlier or args.without_latest:
                 print("  earlier: " + _line(row["earlier"]), flush=True)
     if args.time_decide:
         return 0
@@ -299,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         b["oracle_controlled"] = ob
         print("the same bars for the true probabilities decided online (oracle through the controller): "
               + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in ob.items()), flush=True)
-    if args.earlier:
+    if args.earlier or args.without_latest:
         b["earlier"] = bars([r["earlier"] for r in rows], args.max_lost_pushes)
         print("bars, earlier: " + "; ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"
                                              for k, v in b["earlier"].items() if k != "earlier"), flush=True)

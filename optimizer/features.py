@@ -52,7 +52,10 @@ class FeatureConfig:
     median of the lane's previous ``relative_window`` values (0: off); cost_window: trainings
     whose median skippable seconds give ``h_skippable_s_median``; drop_counters: leave
     out of the model columns those that only count time within a lane (``monotone_counters``),
-    judged on at least ``min_counter_pairs`` consecutive pairs.
+    judged on at least ``min_counter_pairs`` consecutive pairs. latest: where a training
+    reads several values of a numeric property, also give the newest one (``.latest``, by
+    creation time: the newest span's ExampleAnomalies ``blessed`` of a trainer that reads a
+    window of spans); False builds the feature set before the fifth round.
     """
 
     recent: tuple[int, ...] = (5, 20)
@@ -63,6 +66,7 @@ class FeatureConfig:
     cost_window: int = 5
     drop_counters: bool = True
     min_counter_pairs: int = 20
+    latest: bool = True
 
 
 @dataclass(frozen=True)
@@ -302,7 +306,8 @@ _PROPS_SQL = """
     SELECT graphlet_id,
            (CASE WHEN entity = 'execution' THEN 'x.' ELSE 'a.' END) || key || '.' || name AS fkey,
            min(num) AS vmin, max(num) AS vmax, count(DISTINCT num) AS vdistinct,
-           arg_max(h, struct_pack(t := t, id := entity_id)) AS h_latest, count(num) AS n_num
+           arg_max(h, struct_pack(t := t, id := entity_id)) AS h_latest, count(num) AS n_num,
+           arg_max(num, struct_pack(t := t, id := entity_id)) FILTER (WHERE num IS NOT NULL) AS vlatest
     FROM raw GROUP BY 1, 2;
 """
 
@@ -486,7 +491,7 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
 
 _PROP_DIFF_SQL = """
     CREATE OR REPLACE TEMP TABLE _pf_pd AS
-    SELECT c.graphlet_id, c.fkey, c.vmin, c.vmax, c.vdistinct, c.n_num,
+    SELECT c.graphlet_id, c.fkey, c.vmin, c.vmax, c.vdistinct, c.n_num, c.vlatest,
            CASE WHEN o.prev_id IS NOT NULL THEN
                 (p.h_latest IS NULL OR p.h_latest <> c.h_latest)::INTEGER::DOUBLE END AS changed,
            c.vmax - p.vmax AS dmax
@@ -574,7 +579,8 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         con.execute("CREATE OR REPLACE TEMP TABLE _pf_keysel (fkey VARCHAR, numeric BOOLEAN, multi BOOLEAN)")
         con.executemany("INSERT INTO _pf_keysel VALUES (?, ?, ?)", [list(k) for k in keys])
         long = con.execute("""
-            SELECT d.graphlet_id, d.fkey, k.numeric, k.multi, d.vmin, d.vmax, d.vdistinct, d.changed, d.dmax
+            SELECT d.graphlet_id, d.fkey, k.numeric, k.multi, d.vmin, d.vmax, d.vdistinct, d.vlatest, d.changed,
+                   d.dmax
             FROM _pf_pd d JOIN _pf_keysel k USING (fkey)
         """).df()
         wide = {}
@@ -594,6 +600,8 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
                     vmax = part["vmax"].to_numpy(dtype=float, na_value=np.nan)
                     nd = part["vdistinct"].to_numpy(dtype=float, na_value=np.nan)
                     put(f"{fkey}.min", vmin)
+                    if config.latest:
+                        put(f"{fkey}.latest", part["vlatest"].to_numpy(dtype=float, na_value=np.nan))
                     put(f"{fkey}.distinct", nd)
                     put(f"{fkey}.gaps", np.where(np.floor(vmin) == vmin, vmax - vmin + 1 - nd, np.nan))
             put(f"{fkey}.changed", part["changed"].to_numpy(dtype=float, na_value=np.nan))
@@ -604,6 +612,7 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
                 names += [f"{fkey}.max", f"{fkey}.delta"]
                 if multi:
                     names += [f"{fkey}.min", f"{fkey}.distinct", f"{fkey}.gaps"]
+                    names += [f"{fkey}.latest"] if config.latest else []
             for name in names:
                 wide.setdefault(name, np.full(len(idx), np.nan))
         prop_cols = sorted(wide)

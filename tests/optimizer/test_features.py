@@ -129,3 +129,31 @@ def test_cost_of_a_training_is_the_median_of_what_the_lanes_last_ended_trainings
     np.testing.assert_allclose(frame["h_skippable_s_median"].to_numpy(), expected.to_numpy(), rtol=1e-9)
     assert expected.notna().mean() > 0.9 and expected.nunique() > 100
     assert "h_skippable_s_median" in fs.columns
+
+
+def test_newest_value_of_a_window_is_the_newest_spans_validation(prune_sim):
+    """A trainer that reads a window of spans sees one ExampleAnomalies per span; the outcome
+    depends on the newest span's (docs/simulator.md), which ``.latest`` gives and ``.min`` and
+    ``.max`` (any span, every span) do not. Checked against the simulator's own record of it."""
+    import json
+
+    con = connect(str(prune_sim.warehouse), read_only=True)
+    frame = build_features(con).frame
+    sources = dict(con.execute("SELECT source_id, uri FROM sources").fetchall())
+    con.close()
+    rows = []
+    for path in prune_sim.ground_truth:
+        truth = json.loads(open(path).read())
+        sid = next(s for s, uri in sources.items() if str(uri).endswith(truth["store"]))
+        rows += [(sid, t["execution_id"], bool(t["drivers"]["anomaly"])) for t in truth["trainers"] if t.get("drivers")]
+    truth = pd.DataFrame(rows, columns=["source_id", "trainer_execution_id", "anomaly"])
+    both = frame.merge(truth, on=["source_id", "trainer_execution_id"])
+    latest = both["a.ExampleAnomalies.blessed.latest"]
+    assert len(both) > 500 and latest.notna().mean() > 0.95
+    seen = both[latest.notna()]
+    # the struct reads as its smallest number: 0 when any split is anomalous
+    assert ((seen["a.ExampleAnomalies.blessed.latest"] == 0) == seen["anomaly"]).all()
+    # windows of several spans are where the newest differs from the extremes
+    multi = seen[seen["a.ExampleAnomalies.blessed.distinct"] > 1]
+    assert len(multi) > 20
+    assert not ((multi["a.ExampleAnomalies.blessed.min"] == 0) == multi["anomaly"]).all()
