@@ -7,7 +7,8 @@ three baselines (lane push rate, last known outcome, logistic regression on the 
 features) the same way (same guards, controller, budget and cost ranking), and holds each, in
 hindsight, to the pushes the policy lost (``at policy loss``: their ranking at the same loss).
 The oracle prunes by the simulator's true push probability, under the same guards and
-without them. Corpora: every (style, mode) of ``COMBOS`` for each ``--seeds`` seed with the
+without them, and decides it online with the policy's own controller ("oracle online": the
+bars a perfect predictor meets, printed last). Corpora: every (style, mode) of ``COMBOS`` for each ``--seeds`` seed with the
 default outcome model, and ``--draws`` corpora with ``--outcome-model random`` (one drawn
 model per seed, from ``--draw-seed`` on; styles and modes in turn). Prints one line per
 corpus, the bars of docs/pruning.md, and a JSON object last.
@@ -21,12 +22,14 @@ adopted, tuned on some of them and was measured once on ``--seeds 7373 --draws 8
 --draw-seed 7001`` (the catch-up), ``--seeds 2727 --draws 8 --draw-seed 8001`` (the fourth
 round's model and cost key, with ``--earlier``; the figures of docs/pruning.md) and ``--seeds
 3838 --draws 8 --draw-seed 9001`` (the longest-interval guard, then on by default, now
-``--longest-factor 1``; it bought nothing there and is off again). The benchmark
+``--longest-factor 1``; it bought nothing there and is off again), ``--seeds 4646 --draws 8
+--draw-seed 10001`` (the fifth round's ``.latest`` features, with ``--without-latest``). The benchmark
 refuses tuning and reported seeds unless told (``--allow-tuning-seeds``): report the next
 change on new seeds.
 
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 2727 --draws 8 --draw-seed 8001 --earlier --allow-tuning-seeds
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 3838 --draws 8 --draw-seed 9001 --allow-tuning-seeds --longest-factor 1
+    python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 4646 --draws 8 --draw-seed 10001 --without-latest --allow-tuning-seeds
     python benchmarks/pruning.py --pipelines 60 --days 90 --seeds 909 --draws 4 --draw-seed 1001 --allow-tuning-seeds --earlier
     python benchmarks/pruning.py --pipelines 300 --days 120 --only current:sync --time-decide
 """
@@ -50,7 +53,7 @@ TUNING_SEEDS = (5, 11, 101, 102, 103, 202, 606, 707, 808, 909, 4242, 1001, 1002,
                 *range(5001, 5009))
 # seeds whose figures were reported once: not fresh any more for the next change
 REPORTED_SEEDS = (7373, *range(6001, 6009), 9191, *range(7001, 7009), 2727, *range(8001, 8009),
-                  3838, *range(9001, 9009))
+                  3838, *range(9001, 9009), 4646, *range(10001, 10009))
 BASELINES = ("lane_push_rate", "last_outcome", "logistic")
 # the model and cost key before the fourth round (--earlier): 15-leaf trees fitted on the fit
 # period alone, ranked by the lane's previous trainer seconds
