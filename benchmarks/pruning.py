@@ -270,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catch-up", type=float, default=None,
                         help="PolicyConfig.catch_up: spend the running budget's unspent allowance over this many "
                              "windows (default: off)")
-    parser.add_argument("--earlier", action="store_true",
+    compare = parser.add_mutually_exclusive_group()
+    compare.add_argument("--earlier", action="store_true",
                         help="also replay each corpus with the model and cost key before the fourth round "
                              "(15-leaf trees on the fit period, previous trainer seconds) and compare")
-    parser.add_argument("--without-latest", action="store_true",
+    compare.add_argument("--without-latest", action="store_true",
                         help="also replay each corpus without the `.latest` property features (the feature set "
                              "before the fifth round; FeatureConfig(latest=False)) and compare, as --earlier does")
     parser.add_argument("--only", default=None, help="style:mode, e.g. legacy:sync (default-model corpora only)")
