@@ -47,9 +47,9 @@ def load_drivers(con, paths):
 
     import pandas as pd
 
-    by_name = {}
-    for sid, uri in con.execute("SELECT source_id, uri FROM sources").fetchall():
-        by_name[Path(str(uri)).name] = by_name[Path(str(uri)).stem] = sid
+    from optimizer.replay import store_sources
+
+    by_name = store_sources(con)
     rows = []
     for path in paths:
         data = json.loads(Path(path).read_text())

@@ -588,33 +588,14 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         for (fkey, numeric, multi), part in long.groupby(["fkey", "numeric", "multi"], sort=True):
             pos = idx.get_indexer(part["graphlet_id"])
             ok = pos >= 0
-            def put(name, values):
+            for suffix, values in _property_values(part, numeric, multi, config).items():
                 col = np.full(len(idx), np.nan)
                 col[pos[ok]] = values[ok]
-                wide[name] = col
-            if numeric:
-                put(f"{fkey}.max", part["vmax"].to_numpy(dtype=float, na_value=np.nan))
-                put(f"{fkey}.delta", part["dmax"].to_numpy(dtype=float, na_value=np.nan))
-                if multi:
-                    vmin = part["vmin"].to_numpy(dtype=float, na_value=np.nan)
-                    vmax = part["vmax"].to_numpy(dtype=float, na_value=np.nan)
-                    nd = part["vdistinct"].to_numpy(dtype=float, na_value=np.nan)
-                    put(f"{fkey}.min", vmin)
-                    if config.latest:
-                        put(f"{fkey}.latest", part["vlatest"].to_numpy(dtype=float, na_value=np.nan))
-                    put(f"{fkey}.distinct", nd)
-                    put(f"{fkey}.gaps", np.where(np.floor(vmin) == vmin, vmax - vmin + 1 - nd, np.nan))
-            put(f"{fkey}.changed", part["changed"].to_numpy(dtype=float, na_value=np.nan))
+                wide[f"{fkey}.{suffix}"] = col
         # also keys that are absent from every selected row still get (empty) columns
         for fkey, numeric, multi in keys:
-            names = [f"{fkey}.changed"]
-            if numeric:
-                names += [f"{fkey}.max", f"{fkey}.delta"]
-                if multi:
-                    names += [f"{fkey}.min", f"{fkey}.distinct", f"{fkey}.gaps"]
-                    names += [f"{fkey}.latest"] if config.latest else []
-            for name in names:
-                wide.setdefault(name, np.full(len(idx), np.nan))
+            for suffix in _property_values(long.iloc[:0], numeric, multi, config):
+                wide.setdefault(f"{fkey}.{suffix}", np.full(len(idx), np.nan))
         prop_cols = sorted(wide)
         base = pd.concat([base, pd.DataFrame({c: wide[c] for c in prop_cols}, index=base.index)], axis=1)
     feature_cols = [c for c in base.columns if c not in KEY_COLUMNS]
@@ -665,6 +646,24 @@ def monotone_counters(frame: pd.DataFrame, columns: list[str], min_pairs: int = 
     inc = (diffs > 0).sum() / n.where(n > 0)
     out = [c for c in columns if n[c] >= min_pairs and nondec[c] >= 0.99 and inc[c] >= 0.5]
     log.info("left out %d monotone counters: %s", len(out), ", ".join(out[:10]))
+    return out
+
+
+def _property_values(part: pd.DataFrame, numeric: bool, multi: bool, config: FeatureConfig) -> dict:
+    """A property key's feature columns (suffix -> values) from its rows of ``_pf_pd``; with no
+    rows, the suffixes the key gets."""
+    col = lambda c: part[c].to_numpy(dtype=float, na_value=np.nan)  # noqa: E731
+    out = {}
+    if numeric:
+        out["max"], out["delta"] = col("vmax"), col("dmax")
+        if multi:
+            vmin, vmax, nd = col("vmin"), col("vmax"), col("vdistinct")
+            out["min"] = vmin
+            if config.latest:
+                out["latest"] = col("vlatest")
+            out["distinct"] = nd
+            out["gaps"] = np.where(np.floor(vmin) == vmin, vmax - vmin + 1 - nd, np.nan)
+    out["changed"] = col("changed")
     return out
 
 

@@ -179,9 +179,11 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
         a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         if a > 0:   # a non-increasing map would invert the ranking: keep the raw scores then
             calibration = (a, b)
-    if config.refit_all and len(y_val):
+    refit = config.refit_all and len(y_val) > 0
+    X_known = np.concatenate([X_fit, X_val]) if refit else X_fit
+    if refit:
         # the same model, with the rounds early stopping chose, learned from the whole known past
-        X_all, y_all = np.concatenate([X_fit, X_val]), np.concatenate([y_fit, y_val])
+        X_all, y_all = X_known, np.concatenate([y_fit, y_val])
         rounds = booster.best_iteration if booster.best_iteration > 0 else booster.num_trees()
         booster = lgb.train(params, lgb.Dataset(X_all, label=y_all,
                                                 feature_name=[f"f{i}" for i in range(len(columns))]),
@@ -190,9 +192,8 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
         if linear is not None:
             predictor.linear = fit_logistic(X_all, y_all) or linear
     log.info("fitted %d trees on %d trainings (%d features)", booster.num_trees(),
-             len(y_fit) + (len(y_val) if config.refit_all else 0), len(columns))
+             len(X_known), len(columns))
     predictor.calibration = calibration
-    X_known = np.concatenate([X_fit, X_val]) if config.refit_all and len(y_val) else X_fit
     predictor.weights = np.abs(predictor.contributions(X_known)).mean(axis=0)
     return predictor
 

@@ -34,7 +34,7 @@ from optimizer.policy import (Policy, PolicyConfig, choose_threshold, controlled
                               hours_since_epoch, prune_key, recent_window, replay_decisions, train_policy)
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
-           "tradeoff_curve", "load_truth", "tradeoff_figure", "cadence_figure", "replay_frame"]
+           "tradeoff_curve", "load_truth", "store_sources", "tradeoff_figure", "cadence_figure", "replay_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,15 @@ def _period_totals(con, since: pd.Timestamp) -> tuple[float | None, float | None
     return (round(float(row[0] or 0.0), 6), round(float(row[1] or 0.0), 6))
 
 
+def store_sources(con) -> dict[str, str]:
+    """Ingested sources by their store's file name and stem: how a ground-truth file's ``store``
+    names the source it describes."""
+    out = {}
+    for sid, uri in con.execute("SELECT source_id, uri FROM sources").fetchall():
+        out[Path(str(uri)).name] = out[Path(str(uri)).stem] = sid
+    return out
+
+
 def load_truth(con, paths) -> pd.DataFrame:
     """Read ground-truth files: the true push probability of each trainer execution.
 
@@ -235,11 +244,7 @@ def load_truth(con, paths) -> pd.DataFrame:
     a probability, e.g. a cached one, is skipped). Returns source_id, trainer_execution_id,
     push_probability.
     """
-    sources = con.execute("SELECT source_id, uri FROM sources").fetchall()
-    by_name = {}
-    for sid, uri in sources:
-        by_name[Path(str(uri)).name] = sid
-        by_name[Path(str(uri)).stem] = sid
+    by_name = store_sources(con)
     rows = []
     for path in map(Path, paths):
         data = json.loads(path.read_text())
@@ -352,10 +357,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
             decisions[f"{name}_probability"] = p_b
     oracle = oracle_curve = None
     if truth is not None and not truth.empty:
-        merged = test.merge(truth, on=["source_id", "trainer_execution_id"], how="left")
-        p_true = merged["push_probability"].to_numpy(dtype=float)
-        missing = int(np.isnan(p_true).sum())
-        p_true = np.where(np.isnan(p_true), 1.0, p_true)   # unknown: never pruned by the oracle
+        p_true, missing = _true_probability(test, truth)
         budget = max(metrics["pushes_lost"], config.max_lost_pushes)
         th_o, pr_o = _hindsight(test, p_true, budget, config)
         oracle = replay_metrics(test, pr_o, wasted_total_s=wasted_total, compute_total_s=compute_total)
@@ -405,18 +407,14 @@ def _controlled_oracle(frame: pd.DataFrame, before: pd.Series, test: pd.DataFram
     push rate held in hindsight to that loss). Where this fails a bar, no better model passes it.
     """
     past = frame[before.to_numpy()]
-    p_past = (past.merge(truth, on=["source_id", "trainer_execution_id"], how="left")["push_probability"]
-              .to_numpy(dtype=float))
-    history = recent_window(past, np.where(np.isnan(p_past), 1.0, p_past), config)
+    history = recent_window(past, _true_probability(past, truth)[0], config)
     pruned, _, _ = controlled_decisions(test, p_true, 0.0, config, cost=cost, history=history)
     m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
     out = {k: m[k] for k in ("pruned", "waste_pruned", "pushes_lost", "pushes_lost_count")}
     out["budget_spent"] = m["pushes_lost"] / config.max_lost_pushes if config.max_lost_pushes > 0 else None
     out["cadence_summary"] = cadence_summary(cadence(test, pruned))
     if lane_p is not None:
-        key = lane_p if cost is None else prune_key(lane_p, cost)
-        _, lane_pruned = _hindsight(test, key, m["pushes_lost"], config)
-        lane = replay_metrics(test, lane_pruned, wasted_total_s=wasted_total)["waste_pruned"]
+        lane = _held_to_loss(test, lane_p, cost, m["pushes_lost"], config, wasted_total)["waste_pruned"]
         out["lane_push_rate_at_its_loss"] = lane
         out["vs_lane_push_rate"] = m["waste_pruned"] / lane if lane > 0 else None
     return out
@@ -503,14 +501,30 @@ def _baseline_replay(test: pd.DataFrame, prob: np.ndarray, history: tuple, confi
                              "pushes_lost_count", "compute_saved_share")}
     out["cadence_summary"] = cadence_summary(cadence(test, pruned))
     out.update(_quality(test["pushed"].to_numpy(dtype=bool), prob))
-    key = prob if cost is None else prune_key(prob, cost)
-    _, same = _hindsight(test, key, policy_metrics["pushes_lost"], config)
-    at = replay_metrics(test, same, wasted_total_s=wasted_total)
+    at = _held_to_loss(test, prob, cost, policy_metrics["pushes_lost"], config, wasted_total)
     out["at_policy_loss"] = {"waste_pruned": at["waste_pruned"], "pushes_lost": at["pushes_lost"]}
     pol = policy_metrics["waste_pruned"]
     out["policy_ratio_at_policy_loss"] = pol / at["waste_pruned"] if at["waste_pruned"] > 0 else None
     out["policy_ratio"] = pol / m["waste_pruned"] if m["waste_pruned"] > 0 else None
     return out
+
+
+def _true_probability(rows: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """The true push probability of each row, and how many rows the truth does not cover
+    (given 1.0: never pruned by an oracle)."""
+    p = rows[["source_id", "trainer_execution_id"]].merge(
+        truth, on=["source_id", "trainer_execution_id"], how="left")["push_probability"].to_numpy(dtype=float)
+    missing = np.isnan(p)
+    return np.where(missing, 1.0, p), int(missing.sum())
+
+
+def _held_to_loss(test: pd.DataFrame, prob: np.ndarray, cost, loss: float, config: PolicyConfig,
+                  wasted_total) -> dict:
+    """``prob`` ranked by the controller's key (``prune_key`` with ``cost``) and held in hindsight
+    to ``loss`` of the pushes, same guards: that ranking's replay metrics at the same loss."""
+    key = prob if cost is None else prune_key(prob, cost)
+    _, pruned = _hindsight(test, key, loss, config)
+    return replay_metrics(test, pruned, wasted_total_s=wasted_total)
 
 
 def _hindsight(frame: pd.DataFrame, key: np.ndarray, budget: float, config: PolicyConfig) -> tuple[float, np.ndarray]:
