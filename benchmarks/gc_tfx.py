@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.roles import default_roles  # noqa: E402
-from optimizer.collect_garbage import ArtifactVerdict, CollectionPlan, plan_collection  # noqa: E402
+from optimizer.reuse.collect_garbage import ArtifactVerdict, CollectionPlan, plan_collection  # noqa: E402
 from pipelines.pipeline_root import apply_collection, measure_root  # noqa: E402
 from provenance.run_history import read_run_history  # noqa: E402
 

@@ -28,16 +28,16 @@ import networkx as nx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optimizer.costs import CostModel  # noqa: E402
-from optimizer.materialize import (  # noqa: E402
+from optimizer.reuse.costs import CostModel  # noqa: E402
+from optimizer.reuse.materialize import (  # noqa: E402
     POLICIES,
     choose_evictions,
     choose_materializations,
     estimate_recurrence,
     recreation_costs,
 )
-from optimizer.plan import PlanError, StoreEntry  # noqa: E402
-from optimizer.reuse import execution_plan  # noqa: E402
+from optimizer.reuse.plan import PlanError, StoreEntry  # noqa: E402
+from optimizer.reuse.execution import execution_plan  # noqa: E402
 
 INF = math.inf
 

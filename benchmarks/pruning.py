@@ -1,7 +1,7 @@
 """Pruning policy vs its baselines and the oracle on fresh simulated corpora.
 
 Each corpus is simulated with a seed never used for tuning, ingested and analyzed;
-``optimizer.replay.evaluate`` learns on the first 60% of the time span and replays the rest,
+``optimizer.pruning.replay.evaluate`` learns on the first 60% of the time span and replays the rest,
 retraining on an expanding window at 8 evenly spaced times. Beside the policy it replays the
 three baselines (lane push rate, last known outcome, logistic regression on the same
 features) the same way (same guards, controller, budget and cost ranking), and holds each, in
@@ -61,15 +61,15 @@ EARLIER_COST = "p_prev_trainer_s"
 
 
 def _earlier_predictor():
-    from optimizer.predictor import PredictorConfig
+    from optimizer.pruning.predictor import PredictorConfig
 
     return PredictorConfig(n_estimators=400, num_leaves=15, linear_weight=0.0, refit_all=False)
 
 
 def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> dict:
     from analysis import analyze
-    from optimizer.policy import PolicyConfig
-    from optimizer.replay import evaluate, load_truth
+    from optimizer.pruning.policy import PolicyConfig
+    from optimizer.pruning.replay import evaluate, load_truth
     from pipelines.simulator import simulate
     from provenance.ingest import ingest
     from provenance.warehouse import connect
@@ -94,7 +94,7 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
         # same model without the newest-value features (--without-latest)
         t1 = time.perf_counter()
         if args.without_latest:
-            from optimizer.features import FeatureConfig
+            from optimizer.pruning.features import FeatureConfig
 
             data = evaluate(con, truth=truth, config=config, feature_config=FeatureConfig(latest=False)).to_dict()
         else:
@@ -232,8 +232,8 @@ def _controlled_text(c: dict | None) -> str:
 
 def time_decide(con, build_s: float) -> dict:
     """Seconds to build every training's features, then to decide for the three busiest pipelines."""
-    from optimizer.hook import decide
-    from optimizer.replay import replay_frame
+    from optimizer.pruning.hook import decide
+    from optimizer.pruning.replay import replay_frame
 
     t0 = time.perf_counter()
     frame, columns = replay_frame(con)

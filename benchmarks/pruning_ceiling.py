@@ -3,7 +3,7 @@
 The oracle prunes by the simulator's true push probability, which depends on hidden state
 (the branch's health, the span's drift and, with a random outcome model, a periodic swing and
 a per-training shock; docs/simulator.md). This benchmark fits the policy's own learner
-(``optimizer.predictor.fit_predictor``, default config) once, at the replay's split, on four
+(``optimizer.pruning.predictor.fit_predictor``, default config) once, at the replay's split, on four
 inputs, and scores each on the replayed period:
 
 - ``policy features``: the policy's feature columns (what frugal reads from MLMD);
@@ -47,7 +47,7 @@ def load_drivers(con, paths):
 
     import pandas as pd
 
-    from optimizer.replay import store_sources
+    from optimizer.pruning.replay import store_sources
 
     by_name = store_sources(con)
     rows = []
@@ -76,10 +76,10 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
     from sklearn.metrics import roc_auc_score
 
     from analysis import analyze
-    from optimizer.features import FeatureConfig
-    from optimizer.policy import PolicyConfig, choose_threshold, cost_of, prune_key, replay_decisions
-    from optimizer.predictor import fit_predictor
-    from optimizer.replay import evaluate, load_truth, replay_frame, replay_metrics
+    from optimizer.pruning.features import FeatureConfig
+    from optimizer.pruning.policy import PolicyConfig, choose_threshold, cost_of, prune_key, replay_decisions
+    from optimizer.pruning.predictor import fit_predictor
+    from optimizer.pruning.replay import evaluate, load_truth, replay_frame, replay_metrics
     from pipelines.simulator import simulate
     from provenance.ingest import ingest
     from provenance.warehouse import connect

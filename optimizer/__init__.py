@@ -1,12 +1,10 @@
-"""Decisions from provenance: pruning wasted runs, reuse plans and materialization plans."""
+"""Decisions from provenance, in two subsystems that share only :mod:`optimizer.errors`.
 
-from __future__ import annotations
-
-from optimizer.errors import OptimizerError
-from optimizer.hook import Decision, decide
-from optimizer.materialize import choose_evictions, choose_materializations
-from optimizer.replay import ReplayResult, evaluate
-from optimizer.reuse import plan_execution
-
-__all__ = ["OptimizerError", "plan_execution", "choose_materializations", "choose_evictions",
-           "decide", "Decision", "evaluate", "ReplayResult"]
+- :mod:`optimizer.pruning` decides, before a trainer starts, whether a training should run or
+  be skipped because it would likely never be pushed. It reads the warehouse's graphlets
+  (analysis/) and serves the pre-run hook, the service and the report's pruning section.
+- :mod:`optimizer.reuse` decides, for a Beam pipeline run, which components to compute, load
+  from an earlier run or prune, what to keep in the artifact store under a byte budget, and
+  what to delete from a pipeline root. It reads per-component costs from MLMD run history;
+  ``pipelines/`` executes what it decides.
+"""

@@ -5,7 +5,7 @@ Steps of :func:`run_pipeline`:
 1. fingerprint every component; verify which fingerprints the artifact store holds (a
    corrupt or missing artifact counts as absent, so it is recomputed);
 2. gather what the optimizer needs (the DAG with fingerprints and stored outputs, costs and
-   the store's entries) and ask ``optimizer.optimize.optimize`` for the plan: compute / load /
+   the store's entries) and ask ``optimizer.reuse.optimize.optimize`` for the plan: compute / load /
    prune per node and which outputs to write. The runner makes no decision of its own;
 3. apply the plan: one Beam pipeline where loaded nodes become reads of their Parquet parts
    (checksums checked again while reading), pruned nodes disappear, computed nodes run their
@@ -47,11 +47,12 @@ from pipelines.artifact_store import (
     read_part_rows,
     write_part,
 )
-from optimizer.costs import PipelineCosts
-from optimizer.costs import pipeline_costs as costs_from_history
-from optimizer.evict_stored import evict_stored
-from optimizer.optimize import OptimizerConfig, annotate, optimize
-from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.costs import pipeline_costs as costs_from_history
+from optimizer.reuse.rules.evict_stored import evict_stored
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.optimize import annotate, optimize
+from optimizer.reuse.plan import COMPUTE, LOAD, PRUNE, Plan
 from pipelines.errors import PipelineError
 from pipelines.gate import run_properties, skipped_by_prune, without
 from provenance.run_history import RunHistory, read_run_history
@@ -153,7 +154,7 @@ def pipeline_graph(pipeline: Pipeline, fingerprints: Mapping[str, str], stored: 
 def pipeline_costs(pipeline: Pipeline, fingerprints: Mapping[str, str], history: RunHistory,
                    store: ArtifactStore | None) -> PipelineCosts:
     """What the optimizer knows about costs, all read from the pipeline's MLMD history
-    (``optimizer.costs.pipeline_costs``), plus the artifact store's entries."""
+    (``optimizer.reuse.costs.pipeline_costs``), plus the artifact store's entries."""
     graph = pipeline_graph(pipeline, fingerprints, {})
     stored = []
     if store is not None:

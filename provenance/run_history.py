@@ -1,6 +1,6 @@
 """Read a pipeline's run history back from an MLMD store, through the ml_metadata API.
 
-The cost model (``optimizer.costs``) needs, per execution: its component, run, fingerprint,
+The cost model (``optimizer.reuse.costs``) needs, per execution: its component, run, fingerprint,
 state, what the runner did (``action``), its measured seconds and the sizes of its outputs;
 per artifact: its name, state, size and recorded recreation cost; per run: the measured
 engine start-up. frugal's runner records all of these (``provenance.run_recorder``); a TFX

@@ -1,7 +1,7 @@
 """`frugal gc`: keep a pipeline root (TFX's pipeline_root) under a byte budget.
 
 Reads the MLMD store, measures the LIVE artifacts under the root, plans what to keep
-(``optimizer.collect_garbage``) and prints it; ``--apply`` deletes (``pipelines.pipeline_root``).
+(``optimizer.reuse.collect_garbage``) and prints it; ``--apply`` deletes (``pipelines.pipeline_root``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         """
         from analysis.roles import resolve_roles
         from frugal.commands.run import parse_bytes
-        from optimizer.collect_garbage import plan_collection
+        from optimizer.reuse.collect_garbage import plan_collection
         from pipelines.pipeline_root import apply_collection, measure_root
         from provenance.run_history import read_run_history
 

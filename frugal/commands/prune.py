@@ -114,9 +114,9 @@ def register(app: typer.Typer) -> None:
         import pandas as pd
 
         from optimizer.errors import OptimizerError
-        from optimizer.policy import PolicyConfig
-        from optimizer.predictor import PredictorConfig
-        from optimizer.replay import evaluate, load_truth
+        from optimizer.pruning.policy import PolicyConfig
+        from optimizer.pruning.predictor import PredictorConfig
+        from optimizer.pruning.replay import evaluate, load_truth
 
         if fmt not in ("table", "json"):
             raise OptimizerError(f"--format must be table or json, not {fmt!r}")
@@ -153,8 +153,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Say prune or run for the pipeline's next training, with the probability and why."""
         from optimizer.errors import OptimizerError
-        from optimizer.hook import decide
-        from optimizer.policy import PolicyConfig
+        from optimizer.pruning.hook import decide
+        from optimizer.pruning.policy import PolicyConfig
 
         if fmt not in ("table", "json"):
             raise OptimizerError(f"--format must be table or json, not {fmt!r}")

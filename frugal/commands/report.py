@@ -13,7 +13,7 @@ def pruning_report_section(warehouse: Path, max_lost_pushes: float, ground_truth
     """Replay the pruning policy over an analyzed warehouse, as a report section."""
     import duckdb
 
-    from optimizer.report_section import pruning_section
+    from optimizer.pruning.report_section import pruning_section
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -9,7 +9,7 @@ priority; the requests keep the interpreter to themselves.
 
     python -m frugal.service.refit WAREHOUSE_COPY POLICY_CONFIG_PICKLE POLICY_OUT [--nice N]
 
-Writes the learned policy to POLICY_OUT (atomically, ``optimizer.live.save``) and every lane's
+Writes the learned policy to POLICY_OUT (atomically, ``optimizer.pruning.live.save``) and every lane's
 upcoming training scored by it to POLICY_OUT.upcoming (``describe_upcoming``: the same feature
 build); exit status 0 on success, 1 with the reason on stderr otherwise.
 """
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m frugal.service.refit", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("warehouse", help="a copy of the service's warehouse (read only)")
-    ap.add_argument("policy_config", help="a pickled optimizer.policy.PolicyConfig")
+    ap.add_argument("policy_config", help="a pickled optimizer.pruning.policy.PolicyConfig")
     ap.add_argument("out", help="where to write the learned policy")
     ap.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N first")
     ap.add_argument("--parent", type=int, default=None, help="stop when this process (the service) ends")
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent is not None:
         _end_with_parent(args.parent)
 
-    from optimizer import live
-    from optimizer.replay import replay_frame
+    from optimizer.pruning import live
+    from optimizer.pruning.replay import replay_frame
     from provenance.warehouse import connect
 
     with open(args.policy_config, "rb") as fh:

@@ -35,9 +35,9 @@ from pathlib import Path
 import duckdb
 
 from analysis.analyze import analyze
-from optimizer import ledger, live
-from optimizer.policy import PolicyConfig
-from optimizer.replay import replay_frame
+from optimizer.pruning import ledger, live
+from optimizer.pruning.policy import PolicyConfig
+from optimizer.pruning.replay import replay_frame
 from provenance.connections import parse_store
 from provenance.errors import ProvenanceError
 from provenance.ingest import ingest

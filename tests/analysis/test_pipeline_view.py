@@ -237,7 +237,7 @@ def test_decisions_are_listed_with_the_run_they_led_to(tmp_path, analyzed_tfx_wa
     runs = tfx_ground_truth("penguin_prod")["runs"]
     con = duckdb.connect(str(path))
     try:
-        from optimizer.ledger import create_ledger_tables, record_decision
+        from optimizer.pruning.ledger import create_ledger_tables, record_decision
 
         create_ledger_tables(con)
         common = {"source_id": "penguin_prod", "pipeline": "penguin_prod", "lane": None, "run_id": None,

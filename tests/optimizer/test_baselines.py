@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from optimizer.baselines import fit_logistic, lane_push_rate, last_outcome, last_outcome_probability
+from optimizer.pruning.baselines import lane_push_rate, last_outcome, last_outcome_probability
+from optimizer.pruning.logistic import fit_logistic
 
 T0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
 H = pd.Timedelta(hours=1)

@@ -13,7 +13,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 
 from analysis.roles import default_roles
 from frugal.cli import main
-from optimizer.collect_garbage import plan_collection
+from optimizer.reuse.collect_garbage import plan_collection
 from pipelines.errors import PipelineError
 from pipelines.pipeline_root import apply_collection, measure_root
 from provenance.run_history import read_run_history

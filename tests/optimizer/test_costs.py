@@ -10,7 +10,7 @@ import networkx as nx
 import pandas as pd
 import pytest
 
-from optimizer.costs import (
+from optimizer.reuse.costs import (
     CostModel,
     RunRecord,
     annotate_costs,
@@ -19,8 +19,8 @@ from optimizer.costs import (
     recurrence_from_history,
     records_from_warehouse,
 )
-from optimizer.plan import PlanError
-from optimizer.reuse import plan_execution
+from optimizer.reuse.plan import PlanError
+from optimizer.reuse.execution import plan_execution
 from provenance.schema import create_schema
 
 MODEL = CostModel(default_compute_s=7.0, default_size_bytes=1000, read_bytes_per_s=100.0,

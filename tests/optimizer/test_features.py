@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
+from optimizer.pruning.features import FeatureConfig, build_features, graphlet_outcomes
 from provenance.ingest import ingest
 from provenance.warehouse import connect
 

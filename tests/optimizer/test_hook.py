@@ -10,9 +10,9 @@ import pytest
 import analysis
 from frugal.cli import main
 from optimizer.errors import OptimizerError
-from optimizer.features import build_features
-from optimizer.hook import _last_graphlet, decide
-from optimizer.upcoming import NEXT_PREFIX, upcoming_extension
+from optimizer.pruning.features import build_features
+from optimizer.pruning.hook import _last_graphlet, decide
+from optimizer.pruning.upcoming import NEXT_PREFIX, upcoming_extension
 from provenance.ingest import ingest
 from provenance.warehouse import connect
 
@@ -72,7 +72,7 @@ def test_decision_on_a_simulated_corpus(prune_sim, capsys):
     assert 1 <= len(d.contributions) <= 3 and len(d.reasons) == 1 + len(d.contributions)
     assert d == decide(con, pipeline)                       # deterministic
     # the learned policy is kept per warehouse state: other pipelines reuse it
-    from optimizer import hook
+    from optimizer.pruning import hook
 
     learned = [v for k, v in hook._CACHE.items() if k[0] == str(prune_sim.warehouse.resolve())]
     assert len(learned) == 1

@@ -7,7 +7,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from optimizer.ledger import create_ledger_tables, record_decisions
+from optimizer.pruning.ledger import create_ledger_tables, record_decisions
 
 
 def _row(i: int, **over) -> dict:

@@ -1,4 +1,4 @@
-"""The live service's budget (optimizer.live.Budget, choose): the replay's catch-up, applied per decision."""
+"""The live service's budget (optimizer.pruning.live.Budget, choose): the replay's catch-up, applied per decision."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from optimizer.live import Budget, LearnedPolicy, Upcoming, choose
-from optimizer.policy import Policy, PolicyConfig, cap_allowance, catch_up_target, window_threshold
+from optimizer.pruning.live import Budget, LearnedPolicy, Upcoming, choose
+from optimizer.pruning.policy import Policy, PolicyConfig, cap_allowance, catch_up_target, window_threshold
 
 P = np.linspace(0.05, 0.95, 100)         # the window kept with the policy: expected pushes 50
 G = np.zeros(100, dtype=bool)

@@ -7,13 +7,13 @@ import math
 import networkx as nx
 import pytest
 
-from optimizer.materialize import (
+from optimizer.reuse.materialize import (
     MaterializationConfig,
     choose_evictions,
     choose_materializations,
     recreation_costs,
 )
-from optimizer.plan import PlanError, StoreEntry
+from optimizer.reuse.plan import PlanError, StoreEntry
 
 COMPUTE = {"raw": 1.0, "clean": 20.0, "feat": 10.0, "train": 50.0, "eval": 2.0}
 SIZE = {"raw": 100, "clean": 100, "feat": 50, "train": 10, "eval": 1}
@@ -238,7 +238,7 @@ class TestEvictions:
 
 class TestEstimateRecurrence:
     def test_structural_prior_and_clamp(self, chain):
-        from optimizer.materialize import estimate_recurrence
+        from optimizer.reuse.materialize import estimate_recurrence
 
         r = estimate_recurrence(chain, config=MaterializationConfig(own_change_rate=0.1))
         assert r["raw"] == pytest.approx(0.9)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from optimizer.errors import OptimizerError
-from optimizer.policy import (PolicyConfig, choose_threshold, controlled_decisions, guard_reason, lost_share,
-                              replay_decisions, train_policy, window_threshold)
+from optimizer.pruning.policy import (PolicyConfig, choose_threshold, controlled_decisions, guard_reason, lost_share,
+                                     replay_decisions, train_policy, window_threshold)
 
 T0 = pd.Timestamp("2026-03-01 00:00")
 CONFIG = PolicyConfig(min_history=2, push_age_factor=1.5)
@@ -299,7 +299,7 @@ class TestControlledDecisions:
 
 class TestCatchUp:
     def test_cap_allowance_solves_the_cap(self):
-        from optimizer.policy import cap_allowance
+        from optimizer.pruning.policy import cap_allowance
         for budget, z, pushes in ((0.05, 1.0, 1000.0), (0.02, 1.5, 300.0), (0.2, 0.0, 10.0)):
             L = cap_allowance(budget, z, pushes)
             assert L + z * math.sqrt(L) == pytest.approx(budget * (pushes + L), rel=1e-9)
@@ -307,7 +307,7 @@ class TestCatchUp:
         assert cap_allowance(0.05, 1.0, 0.0) == 0.0 and cap_allowance(0.0, 1.0, 100.0) == 0.0
 
     def test_target_adds_the_unspent_allowance_over_the_horizon(self):
-        from optimizer.policy import cap_allowance, catch_up_target
+        from optimizer.pruning.policy import cap_allowance, catch_up_target
         cfg = PolicyConfig(max_lost_pushes=0.05, control_z=1.0, catch_up=0.5)
         allowed = cap_allowance(0.05, 1.0, 400.0)                       # 16.0: 16 + 4 = 0.05 x 416 - 0.8
         assert catch_up_target(cfg, 400.0, allowed, 300.0) == pytest.approx(0.05)        # all spent
@@ -328,7 +328,7 @@ class TestCatchUp:
         return p, rng.random(n) < p
 
     def test_spends_the_budget_where_the_threshold_alone_stops_short(self):
-        from optimizer.policy import cap_allowance
+        from optimizer.pruning.policy import cap_allowance
         # The window threshold spends at the budget's rate of the trainings just past; when the
         # prunable trainings come and go, it under-spends where they thin out and the cap clips it
         # where they abound: without catch-up the expected loss ends 4-6 points of the budget short

@@ -11,11 +11,11 @@ import pytest
 
 from frugal.cli import main
 from optimizer.errors import OptimizerError
-from optimizer.features import build_features
-from optimizer.policy import PolicyConfig, replay_decisions
-from optimizer.predictor import PredictorConfig, fit_predictor
-from optimizer.replay import (cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
-                              tradeoff_figure)
+from optimizer.pruning.features import build_features
+from optimizer.pruning.policy import PolicyConfig, replay_decisions
+from optimizer.pruning.predictor import PredictorConfig, fit_predictor
+from optimizer.pruning.replay import (cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
+                                      tradeoff_figure)
 from provenance.warehouse import connect
 
 T0 = pd.Timestamp("2026-03-01 00:00")
@@ -107,7 +107,7 @@ def test_predictor_learns_from_the_validation_period_and_explains_its_log_odds()
     """A driver that starts to matter in the validation period is learned only by refitting on it."""
     from sklearn.metrics import roc_auc_score
 
-    from optimizer.predictor import _logit
+    from optimizer.pruning.predictor import _logit
 
     rng = np.random.default_rng(11)
     n = 1500
@@ -224,8 +224,8 @@ def test_cli_evaluate_table(sim_eval):
 
 def test_baselines_are_replayed_beside_the_policy(sim_eval):
     from frugal.commands.prune import evaluate_lines
-    from optimizer.baselines import lane_push_rate
-    from optimizer.replay import replay_frame
+    from optimizer.pruning.baselines import lane_push_rate
+    from optimizer.pruning.replay import replay_frame
 
     con, _, r = sim_eval
     data = r.to_dict()

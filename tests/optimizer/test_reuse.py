@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimizer.plan import PlanError
-from optimizer.reuse import check_plan, execution_plan, min_weight_closure, plan_cost, plan_execution
+from optimizer.reuse.plan import PlanError
+from optimizer.reuse.execution import check_plan, execution_plan, min_weight_closure, plan_cost, plan_execution
 
 INF = math.inf
 

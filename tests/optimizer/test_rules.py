@@ -19,10 +19,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from optimizer.costs import CostModel, NodeCost, PipelineCosts
-from optimizer.optimize import RULES, OptimizerConfig, annotate, initial_plan, optimize
-from optimizer.plan import Plan, StoreEntry
-from optimizer.reuse import check_plan
+from optimizer.reuse.costs import CostModel, NodeCost, PipelineCosts
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.optimize import RULES, annotate, initial_plan, optimize
+from optimizer.reuse.plan import Plan, StoreEntry
+from optimizer.reuse.execution import check_plan
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODEL = CostModel()
@@ -72,7 +73,7 @@ CASES = load_cases()
 @pytest.mark.parametrize(("rule", "case"), CASES, ids=[f"{r}: {c['title']}" for r, c in CASES])
 def test_rule_fixture(rule, case):
     g, costs, config, plan = build(case)
-    fn = getattr(importlib.import_module(f"optimizer.{rule}"), rule)
+    fn = getattr(importlib.import_module(f"optimizer.reuse.rules.{rule}"), rule)
     out = fn(plan, annotate(g, costs), costs, config)
     exp = case["expect"]
     if "decisions" in exp:

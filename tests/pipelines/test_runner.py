@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.artifact_store import ArtifactStore
 from pipelines.examples.penguins import PenguinConfig, build_pipeline, make_dataset
-from optimizer.optimize import optimize
+from optimizer.reuse.optimize import optimize
 from provenance.run_history import RunHistory
 from pipelines.runner import (RunOptions, optimizer_config, pipeline_costs, pipeline_graph,
                               run_pipeline)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from analysis import analyze
-from optimizer.hook import decide as batch_decide
+from optimizer.pruning.hook import decide as batch_decide
 from provenance.ingest import ingest
 from provenance.warehouse import connect
 
@@ -225,7 +225,7 @@ def test_report_is_served_with_the_ledger(served):
 
 
 def test_refit_on_demand_saves_a_new_policy_beside_the_warehouse(served):
-    from optimizer.live import load
+    from optimizer.pruning.live import load
 
     before = served.get("/api/v1/policy").json()["policy"]
     saved = served.batch.parent / "w.duckdb.policy"

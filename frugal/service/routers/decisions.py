@@ -62,7 +62,7 @@ async def decide(body: DecisionRequest, service=Depends(get_service)) -> dict:
 @router.get("/decisions")
 def recent(pipeline: str | None = None, limit: int = 50, service=Depends(get_service)) -> dict:
     """The newest decisions of the ledger (of one pipeline), newest first."""
-    from optimizer.ledger import recent_decisions
+    from optimizer.pruning.ledger import recent_decisions
 
     cur = service.con.cursor()
     try:

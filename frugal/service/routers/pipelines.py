@@ -53,7 +53,7 @@ def list_pipelines(cur=Depends(read_cursor)) -> dict:
 @router.get("/pipelines/{name}")
 def pipeline(name: str, graphlets: int = 50, service=Depends(get_service), cur=Depends(read_cursor)) -> dict:
     """One pipeline: per source its figures, newest graphlets, decisions and what they saved, its rule."""
-    from optimizer.ledger import ledger_summary, recent_decisions
+    from optimizer.pruning.ledger import ledger_summary, recent_decisions
 
     rows = _rows(cur, name)
     if not rows:

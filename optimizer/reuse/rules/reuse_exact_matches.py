@@ -9,15 +9,12 @@ below the nearest stored ancestors. Acts only when ``config.strategy == "exact"`
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from optimizer.plan import COMPUTE, LOAD, PRUNE, Plan
-
-if TYPE_CHECKING:
-    from optimizer.costs import PipelineCosts
-    from optimizer.optimize import OptimizerConfig
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.plan import COMPUTE, LOAD, PRUNE, Plan
 
 __all__ = ["reuse_exact_matches"]
 

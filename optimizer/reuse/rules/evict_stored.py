@@ -14,16 +14,13 @@ their estimated size. Declines without a budget, without a store or without reus
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from optimizer.materialize import choose_evictions, recreation_costs
-from optimizer.plan import Plan, StoreEntry
-
-if TYPE_CHECKING:
-    from optimizer.costs import PipelineCosts
-    from optimizer.optimize import OptimizerConfig
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.materialize import choose_evictions, recreation_costs
+from optimizer.reuse.plan import Plan, StoreEntry
 
 __all__ = ["evict_stored"]
 

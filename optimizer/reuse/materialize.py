@@ -43,9 +43,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from optimizer.costs import CostModel, frequency_from_history, recurrence_from_history
-from optimizer.plan import COMPUTE, LOAD, PlanError, StoreEntry
-from optimizer.dag import node_costs, output_list, topological_order
+from optimizer.reuse.costs import CostModel, frequency_from_history, recurrence_from_history
+from optimizer.reuse.plan import COMPUTE, LOAD, PlanError, StoreEntry
+from optimizer.reuse.dag import node_costs, output_list, topological_order
 
 __all__ = [
     "POLICIES",
@@ -184,7 +184,7 @@ class _Graph:
             if "size_bytes" not in data:
                 raise PlanError(
                     f"node {v!r} has no 'size_bytes'; set the expected output size on every node, "
-                    "e.g. with optimizer.costs.annotate_costs"
+                    "e.g. with optimizer.reuse.costs.annotate_costs"
                 )
             size = data["size_bytes"]
             if not isinstance(size, (int, float)) or math.isnan(size) or size < 0:
@@ -334,7 +334,7 @@ def choose_materializations(
     Candidates are nodes the run produces (``plan`` decision compute or load; every node when
     no plan is given). Already materialized nodes (finite ``load_cost``) cost nothing to keep;
     the runner writes the others and lets :func:`choose_evictions` make room. ``history``:
-    rows ``(run, component, fingerprint)`` of past runs (see :mod:`optimizer.costs`);
+    rows ``(run, component, fingerprint)`` of past runs (see :mod:`optimizer.reuse.costs`);
     ``outputs``: the nodes a run asks for (default: the sinks).
     """
     if policy not in POLICIES:

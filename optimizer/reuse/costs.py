@@ -20,7 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from optimizer.plan import PlanError
+from optimizer.reuse.plan import PlanError, StoreEntry
 
 __all__ = [
     "CostModel",
@@ -112,7 +112,7 @@ class PipelineCosts:
     ``nodes``: a :class:`NodeCost` per node of the pipeline DAG. ``startup_s``: seconds of
     starting and finishing the engine (one Beam pipeline), paid once when a node with the
     ``needs_startup`` attribute is computed. ``store``: the entries of the artifact store
-    (``optimizer.plan.StoreEntry``, keyed by fingerprint), what eviction chooses from.
+    (``optimizer.reuse.plan.StoreEntry``, keyed by fingerprint), what eviction chooses from.
     """
 
     nodes: Mapping[Hashable, NodeCost]
@@ -455,8 +455,6 @@ def pipeline_costs(
     cost last recorded on its MLMD artifact (``recreation_s``), its measured load time and its
     component's recurrence.
     """
-    from optimizer.plan import StoreEntry
-
     model = model or CostModel()
     records = records_from_history(history)
     est = estimate_costs(dag, records, model)

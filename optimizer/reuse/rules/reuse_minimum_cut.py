@@ -2,23 +2,20 @@
 
 The decisions minimise the sum of compute costs of computed nodes and load costs of loaded
 ones such that every output is produced and every computed node has its parents computed or
-loaded: one minimum s-t cut (:func:`optimizer.reuse.execution_plan`). The engine start-up is
-not part of this cost; :mod:`optimizer.skip_engine_startup` weighs it. Acts only when
+loaded: one minimum s-t cut (:func:`optimizer.reuse.execution.execution_plan`). The engine start-up is
+not part of this cost; :mod:`optimizer.reuse.rules.skip_engine_startup` weighs it. Acts only when
 ``config.strategy == "optimal"``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from optimizer.plan import Plan
-from optimizer.reuse import execution_plan
-
-if TYPE_CHECKING:
-    from optimizer.costs import PipelineCosts
-    from optimizer.optimize import OptimizerConfig
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.execution import execution_plan
+from optimizer.reuse.plan import Plan
 
 __all__ = ["reuse_minimum_cut"]
 

@@ -12,7 +12,7 @@ are counted either as *observed* (``threshold_by="observed"``, the default: the 
 actually among the pruned trainings) or as *expected* (the sum of the calibrated
 probabilities of the pruned trainings over the sum of all probabilities, which reads no
 outcome); either count is padded by ``confidence_z`` Poisson standard deviations. A replay
-(optimizer.replay) retrains the policy ``refits`` times on an expanding window. Two cadence guards always win over the model:
+(optimizer.pruning.replay) retrains the policy ``refits`` times on an expanding window. Two cadence guards always win over the model:
 
 - never prune one of a lane's first ``min_history`` trainings;
 - never prune when the lane's last push (in the world the policy has shaped) is older than
@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from optimizer.pruning.features import hours_since_epoch
+
 __all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
-           "lost_share", "REPLAY_COLUMNS", "hours_since_epoch", "window_threshold", "controlled_decisions",
+           "lost_share", "REPLAY_COLUMNS", "window_threshold", "controlled_decisions",
            "recent_window", "prune_key", "RULES", "cost_of", "cap_allowance", "catch_up_target"]
 
 RULES = ("validation", "controlled")
@@ -472,13 +474,6 @@ def _replay_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, ...]:
             frame["hours_since_push"].to_numpy(dtype=float), frame["typical_interval_h"].to_numpy(dtype=float))
 
 
-def hours_since_epoch(col) -> np.ndarray:
-    """Timestamps as float hours since the epoch (NaN for missing)."""
-    values = pd.to_datetime(pd.Series(col), utc=True)
-    hours = (values - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(hours=1)
-    return hours.to_numpy(dtype=float, na_value=np.nan)
-
-
 def lost_share(frame: pd.DataFrame, pruned: np.ndarray) -> float:
     pushed = frame["pushed"].to_numpy(dtype=bool)
     return float((pushed & pruned).sum() / pushed.sum()) if pushed.any() else 0.0
@@ -525,10 +520,10 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     ``data`` holds the features (``columns``) joined with the outcomes (``pushed``,
     ``push_time`` = when the outcome was known) and REPLAY_COLUMNS. The known past is split in
     time: the first part fits the model, the last ``validation_share`` stops and calibrates it
-    (then the model is refitted on both, see optimizer.predictor) and, under the validation rule,
+    (then the model is refitted on both, see optimizer.pruning.predictor) and, under the validation rule,
     chooses the threshold by replaying it under the guards.
     """
-    from optimizer.predictor import PredictorConfig, fit_predictor
+    from optimizer.pruning.predictor import PredictorConfig, fit_predictor
 
     predictor_config = predictor_config or PredictorConfig()
     until = pd.Timestamp(train_until)

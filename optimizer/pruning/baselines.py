@@ -22,10 +22,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from optimizer.policy import hours_since_epoch
+from optimizer.pruning.features import hours_since_epoch
 
-__all__ = ["BASELINES", "lane_push_rate", "last_outcome", "last_outcome_probability", "LogisticBaseline",
-           "fit_logistic"]
+__all__ = ["BASELINES", "lane_push_rate", "last_outcome", "last_outcome_probability"]
 
 log = logging.getLogger(__name__)
 
@@ -85,40 +84,3 @@ def last_outcome_probability(last: np.ndarray, train_last: np.ndarray, train_pus
         tsel = np.isnan(train_last) if case is None else train_last == case
         out[sel] = (train_pushed[tsel].sum() + 1.0) / (tsel.sum() + 2.0)
     return out
-
-
-class LogisticBaseline:
-    """A fitted scikit-learn pipeline: median imputation, standardization, logistic regression."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(_finite(X))[:, 1]
-
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Per row and feature, coefficient x standardized (imputed) value: its share of the log-odds."""
-        imputer, scaler, lr = (step for _, step in self.model.steps)
-        return scaler.transform(imputer.transform(_finite(X))) * lr.coef_[0]
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> LogisticBaseline | None:
-    """Fit the logistic baseline; None when the rows hold a single outcome (nothing to learn)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    y = np.asarray(y, dtype=int)
-    if len(np.unique(y)) < 2:
-        return None
-    model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                          LogisticRegression(C=C, max_iter=1000))
-    model.fit(_finite(X), y)
-    return LogisticBaseline(model)
-
-
-def _finite(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=float).copy()
-    X[~np.isfinite(X)] = np.nan
-    return X

@@ -35,8 +35,8 @@ from types import MappingProxyType
 import networkx as nx
 from networkx.algorithms.flow import preflow_push
 
-from optimizer.dag import node_costs, output_list, topological_order
-from optimizer.plan import COMPUTE, LOAD, PRUNE, ExecutionPlan, PlanError
+from optimizer.reuse.dag import node_costs, output_list, topological_order
+from optimizer.reuse.plan import COMPUTE, LOAD, PRUNE, ExecutionPlan, PlanError
 
 __all__ = [
     "plan_execution",

@@ -12,16 +12,13 @@ strategy is not minimum-cut reuse, or when no plan without the engine exists.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from optimizer.plan import COMPUTE, Plan, PlanError
-from optimizer.reuse import execution_plan
-
-if TYPE_CHECKING:
-    from optimizer.costs import PipelineCosts
-    from optimizer.optimize import OptimizerConfig
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.execution import execution_plan
+from optimizer.reuse.plan import COMPUTE, Plan, PlanError
 
 __all__ = ["skip_engine_startup"]
 

@@ -1,6 +1,6 @@
 """The live policy: a learned policy kept in memory, every lane's upcoming training described ahead.
 
-The batch ``optimizer.hook.decide`` learns and describes on every call (seconds). A service
+The batch ``optimizer.pruning.hook.decide`` learns and describes on every call (seconds). A service
 instead keeps three values current and decides by lookup:
 
 - ``LearnedPolicy``: the trained policy with its feature columns, property keys and version,
@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import OptimizerError
-from optimizer.features import FeatureConfig, build_features
-from optimizer.ledger import Rule
-from optimizer.policy import Policy, PolicyConfig, cap_allowance, catch_up_target, guard_reason, prune_key, train_policy
-from optimizer.upcoming import is_upcoming, upcoming_extension
+from optimizer.pruning.features import FeatureConfig, build_features
+from optimizer.pruning.ledger import Rule
+from optimizer.pruning.policy import Policy, PolicyConfig, cap_allowance, catch_up_target, guard_reason, prune_key, train_policy
+from optimizer.pruning.upcoming import is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
            "choose", "PolicyFileError", "FORMAT", "write_pickle"]
@@ -71,7 +71,7 @@ class LearnedPolicy:
 def learn(frame: pd.DataFrame, columns: tuple[str, ...], property_keys, *, config: PolicyConfig = PolicyConfig(),
           predictor_config=None, feature_config: FeatureConfig = FeatureConfig(),
           now: dt.datetime | None = None) -> LearnedPolicy:
-    """Train on every training of ``frame`` (``optimizer.replay.replay_frame``) whose outcome is known."""
+    """Train on every training of ``frame`` (``optimizer.pruning.replay.replay_frame``) whose outcome is known."""
     now = now or dt.datetime.now(dt.timezone.utc)
     # every outcome recorded so far is known: learn up to now, or past the newest record of
     # corpora whose clocks run ahead of this machine's

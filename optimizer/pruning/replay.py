@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimizer.baselines import BASELINES, fit_logistic, lane_push_rate, last_outcome, last_outcome_probability
 from optimizer.errors import OptimizerError
-from optimizer.features import FeatureConfig, build_features, graphlet_outcomes
-from optimizer.policy import (Policy, PolicyConfig, choose_threshold, controlled_decisions, cost_of,
-                              hours_since_epoch, prune_key, recent_window, replay_decisions, train_policy)
+from optimizer.pruning.baselines import BASELINES, lane_push_rate, last_outcome, last_outcome_probability
+from optimizer.pruning.features import FeatureConfig, build_features, graphlet_outcomes, hours_since_epoch
+from optimizer.pruning.logistic import fit_logistic
+from optimizer.pruning.policy import (Policy, PolicyConfig, choose_threshold, controlled_decisions, cost_of,
+                                      prune_key, recent_window, replay_decisions, train_policy)
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
            "tradeoff_curve", "load_truth", "store_sources", "tradeoff_figure", "cadence_figure", "replay_frame"]
@@ -269,7 +270,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
              curve_points: int = 21, train_share: float = 0.6, baselines: bool = True) -> ReplayResult:
     """Train on graphlets before ``train_until`` (default: ``train_share`` of the time span) and replay the rest.
 
-    With ``baselines`` the three baselines of optimizer.baselines are replayed the same way.
+    With ``baselines`` the three baselines of optimizer.pruning.baselines are replayed the same way.
     """
     frame, columns = replay_frame(con, feature_config)
     if frame.empty:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from analysis.report import ReportSection
 from optimizer.errors import OptimizerError
-from optimizer.policy import PolicyConfig
+from optimizer.pruning.policy import PolicyConfig
 
 __all__ = ["pruning_section"]
 
@@ -28,7 +28,7 @@ def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequenc
     oracle beside the policy. Too little history gives a section that says why and what the
     policy falls back to, never an error.
     """
-    from optimizer.replay import cadence_figure, cadence_summary, evaluate, load_truth, tradeoff_figure
+    from optimizer.pruning.replay import cadence_figure, cadence_summary, evaluate, load_truth, tradeoff_figure
 
     truth = load_truth(con, list(ground_truth)) if ground_truth else None
     # Split where 60% of the trainings lie before: robust to sources that cover different

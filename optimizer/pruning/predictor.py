@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.errors import OptimizerError
+from optimizer.pruning.logistic import fit_logistic
 
 __all__ = ["PredictorConfig", "PushPredictor", "Contribution", "fit_predictor"]
 
@@ -168,7 +169,6 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
         callbacks.append(lgb.early_stopping(config.early_stopping_rounds, verbose=False))
     booster = lgb.train(params, train, num_boost_round=config.n_estimators,
                         valid_sets=valid_sets, callbacks=callbacks)
-    from optimizer.baselines import fit_logistic
 
     linear = fit_logistic(X_fit, y_fit) if config.linear_weight > 0 else None
     predictor = PushPredictor(booster, tuple(columns), None, config, linear)

@@ -11,7 +11,7 @@ A pre-run decision needs the features of a training that has not started. For ea
   type written since (a rolling window keeps its length);
 - trainer configuration: the last trainer's (provenance knows no later pipeline definition).
 
-``upcoming_extension`` returns the ``extend`` callback of ``optimizer.features.build_features``:
+``upcoming_extension`` returns the ``extend`` callback of ``optimizer.pruning.features.build_features``:
 one set-based pass adds the upcoming training of every selected lane, so the service describes
 all lanes of a warehouse with one feature build. An upcoming training's graphlet id is
 ``NEXT_PREFIX`` followed by its lane.
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from optimizer.features import PATH_ROLES, graphlet_lanes
+from optimizer.pruning.features import PATH_ROLES, graphlet_lanes
 
 __all__ = ["NEXT_PREFIX", "upcoming_extension", "is_upcoming", "last_trainings"]
 

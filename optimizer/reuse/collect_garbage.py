@@ -2,7 +2,7 @@
 
 TFX never deletes: a pipeline root grows with every run that computes. This planner chooses
 which LIVE artifacts with files to keep under a byte budget, with the materialization
-planner's eviction values (``optimizer.materialize.choose_evictions``, policy ``frugal``),
+planner's eviction values (``optimizer.reuse.materialize.choose_evictions``, policy ``frugal``),
 and never deletes a *pinned* artifact:
 
 - the newest pushed model and the newest blessed model of each pipeline, their blessings and
@@ -28,10 +28,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from optimizer.costs import CostModel
+from optimizer.reuse.costs import CostModel
 from optimizer.errors import OptimizerError
-from optimizer.materialize import MaterializationConfig, choose_evictions
-from optimizer.plan import StoreEntry
+from optimizer.reuse.materialize import MaterializationConfig, choose_evictions
+from optimizer.reuse.plan import StoreEntry
 
 __all__ = ["ArtifactVerdict", "CollectionPlan", "PipelineSummary", "plan_collection"]
 

@@ -31,7 +31,7 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 
 __all__ = [
-    "PATH_ROLES", "graphlet_lanes", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES"]
+    "PATH_ROLES", "graphlet_lanes", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES", "hours_since_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _source_sql(pipeline: str | None, has_component: bool, sources: bool = False
     """Graphlets, their members and trainer inputs as the feature SQL reads them.
 
     ``config_id`` is the execution whose properties describe the trainer: the trainer itself,
-    or for an upcoming training (see optimizer.hook) the previous one.
+    or for an upcoming training (see optimizer.pruning.hook) the previous one.
     """
     where = " AND ".join(c for c in ("g.pipeline = $pipeline" if pipeline is not None else "",
                                         "list_contains($sources, g.source_id)" if sources else "") if c)
@@ -537,7 +537,7 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     ``FeatureSet.columns``) so that a trained model sees the same columns; by default they are
     chosen from the data. ``sources`` limits the graphlets to these sources (a lane never spans
     two). ``extend(con)`` may add rows to the temporary tables ``_pf_src``,
-    ``_pf_msrc`` and ``_pf_insrc`` (an upcoming training: see optimizer.hook). Uses temporary
+    ``_pf_msrc`` and ``_pf_insrc`` (an upcoming training: see optimizer.pruning.hook). Uses temporary
     tables only: works on read-only warehouses.
     """
     _check_tables(con)
@@ -718,3 +718,10 @@ def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
         {where}
         ORDER BY g.graphlet_id
     """, params).df()
+
+
+def hours_since_epoch(col) -> np.ndarray:
+    """Timestamps as float hours since the epoch (NaN for missing)."""
+    values = pd.to_datetime(pd.Series(col), utc=True)
+    hours = (values - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(hours=1)
+    return hours.to_numpy(dtype=float, na_value=np.nan)

@@ -126,7 +126,7 @@ class StoreEntry:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one run of a pipeline does: the value every rule of :mod:`optimizer.optimize` maps
+    """What one run of a pipeline does: the value every rule of :mod:`optimizer.reuse.optimize` maps
     to a new one.
 
     ``outputs``: the nodes the run must produce. ``decisions``: compute, load or prune per

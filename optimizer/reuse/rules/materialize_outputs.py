@@ -1,6 +1,6 @@
 """Rule: choose which outputs the run stores, under the byte budget (OPT-MAT-PLAN).
 
-The materialization policy (``config.policy``, see :mod:`optimizer.materialize`) picks the
+The materialization policy (``config.policy``, see :mod:`optimizer.reuse.materialize`) picks the
 outputs that should be in the store after the run among those the run produces; the run
 writes the chosen ones it computes and does not hold yet, and eviction spares all chosen ones
 (``plan.keep``). Recreating a node that needs the engine counts the measured start-up
@@ -11,16 +11,13 @@ policy ``"none"``.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from optimizer.materialize import choose_materializations
-from optimizer.plan import COMPUTE, Plan
-
-if TYPE_CHECKING:
-    from optimizer.costs import PipelineCosts
-    from optimizer.optimize import OptimizerConfig
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.materialize import choose_materializations
+from optimizer.reuse.plan import COMPUTE, Plan
 
 __all__ = ["materialize_outputs"]
 

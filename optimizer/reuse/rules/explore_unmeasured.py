@@ -9,15 +9,12 @@ costs. Declines without reuse, without a store, with the policy ``"none"`` or a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from optimizer.plan import COMPUTE, Plan
-
-if TYPE_CHECKING:
-    from optimizer.costs import PipelineCosts
-    from optimizer.optimize import OptimizerConfig
+from optimizer.reuse.config import OptimizerConfig
+from optimizer.reuse.costs import PipelineCosts
+from optimizer.reuse.plan import COMPUTE, Plan
 
 __all__ = ["explore_unmeasured"]
 

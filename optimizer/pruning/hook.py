@@ -3,9 +3,9 @@
 ``decide`` learns the policy from the warehouse's whole history (every training whose
 outcome is known), then describes the *upcoming* training of the lane that trained last as it
 would look if its trainer started at ``at`` (default: just after the newest record of its
-source; see ``optimizer.upcoming``). This is the batch path of ``frugal prune decide``; the
+source; see ``optimizer.pruning.upcoming``). This is the batch path of ``frugal prune decide``; the
 service (``frugal serve``) keeps the policy and every lane's upcoming training warm instead
-(``optimizer.live``) and answers by lookup.
+(``optimizer.pruning.live``) and answers by lookup.
 
 The decision says prune or run, the calibrated push probability, the threshold, and why:
 a cadence guard, the fallback, or the features that weighed most. Under the controlled rule
@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import OptimizerError
-from optimizer.features import FeatureConfig, build_features
-from optimizer.policy import PolicyConfig, guard_reason, prune_key, train_policy
-from optimizer.predictor import Contribution
-from optimizer.upcoming import NEXT_PREFIX, upcoming_extension
+from optimizer.pruning.features import FeatureConfig, build_features
+from optimizer.pruning.policy import PolicyConfig, guard_reason, prune_key, train_policy
+from optimizer.pruning.predictor import Contribution
+from optimizer.pruning.upcoming import NEXT_PREFIX, upcoming_extension
 
 __all__ = ["Decision", "decide", "NEXT_PREFIX"]
 
@@ -122,7 +122,7 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
     at = pd.Timestamp(at)
     at = at.tz_convert("UTC").tz_localize(None) if at.tzinfo is not None else at
 
-    from optimizer.replay import replay_frame
+    from optimizer.pruning.replay import replay_frame
 
     key = _cache_key(con, at, config, predictor_config, feature_config)
     if key is not None and key in _CACHE:

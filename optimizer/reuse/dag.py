@@ -13,7 +13,7 @@ from collections.abc import Hashable, Iterable
 
 import networkx as nx
 
-from optimizer.plan import PlanError
+from optimizer.reuse.plan import PlanError
 
 __all__ = ["node_costs", "output_list", "topological_order"]
 
@@ -25,7 +25,7 @@ def node_costs(dag: nx.DiGraph) -> dict[Hashable, tuple[float, float]]:
         if "compute_cost" not in data:
             raise PlanError(
                 f"node {node!r} has no 'compute_cost'; set it on every node (seconds, >= 0), "
-                "e.g. with optimizer.costs.annotate_costs"
+                "e.g. with optimizer.reuse.costs.annotate_costs"
             )
         c = _cost(node, "compute_cost", data["compute_cost"])
         raw = data.get("load_cost", math.inf)
