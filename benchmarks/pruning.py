@@ -11,16 +11,16 @@ without them, and decides it online with the policy's own controller ("oracle on
 bars a perfect predictor meets, printed last). Corpora: every (style, mode) of ``COMBOS`` for each ``--seeds`` seed with the
 default outcome model, and ``--draws`` corpora with ``--outcome-model random`` (one drawn
 model per seed, from ``--draw-seed`` on; styles and modes in turn). Prints one line per
-corpus, the bars of docs/pruning.md, and a JSON object last.
+corpus, the bars of docs/studies/pruning.md, and a JSON object last.
 
 Tuning seeds (never use them to report): default model 5, 11, 101, 102, 103, 202, 606, 707,
 808, 909, 4242; random models 1001-1004 and 5001-5008. ``--seeds 4242 --draws 8 --draw-seed
-5001`` gave the first figures of docs/pruning.md, then became tuning data (a second round, not
+5001`` gave the first figures of docs/studies/pruning.md (round 1), then became tuning data (a second round, not
 adopted, tuned on some of them and was measured once on ``--seeds 7373 --draws 8 --draw-seed
 6001``; the budget's catch-up was tuned on all of them). Reported, each measured once:
 ``--seeds 7373 --draws 8 --draw-seed 6001`` (second round), ``--seeds 9191 --draws 8
 --draw-seed 7001`` (the catch-up), ``--seeds 2727 --draws 8 --draw-seed 8001`` (the fourth
-round's model and cost key, with ``--earlier``; the figures of docs/pruning.md) and ``--seeds
+round's model and cost key, with ``--earlier``; the figures of docs/studies/pruning.md) and ``--seeds
 3838 --draws 8 --draw-seed 9001`` (the longest-interval guard, then on by default, now
 ``--longest-factor 1``; it bought nothing there and is off again), ``--seeds 4646 --draws 8
 --draw-seed 10001`` (the fifth round's ``.latest`` features, with ``--without-latest``). The benchmark
@@ -180,7 +180,7 @@ def oracle_bars(rows: list[dict]) -> dict | None:
 
 
 def bars(rows: list[dict], budget: float) -> dict:
-    """The bars of docs/pruning.md over the corpora, each with its measured value."""
+    """The bars of docs/studies/pruning.md over the corpora, each with its measured value."""
     mean = lambda xs: statistics.fmean(xs) if xs else None  # noqa: E731
     out = {}
     for name in BASELINES:
