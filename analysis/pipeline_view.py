@@ -8,8 +8,11 @@
   INTERNAL_OUTPUT, else from the artifact's producer), in topological order.
 - :func:`run_nodes`: for one run, each component's state (``executed``, ``cached``,
   ``failed``, ``running``; ``skipped`` when the component ran before and after this run but
-  not in it; ``absent`` when it was not part of the pipeline yet or any more), seconds, and
-  whether its work was wasted.
+  not in it; ``absent`` when it was not part of the pipeline yet or any more; in an
+  asynchronous pipeline, where a run is one training, ``independent`` for a component that is
+  part of no training at all (it runs on its own schedule, e.g. a validator whose output no
+  trainer reads) and ``elsewhere`` for one that is only part of other trainers' trainings),
+  seconds, and whether its work was wasted.
 - :func:`history`: the runs in time order with their outcome and compute, and what changed
   from the run before: components added or removed, configuration and input data
   (:mod:`analysis.run_compare`).
@@ -55,7 +58,7 @@ __all__ = [
 ]
 
 # The states a node of a run can be drawn in.
-NODE_STATES = ("executed", "cached", "failed", "running", "skipped", "absent")
+NODE_STATES = ("executed", "cached", "failed", "running", "skipped", "absent", "independent", "elsewhere")
 
 def _iso(t) -> str | None:
     return t.isoformat(sep=" ") if t is not None else None
@@ -271,8 +274,44 @@ def _run_components(con, ref: PipelineRef) -> dict[str, set[str]]:
     return comps
 
 
+def _run_trainers(con, ref: PipelineRef) -> dict[str, str]:
+    """``{run: trainer component}`` of an asynchronous pipeline (a run is one trainer's
+    training); empty for a synchronous one."""
+    if not ref.asynchronous:
+        return {}
+    return dict(con.execute(
+        """SELECT CAST(g.trainer_execution_id AS VARCHAR), x.component
+           FROM graphlets g JOIN analysis_executions x
+             ON x.source_id = g.source_id AND x.execution_id = g.trainer_execution_id
+           WHERE g.source_id = ? AND g.pipeline = ?""",
+        [ref.source_id, ref.pipeline],
+    ).fetchall())
+
+
+def _missing_state(c: str, run: str, order: list[str], components: dict[str, set[str]],
+                   trainers: dict[str, str]) -> str:
+    """The state of component ``c`` in ``run`` where it has no execution.
+
+    Synchronous: ``skipped`` when it ran in an earlier and a later run, else ``absent``.
+    Asynchronous (a run is one training): ``independent`` when no training holds it (it runs
+    on its own schedule), ``elsewhere`` when only trainings of other trainers hold it, else
+    ``skipped``/``absent`` as above among the trainings of this run's trainer.
+    """
+    if trainers:
+        if not any(c in comps for comps in components.values()):
+            return "independent"
+        lane = trainers.get(run)
+        order = [r for r in order if trainers.get(r) == lane]
+        if not any(c in components.get(r, ()) for r in order):
+            return "elsewhere"
+    here = order.index(run)
+    seen = [i for i, r in enumerate(order) if c in components.get(r, ())]
+    return "skipped" if seen and seen[0] < here < seen[-1] else "absent"
+
+
 def run_nodes(con, ref: PipelineRef, run: str, dag: dict | None = None,
-              order: list[str] | None = None, components: dict[str, set[str]] | None = None) -> list[dict]:
+              order: list[str] | None = None, components: dict[str, set[str]] | None = None,
+              trainers: dict[str, str] | None = None) -> list[dict]:
     """Each DAG component's state, seconds and waste in ``run`` (a checked run name).
 
     ``seconds``: the time its executions in the run took (a cached one: the cache lookup);
@@ -283,7 +322,7 @@ def run_nodes(con, ref: PipelineRef, run: str, dag: dict | None = None,
     if order is None:
         order = [r["run"] for r in run_table(con, ref)]
     components = components if components is not None else _run_components(con, ref)
-    here = order.index(run)
+    trainers = trainers if trainers is not None else _run_trainers(con, ref)
     execs = defaultdict(list)
     for x in run_executions(con, ref, run):
         execs[x["component"]].append(x)
@@ -307,8 +346,7 @@ def run_nodes(con, ref: PipelineRef, run: str, dag: dict | None = None,
                 "graphlet_id": next((x["graphlet_id"] for x in reversed(xs) if x["graphlet_id"]), None),
             })
             continue
-        seen = [i for i, r in enumerate(order) if c in components.get(r, ())]
-        state = "skipped" if seen and seen[0] < here < seen[-1] else "absent"
+        state = _missing_state(c, run, order, components, trainers)
         out.append({"component": c, "type_name": n["type_name"], "role": n["role"], "state": state,
                     "mlmd_state": None, "seconds": None, "compute_s": None, "wasted": None,
                     "undetermined": False, "redundant": False, "execution_ids": [], "graphlet_id": None})
@@ -391,6 +429,7 @@ def run_views(con, ref: PipelineRef, runs: list[str] | None = None, config: Anal
     order = [r["run"] for r in table]
     dag = pipeline_dag(con, ref)
     components = _run_components(con, ref)
+    trainers = _run_trainers(con, ref)
     hist = history(con, ref, config, table=table, components=components)
     base = {
         "pipeline": ref.pipeline,
@@ -408,4 +447,4 @@ def run_views(con, ref: PipelineRef, runs: list[str] | None = None, config: Anal
         if run is None:
             yield base
             continue
-        yield {**base, "run": {**by_name[run], "nodes": run_nodes(con, ref, run, dag, order, components)}}
+        yield {**base, "run": {**by_name[run], "nodes": run_nodes(con, ref, run, dag, order, components, trainers)}}

@@ -1,7 +1,7 @@
 """Draw a pipeline DAG as inline SVG with Graphviz ``dot`` (Debian package ``graphviz``).
 
-Nodes are drawn in their run's state (executed, cached, failed, running, skipped, absent) with
-their seconds; executed work that led to no deployment gets an orange frame and says
+Nodes are drawn in their run's state (executed, cached, failed, running, skipped, absent; in an
+asynchronous pipeline also independent and elsewhere) with their seconds; executed work that led to no deployment gets an orange frame and says
 "wasted". Names from MLMD are untrusted: they reach ``dot`` only inside HTML-like labels with
 every character escaped, node ids are our own (``n0``, ``n1``, ...), and the SVG's comments
 and prolog are dropped. Without ``dot`` on the PATH :func:`render_svg` returns None and the
@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 
-__all__ = ["STATE_STYLE", "dag_dot", "render_svg", "dot_available"]
+__all__ = ["STATE_LABEL", "STATE_NOTE", "STATE_STYLE", "dag_dot", "render_svg", "dot_available"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,21 @@ STATE_STYLE = {
     "running": ("#fff5d6", "#c99400", "#4d3a00", "solid"),
     "skipped": ("#ffffff", "#9aa3af", "#6b7480", "dashed"),
     "absent": ("#fbfbfc", "#d3d8de", "#a0a7b0", "dotted"),
+    "independent": ("#f6f2ff", "#9b86d6", "#4b3a80", "dashed"),
+    "elsewhere": ("#fbfbfc", "#c3c9d1", "#8d96a3", "dashed"),
     None: ("#ffffff", "#5b6474", "#1d232b", "solid"),
+}
+# What a state is called on a page where its name alone would mislead, and what each means.
+STATE_LABEL = {"independent": "runs on its own", "elsewhere": "other training"}
+STATE_NOTE = {
+    "executed": "ran and computed in this run",
+    "cached": "reused the output of an earlier run",
+    "failed": "failed, was canceled or died",
+    "running": "not finished",
+    "skipped": "did not run in this run, though it ran before and after it",
+    "absent": "not part of the pipeline yet or any more",
+    "independent": "runs on its own schedule: part of no training",
+    "elsewhere": "part of other trainers' trainings, not of this one",
 }
 WASTED = "#e07b00"
 
@@ -68,7 +82,7 @@ def dag_dot(dag: dict, nodes: list[dict] | None = None) -> str:
         if kind:
             rows.append(f'<FONT POINT-SIZE="9" COLOR="#6b7480">{_e(kind)}</FONT>')
         if st is not None:
-            detail = st
+            detail = STATE_LABEL.get(st, st)
             if s.get("seconds") is not None:
                 detail += " · " + _seconds(s["seconds"])
             rows.append(f'<FONT POINT-SIZE="9">{_e(detail)}</FONT>')

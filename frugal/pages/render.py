@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from frugal.pages.dag import STATE_STYLE, dag_dot, dot_available, render_svg
+from frugal.pages.dag import STATE_LABEL, STATE_NOTE, STATE_STYLE, dag_dot, dot_available, render_svg
 
 __all__ = ["Links", "ServedLinks", "StaticLinks", "render_compare", "render_error", "render_index",
            "render_pipeline"]
@@ -175,7 +175,7 @@ def _env() -> Environment:
             lstrip_blocks=True,
         )
         env.globals.update(num=_num, secs=_secs, when=_when, short=_short, plain=_plain, bar=_bar,
-                           STATE_STYLE=STATE_STYLE)
+                           STATE_STYLE=STATE_STYLE, STATE_LABEL=STATE_LABEL, STATE_NOTE=STATE_NOTE)
         _ENV = env
     return _ENV
 

@@ -314,3 +314,50 @@ def test_history_tells_removed_components_from_skipped_ones(tmp_path, mlmd_histo
         assert sorted(c["components_removed"]) == sorted([resolver, evaluator])
     finally:
         con.close()
+
+
+def test_async_components_outside_every_training_run_on_their_own_not_absent(simulated_warehouse, tmp_path):
+    """A simulated asynchronous corpus (no pipeline changes its structure): a component that
+    no training holds (the ExampleValidator, whose anomalies no trainer reads) is shown as
+    running on its own in every training, a component of another trainer's trainings as being
+    elsewhere, and with one trainer no component is ever absent."""
+    import json
+
+    import duckdb
+
+    result, warehouse, _ = simulated_warehouse(tmp_path, pipelines=3, days=10, seed=5, mode="async")
+    truth = json.loads(result.ground_truth_paths[0].read_text())
+    assert all(p["mode"] == "async" and p["structure_changes"] == 0 for p in truth["pipelines"])
+    lane_of = {str(t["execution_id"]): t["node"] for t in truth["trainers"]}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        lanes_checked = 0
+        for p in truth["pipelines"]:
+            ref = find_pipeline(con, p["name"])
+            assert ref.asynchronous
+            # the components of the pipeline that no graphlet (training) holds, from the warehouse
+            outside = {r[0] for r in con.execute(
+                """SELECT DISTINCT x.component FROM analysis_executions x WHERE x.pipeline = ?
+                   AND x.component NOT IN (SELECT x2.component FROM graphlets g
+                        JOIN graphlet_members m USING (graphlet_id)
+                        JOIN analysis_executions x2 ON x2.source_id = g.source_id AND x2.execution_id = m.entity_id
+                        WHERE g.pipeline = ? AND m.entity = 'execution')""", [p["name"], p["name"]]).fetchall()}
+            assert "ExampleValidator" in outside
+            view = pipeline_view(con, p["name"])
+            runs = [r["run"] for r in view["runs"]]
+            assert set(runs) == {str(t["execution_id"]) for t in truth["trainers"] if t["pipeline"] == p["name"]}
+            lanes = {lane_of[r] for r in runs}
+            for run in runs:
+                nodes = {n["component"]: n for n in run_nodes(con, ref, run)}
+                for c in outside:
+                    assert nodes[c]["state"] == "independent", (p["name"], run, c)
+                    assert nodes[c]["execution_ids"] == [] and nodes[c]["seconds"] is None
+                for other in lanes - {lane_of[run]}:  # another trainer's component is not in this training
+                    assert nodes[other]["state"] == "elsewhere", (p["name"], run, other)
+                    lanes_checked += 1
+                assert nodes[lane_of[run]]["state"] in ("executed", "failed")
+                if len(lanes) == 1:
+                    assert "absent" not in {n["state"] for n in nodes.values()}, (p["name"], run)
+        assert lanes_checked > 0  # the corpus has a pipeline with two trainers
+    finally:
+        con.close()

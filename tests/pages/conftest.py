@@ -45,9 +45,44 @@ def write_hostile_store(path: Path) -> dict:
     return runs
 
 
+# A pipeline whose name holds "/" and one whose compared values are long unbroken strings.
+SLASH_PIPELINE = "team/penguin"
+LONG_PIPELINE = "fingerprints"
+
+
+def write_slash_and_long_store(path: Path) -> None:
+    """Two runs each of ``team/penguin`` (the trainer's ``learning_rate`` moves) and of
+    ``fingerprints`` (ExampleGen -> Trainer, the trainer's ``input_fingerprint`` a 256-digit
+    hex string and the examples' fingerprint a 128-digit one, both new in the second run)."""
+    import hashlib
+
+    from provenance.run_recorder import ArtifactRecord, ExecutionRecord, RunRecord, record_run
+
+    for i in range(2):
+        data = ArtifactRecord(key=f"team-data-{i}", type_name="Examples", uri=f"/team/{i}", properties={"span": 1})
+        model = ArtifactRecord(key=f"team-model-{i}", type_name="Model", uri=f"/team/model/{i}")
+        record_run(path, RunRecord(pipeline=SLASH_PIPELINE, run_id=f"team-run-{i + 1}",
+                                   started_at=1_700_000_000 + 100 * i, executions=[
+            ExecutionRecord("ExampleGen", "acme.ExampleGen", "COMPLETE", 1.0, outputs={"examples": data}),
+            ExecutionRecord("Trainer", "acme.Trainer", "COMPLETE", 3.0, inputs={"examples": data},
+                            outputs={"model": model}, properties={"learning_rate": 0.1 * (i + 1)}),
+        ]))
+    for i in range(2):
+        digest = "".join(hashlib.sha512(f"{i}-{k}".encode()).hexdigest() for k in range(2))
+        data = ArtifactRecord(key=digest[:128], type_name="Examples", uri=f"/fp/{i}", properties={"span": 1})
+        model = ArtifactRecord(key=f"fp-model-{i}", type_name="Model", uri=f"/fp/model/{i}")
+        record_run(path, RunRecord(pipeline=LONG_PIPELINE, run_id=f"fp-run-{i + 1}",
+                                   started_at=1_700_000_000 + 100 * i, executions=[
+            ExecutionRecord("ExampleGen", "acme.ExampleGen", "COMPLETE", 1.0, outputs={"examples": data}),
+            ExecutionRecord("Trainer", "acme.Trainer", "COMPLETE", 3.0, inputs={"examples": data},
+                            outputs={"model": model}, properties={"input_fingerprint": digest}),
+        ]))
+
+
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory) -> list[Path]:
-    """Private copies of both TFX stores and the hostile store."""
+    """Private copies of both TFX stores, the hostile store and the store of ``team/penguin`` and
+    ``fingerprints``."""
     folder = tmp_path_factory.mktemp("stores")
     out = []
     for name in ("penguin_prod", "penguin_minimal"):
@@ -55,6 +90,8 @@ def stores(tmp_path_factory) -> list[Path]:
         out.append(folder / f"{name}.sqlite")
     write_hostile_store(folder / "hostile.sqlite")
     out.append(folder / "hostile.sqlite")
+    write_slash_and_long_store(folder / "team.sqlite")
+    out.append(folder / "team.sqlite")
     return out
 
 

@@ -211,7 +211,8 @@ def test_served_compare_json_equals_the_library_and_unknown_names_are_404(served
 def test_served_pages_show_the_apis_numbers(served, tfx_ground_truth, tools):
     index = Page(tools.dump_dom(served + "/"))
     rows = [r for r in index.rows if r["_tag"] == "tr" and "data-pipeline" in r]
-    assert [r["data-pipeline"] for r in rows] == ["hostile", "penguin_minimal", "penguin_prod"]
+    assert [r["data-pipeline"] for r in rows] == ["fingerprints", "hostile", "penguin_minimal", "penguin_prod",
+                                                  "team/penguin"]
     # every number of a pipeline's row is its summary in the pipeline's view JSON
     for r in rows:
         doc = _get(served + r["data-view"]).json()
@@ -278,3 +279,208 @@ def test_a_decision_of_the_hook_is_listed_with_its_reasons(served, tools):
     index = Page(tools.dump_dom(served + "/"))
     [prod] = [r for r in index.rows if r.get("data-pipeline") == "penguin_prod"]
     assert decision["action"] in "".join(prod["_text"])
+
+
+# ------------------------------------------------------------------ names with "/", async, long values
+
+class _Links(HTMLParser):
+    """Every ``href`` and form ``action`` of a page (entities decoded)."""
+
+    def __init__(self, dom: str):
+        super().__init__(convert_charrefs=True)
+        self.urls: list[str] = []
+        self.feed(dom)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "action", "data-view"):
+            if a.get(key):
+                self.urls.append(a[key])
+
+
+def test_a_pipeline_named_with_a_slash_is_reachable_and_its_links_work(served):
+    name = "team/penguin"
+    for path in (quote(name, safe=""), name):  # percent-encoded, as the pages link it, or as it is
+        page = _get(f"{served}/pipelines/{path}")
+        assert page.status_code == 200, (path, page.text[:300])
+        assert Page(page.text).title.startswith(name)
+        view = _get(f"{served}/api/v1/pipelines/{path}/view")
+        assert view.status_code == 200 and view.json()["pipeline"] == name
+        runs = [r["run"] for r in view.json()["runs"]]
+        assert runs == ["team-run-1", "team-run-2"]
+        compared = _get(f"{served}/api/v1/pipelines/{path}/compare?a=team-run-1&b=team-run-2")
+        assert compared.status_code == 200
+        assert [p["property"] for p in compared.json()["properties_changed"]] == ["learning_rate"]
+        assert _get(f"{served}/pipelines/{path}/compare").status_code == 200
+        figures = _get(f"{served}/api/v1/pipelines/{path}")
+        assert figures.status_code == 200 and figures.json()["pipeline"] == name
+        assert figures.json()["sources"][0]["trainings"] == 2
+    # the routes that take the rest of the path leave the other pipelines' routes alone
+    assert _get(f"{served}/api/v1/pipelines/penguin_prod").json()["pipeline"] == "penguin_prod"
+    assert _get(f"{served}/api/v1/pipelines/penguin_prod/view").json()["pipeline"] == "penguin_prod"
+    assert _get(f"{served}/api/v1/pipelines/team%2Fnope/view").status_code == 404
+    assert _get(f"{served}/api/v1/pipelines/team/nope").status_code == 404
+
+    # every link the pages make to the pipeline answers with the pipeline's page or JSON
+    index = _get(served + "/").text
+    followed = set()
+    pages = [served + "/"]
+    while pages:
+        url = pages.pop()
+        for link in _Links(_get(url).text).urls:
+            target = served + link if link.startswith("/") else link
+            if quote(name, safe="") not in link or target in followed:
+                continue
+            followed.add(target)
+            got = _get(target)
+            assert got.status_code == 200, (url, link, got.text[:300])
+            if "text/html" in got.headers["content-type"]:
+                assert name in Page(got.text).title, link
+                if len(followed) < 30:
+                    pages.append(target)
+            else:
+                assert got.json().get("pipeline", name) == name, link
+    kinds = {re.sub(r"\?.*", "", u[len(served):]) for u in followed}
+    assert kinds >= {"/pipelines/team%2Fpenguin", "/pipelines/team%2Fpenguin/compare",
+                     "/api/v1/pipelines/team%2Fpenguin/view", "/api/v1/pipelines/team%2Fpenguin/compare"}, kinds
+    assert "team%2Fpenguin" in index
+
+
+def _layout(url: str, expression: str, width: int = 1280, height: int = 1000, timeout: float = 120):
+    """Load ``url`` in headless Chromium with a ``width``-pixel-wide window and return the value
+    of the JavaScript ``expression`` evaluated on the loaded page (Chrome DevTools protocol)."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    import httpx
+    from websockets.sync.client import connect
+
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             f"--window-size={width},{height}", "--remote-debugging-port=0", f"--user-data-dir={profile}",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            port_file = Path(profile) / "DevToolsActivePort"
+            deadline = time.monotonic() + timeout
+            while not (port_file.exists() and port_file.read_text().strip()):
+                assert time.monotonic() < deadline and proc.poll() is None, "Chromium did not start"
+                time.sleep(0.1)
+            port = int(port_file.read_text().split()[0])
+            target = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=30).json()
+                          if t["type"] == "page")
+            with connect(target["webSocketDebuggerUrl"], max_size=None) as ws:
+                calls = iter(range(1, 1000))
+
+                def call(method: str, **params) -> dict:
+                    n = next(calls)
+                    ws.send(json.dumps({"id": n, "method": method, "params": params}))
+                    while True:
+                        msg = json.loads(ws.recv(timeout=timeout))
+                        if msg.get("id") == n:
+                            assert "error" not in msg, msg
+                            return msg["result"]
+
+                call("Page.enable")
+                call("Page.navigate", url=url)
+                while True:  # the load event of the page navigated to
+                    msg = json.loads(ws.recv(timeout=timeout))
+                    if msg.get("method") == "Page.loadEventFired":
+                        break
+                result = call("Runtime.evaluate", expression=expression, returnByValue=True)
+                assert "exceptionDetails" not in result, result
+                return result["result"]["value"]
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# For each card: its right edge, and per element holding MLMD text the right edge of that text
+# (a Range over it: text that runs out of its box counts), its box and its lines.
+_MEASURE = """(() => {
+  const text = el => { const r = document.createRange(); r.selectNodeContents(el); return r.getBoundingClientRect(); };
+  const box = el => { const r = el.getBoundingClientRect(); return {left: r.left, right: r.right, width: r.width}; };
+  const cards = {};
+  for (const id of ["properties", "inputs", "side-a", "side-b"]) {
+    const card = document.getElementById(id);
+    cards[id] = {right: card.getBoundingClientRect().right, values: []};
+    for (const el of card.querySelectorAll("td[data-side], [data-fingerprint], td.value, .mono")) {
+      cards[id].values.push({...box(el), text_right: text(el).right, title: el.getAttribute("title"),
+                             content: el.textContent.trim()});
+    }
+  }
+  const props = [...document.querySelectorAll("#properties tr[data-property] td.prop")].map(td => ({
+    ...box(td), lines: td.querySelector("code").getClientRects().length,
+    name: td.querySelector("code").textContent}));
+  return {inner_width: innerWidth, scroll_width: document.documentElement.scrollWidth, cards, props};
+})()"""
+
+
+@pytest.mark.browser
+def test_compare_page_keeps_long_values_inside_their_cards(served):
+    """A 256-digit hex property value and 128-digit input fingerprints, at a 1280-pixel-wide
+    window: every value stays inside its card (wrapped, the whole value in its title), the
+    property-name column keeps its width and the page does not scroll sideways."""
+    doc = _get(f"{served}/api/v1/pipelines/fingerprints/compare?a=fp-run-1&b=fp-run-2").json()
+    [prop] = doc["properties_changed"]
+    assert prop["property"] == "input_fingerprint" and len(prop["a"]) == len(prop["b"]) == 256
+    [changed] = doc["inputs_changed"]
+    fingerprints = {changed["a"][0]["fingerprint"], changed["b"][0]["fingerprint"]}
+    assert {len(f) for f in fingerprints} == {128}
+
+    got = _layout(f"{served}/pipelines/fingerprints/compare?a=fp-run-1&b=fp-run-2", _MEASURE)
+    assert got["inner_width"] == 1280
+    assert got["scroll_width"] <= 1280
+    for card_id, card in got["cards"].items():
+        assert card["values"], card_id
+        for v in card["values"]:
+            assert v["right"] <= card["right"] + 0.5, (card_id, v)
+            assert v["text_right"] <= card["right"] + 0.5, (card_id, v)
+    values = {v["content"]: v for v in got["cards"]["properties"]["values"] if v["title"]}
+    assert set(values) == {prop["a"], prop["b"]}
+    assert all(v["title"] == content for content, v in values.items())  # the whole value on hover
+    shown = {v["title"] for v in got["cards"]["inputs"]["values"] if v["title"] in fingerprints}
+    assert shown == fingerprints
+    [cell] = got["props"]
+    assert cell["name"] == "input_fingerprint"
+    assert cell["width"] >= 160 and cell["lines"] == 1, cell  # not a column of letters
+
+
+@pytest.mark.browser
+def test_async_pipeline_page_shows_components_outside_every_training_as_running_on_their_own(
+        simulated_warehouse, tmp_path, tools):
+    """`frugal report` of a simulated asynchronous pipeline with two trainers: the
+    ExampleValidator, which no training holds, is shown and drawn as running on its own, the
+    other trainer's components as part of another training, never as absent."""
+    sim, warehouse, _ = simulated_warehouse(tmp_path, pipelines=3, days=10, seed=5, mode="async")
+    truth = json.loads(sim.ground_truth_paths[0].read_text())
+    [pipeline] = [p["name"] for p in truth["pipelines"] if p["n_trainers"] == 2]
+    lane_of = {str(t["execution_id"]): t["node"] for t in truth["trainers"] if t["pipeline"] == pipeline}
+    done = tools.frugal("report", "--warehouse", str(warehouse), "--pipeline", pipeline, "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    lanes = set()
+    for name in ("index.html", "run-1.html", "run-2.html", "run-3.html", "run-4.html"):
+        html = tmp_path / "out" / name
+        doc = json.loads(html.with_name("pipeline.json" if name == "index.html" else html.stem + ".json").read_text())
+        page = Page(tools.dump_dom(html.as_uri()))
+        rows = {r["data-component"]: r for r in page.rows if r["_tag"] == "tr" and "data-state" in r}
+        assert {c: r["data-state"] for c, r in rows.items()} == {n["component"]: n["state"] for n in doc["run"]["nodes"]}
+        own = rows["ExampleValidator"]
+        assert own["data-state"] == "independent" and "runs on its own" in "".join(own["_text"])
+        assert "absent" not in "".join(own["_text"])
+        lane = lane_of[doc["run"]["run"]]
+        [other] = set(lane_of.values()) - {lane}
+        assert rows[other]["data-state"] == "elsewhere" and "other training" in "".join(rows[other]["_text"])
+        drawn = {re.search(r"state-(\w+)", c).group(1) for c in page.dag_nodes}
+        assert {"independent", "elsewhere"} <= drawn
+        assert page.scripts == 0
+        lanes.add(lane)
+    assert len(lanes) == 2  # both trainers' trainings were looked at

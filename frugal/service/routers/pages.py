@@ -8,7 +8,9 @@
 - ``GET /api/v1/pipelines/{name}/view?run=`` and ``GET /api/v1/pipelines/{name}/compare?a=&b=``:
   the JSON the pages show; every number on a page carries ``data-key``, its path in this JSON.
 
-RUN is a pipeline-run context name, or for an asynchronous pipeline a trainer execution id.
+NAME may hold ``/`` (``team/penguin``), as it is or percent-encoded (``team%2Fpenguin``, as the
+pages link it): the routes take the rest of the path, the ``/compare`` and ``/view`` routes
+first. RUN is a pipeline-run context name, or for an asynchronous pipeline a trainer execution id.
 Unknown pipelines and runs answer 404 (``{"detail": ...}`` for JSON, an HTML page otherwise)
 with a message that says what exists; a name in several sources without ``source`` 409.
 The routers only read: they take a dependency that yields a DuckDB cursor.
@@ -61,14 +63,9 @@ def make_router(cursor: Callable, root: str = "") -> APIRouter:
         except AnalysisError as exc:
             return html_error(exc)
 
-    @router.get("/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
-    def pipeline_page(name: str, run: str | None = None, source: str | None = None, cur=Depends(cursor)):
-        try:
-            return HTMLResponse(render_pipeline(pipeline_view(cur, name, run=run, source=source), links))
-        except AnalysisError as exc:
-            return html_error(exc)
-
-    @router.get("/pipelines/{name}/compare", response_class=HTMLResponse, include_in_schema=False)
+    # A name may hold "/": every route takes the rest of the path, the ones that end in
+    # /compare or /view before the page of the pipeline itself.
+    @router.get("/pipelines/{name:path}/compare", response_class=HTMLResponse, include_in_schema=False)
     def compare_page(name: str, a: str | None = None, b: str | None = None, source: str | None = None,
                      cur=Depends(cursor)):
         try:
@@ -82,7 +79,14 @@ def make_router(cursor: Callable, root: str = "") -> APIRouter:
         except AnalysisError as exc:
             return html_error(exc)
 
-    @router.get("/api/v1/pipelines/{name}/view")
+    @router.get("/pipelines/{name:path}", response_class=HTMLResponse, include_in_schema=False)
+    def pipeline_page(name: str, run: str | None = None, source: str | None = None, cur=Depends(cursor)):
+        try:
+            return HTMLResponse(render_pipeline(pipeline_view(cur, name, run=run, source=source), links))
+        except AnalysisError as exc:
+            return html_error(exc)
+
+    @router.get("/api/v1/pipelines/{name:path}/view")
     def view_json(name: str, run: str | None = None, source: str | None = None, cur=Depends(cursor)):
         """The pipeline page's data: summary, DAG, the run's nodes, history, decisions."""
         try:
@@ -90,7 +94,7 @@ def make_router(cursor: Callable, root: str = "") -> APIRouter:
         except AnalysisError as exc:
             return json_error(exc)
 
-    @router.get("/api/v1/pipelines/{name}/compare")
+    @router.get("/api/v1/pipelines/{name:path}/compare")
     def compare_json(name: str, a: str = Query(..., description="run A: pipeline-run context name or trainer id"),
                      b: str = Query(..., description="run B"), source: str | None = None, cur=Depends(cursor)):
         """What differs between runs A and B: components_added, components_removed,

@@ -1,13 +1,34 @@
-"""`/api/v1/pipelines`: trainings, pushes, waste and decisions per pipeline."""
+"""`/api/v1/pipelines`: trainings, pushes, waste and decisions per pipeline.
+
+A pipeline's name may hold ``/`` (``team/penguin``, as it is or as ``team%2Fpenguin``): the
+route takes the rest of the path, except a rest that ends in ``/view`` or ``/compare``, which
+the pages router (mounted after this one) answers for the name before it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from fastapi import APIRouter, Depends
+from starlette.convertors import Convertor, register_url_convertor
 
 from frugal.service.dependencies import get_service, read_cursor
 from frugal.service.state import NotFound
+
+
+class PipelineNameConvertor(Convertor[str]):
+    """The rest of the path, ``/`` included, that does not end in ``/view`` or ``/compare``."""
+
+    regex = r".+(?<!/view)(?<!/compare)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("pipeline_name", PipelineNameConvertor())
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
@@ -50,7 +71,7 @@ def list_pipelines(cur=Depends(read_cursor)) -> dict:
     return {"pipelines": _rows(cur, None)}
 
 
-@router.get("/pipelines/{name}")
+@router.get("/pipelines/{name:pipeline_name}")
 def pipeline(name: str, graphlets: int = 50, service=Depends(get_service), cur=Depends(read_cursor)) -> dict:
     """One pipeline: per source its figures, newest graphlets, decisions and what they saved, its rule."""
     from optimizer.pruning.ledger import ledger_summary, recent_decisions
