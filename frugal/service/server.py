@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from frugal import __version__
 from frugal.service.config import ServiceConfig
-from frugal.service.middleware import BodyLimit, RequestMetrics, ServiceMetrics, TokenAuth
 from frugal.service.dependencies import read_cursor
+from frugal.service.errors import ServiceError
+from frugal.service.middleware import BodyLimit, RequestMetrics, ServiceMetrics, TokenAuth
 from frugal.service.routers import decisions, health, login, pages, pipelines, report, rules, sources, sql
-from frugal.service.state import Metrics, Service, ServiceError
+from frugal.service.shared import Metrics
+from frugal.service.state import Service
 
 __all__ = ["create_app"]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from starlette.convertors import Convertor, register_url_convertor
 
 from frugal.service.dependencies import get_service, read_cursor
-from frugal.service.state import NotFound
+from frugal.service.errors import NotFound
 
 
 class PipelineNameConvertor(Convertor[str]):

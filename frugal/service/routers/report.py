@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from frugal.service.dependencies import get_service
-from frugal.service.state import NotFound, NotReady
+from frugal.service.errors import NotFound, NotReady
 
 router = APIRouter(prefix="/api/v1", tags=["report"])
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from provenance.query import json_value
 
 from frugal.service.dependencies import get_service
-from frugal.service.state import BadRequest
+from frugal.service.errors import BadRequest
 
 router = APIRouter(prefix="/api/v1", tags=["sql"])
 

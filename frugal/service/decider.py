@@ -1,0 +1,230 @@
+"""The decider: a pipeline's next training, run or prune, and the ledger row that records it.
+
+A decision reads only the current ``Warm`` (resolves the pipeline to its source and lane, takes
+that lane's scored upcoming training), the operator's rules and the budget of recent prunes,
+so it costs no query; with ``inputs`` (the "fresh" path) it first reads the source's newest
+records and describes the upcoming training from them. It is answered once its ledger row is
+committed (``LedgerWriter``). The operator's rules are written here too, as the decider reads them.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import datetime as dt
+import threading
+import uuid
+
+from analysis.analyze import analyze
+from optimizer.pruning import ledger, live
+from optimizer.pruning.policy import PolicyConfig
+
+from frugal.service.errors import BadRequest, Conflict, NotFound, NotReady
+from frugal.service.ledger_writer import LedgerWriter
+from frugal.service.refresher import Refresher
+from frugal.service.shared import Metrics, Warm, WarmHolder, now
+
+__all__ = ["Decider"]
+
+
+class Decider:
+    """Decisions on the warm state of ``holder``; rules and the budget's recent prunes (see the module docstring)."""
+
+    def __init__(self, policy_config: PolicyConfig, con, write_lock: threading.RLock, holder: WarmHolder,
+                 refresher: Refresher, ledger_writer: LedgerWriter, metrics: Metrics):
+        self.policy_config = policy_config
+        self.con = con
+        self.write_lock = write_lock
+        self.holder = holder
+        self.refresher = refresher
+        self._ledger = ledger_writer
+        self.metrics = metrics
+        self.rules = ledger.load_rules(con)
+        self._recent_prunes: collections.deque = collections.deque(maxlen=policy_config.window)
+
+    def recall_prunes(self) -> None:
+        """The budget's recent prunes from the ledger (a restarted service spends what it had spent)."""
+        for row in self.con.execute("""
+            SELECT probability FROM decisions WHERE action = 'prune' AND rule IS NULL AND fallback IS NULL
+            ORDER BY decided_at DESC LIMIT ?""", [self.policy_config.window]).fetchall():
+            self._recent_prunes.appendleft(float(row[0] or 0.0))
+
+    # ----------------------------------------------------------------------------------- decisions
+    def _resolve(self, warm: Warm, pipeline: str, source: str | None) -> str | None:
+        """The source of ``pipeline`` (None: known but without trainings)."""
+        known_sources = warm.known.get(pipeline, ())
+        if not known_sources:
+            names = sorted(warm.pipelines)
+            hint = f"; known pipelines include {', '.join(names[:10])}" if names else "; the warehouse holds none yet"
+            raise NotFound(f"unknown pipeline {pipeline!r}: no source of this service has recorded it{hint}. "
+                           "Use the MLMD pipeline name as in graphlets.pipeline")
+        if source is not None:
+            if source not in known_sources:
+                raise NotFound(f"pipeline {pipeline!r} is not in source {source!r}; it is in: {', '.join(known_sources)}")
+            return source
+        if len(known_sources) > 1:
+            raise Conflict(f"pipeline {pipeline!r} is in several sources ({', '.join(known_sources)}); "
+                           "say which with \"source\"")
+        return known_sources[0]
+
+    def _lane(self, warm: Warm, pipeline: str, source: str, lane: str | None) -> str | None:
+        lanes = (warm.pipelines.get(pipeline) or {}).get(source, ())
+        if not lanes:
+            return None
+        if lane is None:
+            return lanes[0]
+        for full in lanes:
+            if lane == full or lane == full.rsplit("/", 1)[-1]:
+                return full
+        raise NotFound(f"pipeline {pipeline!r} has no trainer node {lane!r}; its lanes: "
+                       f"{', '.join(lx.rsplit('/', 1)[-1] for lx in lanes)}")
+
+    def budget(self, warm: Warm) -> live.Budget:
+        return live.Budget.for_policy(self.policy_config, lost=float(sum(self._recent_prunes)),
+                                      observed=warm.observed_pushes)
+
+    def active_rule(self, pipeline: str, source: str | None) -> ledger.Rule | None:
+        rule = self.rules.get(pipeline)
+        if rule is None or not rule.active(now()):
+            return None
+        if rule.source_id is not None and source is not None and rule.source_id != source:
+            return None
+        return rule
+
+    def decide(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
+               run_id: str | None = None, inputs: list[int] | None = None, explain: bool = False) -> dict:
+        """Decide for the next training of ``pipeline``; the decision is in the ledger before it returns."""
+        answer, future = self.decide_async(pipeline, source=source, lane=lane, run_id=run_id, inputs=inputs,
+                                           explain=explain)
+        future.result()
+        return answer
+
+    def decide_async(self, pipeline: str, *, source: str | None = None, lane: str | None = None,
+                     run_id: str | None = None, inputs: list[int] | None = None,
+                     explain: bool = False) -> tuple[dict, concurrent.futures.Future]:
+        """The decision and the future of its ledger commit: answer only once the future is done."""
+        warm = self.holder.warm
+        if warm is None and inputs is None:
+            raise NotReady("not ready yet: pending " + ", ".join(sorted(self.holder.pending)) + "; retry shortly")
+        kind = "lookup"
+        if inputs is not None:
+            warm, up, source, lane_full = self._fresh(pipeline, source, lane, inputs)
+            kind = "fresh"
+        else:
+            source = self._resolve(warm, pipeline, source)
+            lane_full = self._lane(warm, pipeline, source, lane)
+            up = warm.upcoming.get(lane_full) if lane_full else None
+        rule = self.active_rule(pipeline, source)
+        learned = warm.learned if warm is not None else None
+        if up is None:
+            if rule is not None:
+                choice = live.Choice(rule.action, None, None, (f"operator rule: {rule.action} ({rule.reason})",),
+                                     rule=rule.reason)
+            else:
+                reason = ("too little history: no training of this pipeline is recorded yet, so every training "
+                          "runs until there is")
+                choice = live.Choice("run", None, None, (reason,), fallback=reason)
+        else:
+            choice = live.choose(up, learned, rule=rule, budget=self.budget(warm))
+        version = learned.version if learned is not None else "none"
+        decision_id = uuid.uuid4().hex
+        row = {"decision_id": decision_id, "decided_at": now(), "source_id": source, "pipeline": pipeline,
+               "lane": lane_full or lane, "run_id": run_id, "action": choice.action,
+               "probability": choice.probability, "threshold": choice.threshold, "policy_version": version,
+               "reasons": list(choice.reasons), "fallback": choice.fallback, "rule": choice.rule,
+               "inputs": inputs, "cost_s": up.cost_s if up is not None else None}
+        future = self._ledger.submit(row)   # the caller answers once it is committed
+        if choice.model_prune:
+            self._recent_prunes.append(float(choice.probability))
+        if self.metrics.decision:
+            self.metrics.decision(choice.action, kind)
+        answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
+                  "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
+                  "policy_version": version, "pipeline": pipeline, "source": source,
+                  "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
+                  "inputs": inputs}
+        if explain:
+            answer["features"] = up.features(learned.columns) if up is not None and learned is not None else {}
+            answer["upcoming_at"] = up.at.isoformat() + "Z" if up is not None else None
+        return answer, future
+
+    def _fresh(self, pipeline: str, source: str | None, lane: str | None, inputs: list[int]):
+        """Read the source's newest records, then describe the upcoming training from ``inputs``."""
+        if not inputs:
+            raise BadRequest("\"inputs\" is empty: give the MLMD artifact ids of this run's upstream, or leave it out")
+        warm = self.holder.warm
+        sources = self.refresher.sources
+        candidates = None
+        if source is not None:
+            if source not in sources:
+                raise NotFound(f"unknown source {source!r}; this service reads: {', '.join(sources)}")
+            candidates = [source]
+        elif warm is not None:
+            candidates = list(warm.known.get(pipeline, ())) or None   # lanes' sources included
+        self.refresher.ingest_sources(candidates)
+        if warm is None or pipeline not in warm.known:
+            # a pipeline seen for the first time: analyse what was just read so it is known
+            with self.write_lock:
+                cur = self.con.cursor()
+                try:
+                    analyze(cur)
+                finally:
+                    cur.close()
+            learned = warm.learned if warm is not None else self.holder.restored
+            self.holder.warm = warm = (self.refresher.describe(learned, self.refresher.signature())
+                                       if learned is not None else warm)
+            if warm is None:
+                raise NotReady("not ready yet: the policy is being learned; retry shortly")
+        source = self._resolve(warm, pipeline, source)
+        cur = self.con.cursor()
+        try:
+            have = {int(r[0]) for r in cur.execute(
+                f"SELECT artifact_id FROM artifacts WHERE source_id = ? AND artifact_id IN "
+                f"({', '.join('?' * len(inputs))})", [source, *[int(a) for a in inputs]]).fetchall()}
+            missing = [a for a in inputs if int(a) not in have]
+            if missing:
+                raise BadRequest(f"artifacts {missing} are not in source {source!r} (read just now); pass ids of "
+                                 "artifacts this run recorded in that MLMD store")
+            lane_full = self._lane(warm, pipeline, source, lane)
+            if lane_full is None:
+                return warm, None, source, None
+            ups = live.describe_upcoming(cur, warm.learned, pipeline=pipeline, lanes=[lane_full],
+                                         inputs=[int(a) for a in inputs], sources=[source])
+        finally:
+            cur.close()
+        return warm, ups.get(lane_full), source, lane_full
+
+    # --------------------------------------------------------------------------------------- rules
+    def put_rule(self, pipeline: str, action: str, reason: str, expires_at: dt.datetime | None,
+                 source: str | None) -> ledger.Rule:
+        if action not in ("run", "prune"):
+            raise BadRequest(f"action must be \"run\" or \"prune\", not {action!r}")
+        if not reason or not reason.strip():
+            raise BadRequest("a rule needs a reason (who pinned it and why), e.g. \"data incident 4711\"")
+        if expires_at is not None:
+            if expires_at.tzinfo is not None:
+                expires_at = expires_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            if expires_at <= now():
+                raise BadRequest(f"expires_at {expires_at.isoformat()}Z is in the past")
+        rule = ledger.Rule(pipeline, action, reason.strip(), now(), expires_at, source)
+        with self.write_lock:
+            cur = self.con.cursor()
+            try:
+                ledger.put_rule(cur, rule)
+            finally:
+                cur.close()
+        self.rules = {**self.rules, pipeline: rule}
+        return rule
+
+    def delete_rule(self, pipeline: str) -> None:
+        with self.write_lock:
+            cur = self.con.cursor()
+            try:
+                found = ledger.delete_rule(cur, pipeline)
+            finally:
+                cur.close()
+        if not found:
+            raise NotFound(f"pipeline {pipeline!r} has no rule; GET /api/v1/rules lists them")
+        rules = dict(self.rules)
+        rules.pop(pipeline, None)
+        self.rules = rules
