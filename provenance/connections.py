@@ -3,14 +3,17 @@
 A store is named by a SQLite file path, ``mysql://user:pass@host:port/db`` or
 ``postgresql://user:pass@host:port/db``. Every spec becomes a frozen :class:`StoreSpec`
 with a stable default source id (file stem; ``host/db`` for servers) and turns into an
-ml_metadata ``ConnectionConfig`` here, the only place that builds one.
+ml_metadata ``ConnectionConfig`` here, the only place that builds one. Stores whose default
+ids collide (``a/metadata.sqlite`` and ``b/metadata.sqlite``) get longer ones from
+:func:`resolve_source_ids` (``a/metadata``, ``b/metadata``), the one place that chooses them.
 """
 
 from __future__ import annotations
 
 import socket
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +23,7 @@ __all__ = [
     "StoreSpec",
     "SUPPORTED_SCHEMA_VERSIONS",
     "parse_store",
+    "resolve_source_ids",
     "connection_config",
     "open_metadata_store",
     "sqlite_schema_version",
@@ -84,6 +88,68 @@ def parse_store(spec: str | Path, source_id: str | None = None) -> StoreSpec:
         text = text.split("://", 1)[1]
     path = Path(text).expanduser().resolve()
     return StoreSpec(kind="sqlite", uri=str(path), source_id=source_id or path.stem, path=path)
+
+
+def _id_candidates(spec: StoreSpec, depth: int) -> list[str]:
+    """A store's default ids at every length, shortest first, ``depth`` folders at most: the
+    file stem, ``folder/stem``, ``folder/folder/stem`` ..., then the same with the file's suffix
+    (for two stores in one folder that differ only in it); for a server ``host/db``,
+    ``host:port/db``, then its URI. Stores with fewer folders repeat their longest id."""
+    if spec.kind != "sqlite" or spec.path is None:
+        return [f"{spec.host}/{spec.database}", f"{spec.host}:{spec.port}/{spec.database}", spec.uri]
+    folders = spec.path.parts[1:-1]  # without the root
+    return ["/".join([*folders[len(folders) - min(k, len(folders)):], name])
+            for name in (spec.path.stem, spec.path.name) for k in range(depth + 1)]
+
+
+def resolve_source_ids(
+    specs: Sequence[StoreSpec], known: Mapping[str, str] | None = None
+) -> tuple[list[StoreSpec], list[str]]:
+    """Give the stores of one command distinct default source ids; return the specs and what was chosen.
+
+    ``specs`` carry their default ids (:func:`parse_store` without ``source_id``), one per
+    distinct store; ``known`` maps the ids already in a warehouse to their stores' URIs. A store
+    the warehouse already holds keeps its id there (when it is one of its default ids), so
+    existing warehouses keep their ids. A store whose default id (the file stem, ``host/db``) no
+    other store of ``specs`` has keeps it. Stores whose default ids collide get the shortest
+    ids that tell them apart and that the warehouse does not give another store:
+    ``folder/stem`` (``a/metadata`` and ``b/metadata`` for ``a/metadata.sqlite`` and
+    ``b/metadata.sqlite``), then more folders when those are equal too, then the file name with
+    its suffix. The returned lines say which ids were chosen, one per collision (none when
+    nothing collided or every colliding store already had its id in the warehouse).
+    """
+    known = dict(known or {})
+    known_by_uri = {uri: sid for sid, uri in known.items()}
+    depth = max((len(s.path.parts) for s in specs if s.path is not None), default=0)
+    candidates = {s.uri: _id_candidates(s, depth) for s in specs}
+    chosen: dict[str, str] = {}
+    for s in specs:  # what the warehouse already calls a store stays its id
+        sid = known_by_uri.get(s.uri)
+        if sid is not None and sid in candidates[s.uri]:
+            chosen[s.uri] = sid
+    groups: dict[str, list[StoreSpec]] = {}
+    for s in specs:
+        groups.setdefault(s.source_id, []).append(s)
+    for base, group in groups.items():
+        if len(group) == 1 and group[0].uri not in chosen:
+            chosen[group[0].uri] = base
+    taken = set(known) | set(chosen.values())
+    lines = []
+    for base, group in groups.items():
+        free = [s for s in group if s.uri not in chosen]
+        if len(group) == 1 or not free:
+            continue
+        for level in range(1, max(len(candidates[s.uri]) for s in free)):
+            ids = [candidates[s.uri][level] for s in free]
+            if len(set(ids)) == len(ids) and not taken.intersection(ids):
+                break
+        else:  # nothing tells them apart: leave the default, the caller refuses the collision
+            continue
+        taken.update(ids)
+        chosen.update((s.uri, sid) for s, sid in zip(free, ids))
+        lines.append(f"{len(group)} stores share the default source id {base!r}: using "
+                     + ", ".join(f"{chosen[s.uri]} for {s.uri}" for s in group) + " (choose others with --source-id)")
+    return [replace(s, source_id=chosen.get(s.uri, s.source_id)) for s in specs], lines
 
 
 def _redact(text: str) -> str:

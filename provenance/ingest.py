@@ -20,13 +20,20 @@ from pathlib import Path
 
 import duckdb
 
-from provenance.connections import StoreSpec, check_server_reachable, check_supported, parse_store, sqlite_schema_version
+from provenance.connections import (
+    StoreSpec,
+    check_server_reachable,
+    check_supported,
+    parse_store,
+    resolve_source_ids,
+    sqlite_schema_version,
+)
 from provenance.errors import ProvenanceError
 from provenance.readers.staging import Batch
 from provenance.upgrade import UPGRADABLE_SCHEMA_VERSIONS, upgraded_copy
 from provenance.warehouse import connect, load_batch, source_row
 
-__all__ = ["ingest", "IngestReport", "SourceReport", "VIAS"]
+__all__ = ["ingest", "IngestReport", "SourceReport", "VIAS", "known_sources", "store_source_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,7 @@ class IngestReport:
     warehouse: str
     sources: tuple[SourceReport, ...]
     seconds: float
+    notes: tuple[str, ...] = ()    # the source ids chosen for stores whose default ids collided
 
     @property
     def store_rows(self) -> int:
@@ -80,6 +88,48 @@ class IngestReport:
             for table, n in s.rows.items():
                 out[table] = out.get(table, 0) + n
         return out
+
+
+def _known(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(con.execute("SELECT source_id, uri FROM sources").fetchall())
+
+
+def known_sources(warehouse: str | Path) -> dict[str, str]:
+    """Source id -> store URI of the sources in ``warehouse`` (none when it does not exist yet)."""
+    if not Path(warehouse).exists():
+        return {}
+    con = connect(warehouse, read_only=True)
+    try:
+        return _known(con)
+    finally:
+        con.close()
+
+
+def store_source_ids(stores: Sequence[str | Path], warehouse: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """The default source id of each store, in order, and the lines saying which ids were
+    chosen because default ids collided (see provenance.connections.resolve_source_ids);
+    the sources already in ``warehouse`` keep their ids."""
+    specs = [parse_store(s) for s in stores]
+    try:
+        known = known_sources(warehouse) if warehouse is not None else {}
+    except (ProvenanceError, duckdb.Error):  # unreadable now: whoever opens it next says why
+        known = {}
+    resolved, lines = resolve_source_ids(list({s.uri: s for s in specs}.values()), known)
+    ids = {s.uri: s.source_id for s in resolved}
+    return [ids[s.uri] for s in specs], lines
+
+
+def _distinct(specs: list[StoreSpec]) -> list[StoreSpec]:
+    """``specs`` once each; two different stores with one source id are refused."""
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.source_id in seen and seen[spec.source_id] != spec.uri:
+            raise ProvenanceError(
+                f"two stores would get the source id {spec.source_id!r} ({seen[spec.source_id]} and "
+                f"{spec.uri}): give each its own id with --source-id."
+            )
+        seen[spec.source_id] = spec.uri
+    return list({s.source_id: s for s in specs}.values())
 
 
 def _resolve_via(spec: StoreSpec, via: str) -> str:
@@ -175,7 +225,10 @@ def ingest(
 
     ``via``: ``auto`` (fast SQLite reader for SQLite files, the ml_metadata API otherwise),
     ``api`` or ``sqlite``. ``source_ids`` overrides the default ids (file stem, ``host/db``),
-    one per store. ``progress``: show a progress bar; None shows it only on a terminal.
+    one per store. Without it, stores whose default ids collide get ``folder/stem`` (see
+    provenance.connections.resolve_source_ids; the report's ``notes`` say which), and the
+    sources the warehouse already holds keep their ids. ``progress``: show a progress bar;
+    None shows it only on a terminal.
     ``upgrade_copy``: read SQLite stores of older MLMD schema versions through a temporary
     copy upgraded to version 10 (the store itself is never changed). ``checkpoint=False``
     leaves the committed write-ahead log for DuckDB to fold in later (a service that writes
@@ -188,15 +241,10 @@ def ingest(
             f"{len(source_ids)} source ids for {len(stores)} stores: give one --source-id per store, in order."
         )
     specs = [parse_store(s, source_ids[i] if source_ids else None) for i, s in enumerate(stores)]
-    seen: dict[str, str] = {}
-    for spec in specs:
-        if spec.source_id in seen and seen[spec.source_id] != spec.uri:
-            raise ProvenanceError(
-                f"two stores would get the source id {spec.source_id!r} ({seen[spec.source_id]} and "
-                f"{spec.uri}): give each its own id with --source-id."
-            )
-        seen[spec.source_id] = spec.uri
-    specs = list({s.source_id: s for s in specs}.values())
+    if source_ids is None:  # default ids: chosen below, once the warehouse's own ids are known
+        specs = list({s.uri: s for s in specs}.values())
+    else:
+        specs = _distinct(specs)
     vias = [_resolve_via(spec, via) for spec in specs]
     for spec in specs:
         _check(spec, upgrade_copy)
@@ -207,7 +255,14 @@ def ingest(
     con.execute("SET preserve_insertion_order = false")  # bulk loads need no row order; faster parallel inserts
     bar = _Progress(show)
     reports: list[SourceReport] = []
+    notes: list[str] = []
     try:
+        if source_ids is None:
+            # stores whose default ids collide (a/metadata.sqlite, b/metadata.sqlite) get folder/stem
+            specs, notes = resolve_source_ids(specs, _known(con))
+            specs = _distinct(specs)
+            for note in notes:
+                log.info("%s", note)
         for spec in specs:
             prev = source_row(con, spec.source_id)
             if prev is not None and prev["uri"] != spec.uri:
@@ -260,4 +315,5 @@ def ingest(
     finally:
         bar.close()
         con.close()
-    return IngestReport(warehouse=str(warehouse), sources=tuple(reports), seconds=time.perf_counter() - started)
+    return IngestReport(warehouse=str(warehouse), sources=tuple(reports), seconds=time.perf_counter() - started,
+                        notes=tuple(notes))

@@ -11,7 +11,7 @@ __all__ = ["register", "summary_lines"]
 
 def summary_lines(report) -> list[str]:
     """Human summary of an :class:`provenance.ingest.IngestReport`: rows per table, time, rate."""
-    lines = []
+    lines = list(report.notes)
     for s in report.sources:
         mode = "full" if s.full else "incremental"
         lines.append(
@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
         ),
         source_id: list[str] = typer.Option(
             None, "--source-id",
-            help="Source id per store, in order (default: file stem, or host/db for servers).",
+            help="Source id per store, in order (default: file stem, or host/db for servers; "
+                 "folder/stem for stores whose stems collide).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
         analyze: bool = typer.Option(

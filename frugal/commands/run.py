@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import typer
 
 from pipelines.errors import PipelineError
 
-__all__ = ["parse_bytes", "register"]
+__all__ = ["RUN_DIR_ENV", "output_folders", "parse_bytes", "register"]
+
+# set by `frugal run` while it loads and runs a pipeline file: the folder where the file may keep
+# its own files (input data it generates, ...): the MLMD store's folder. Never the working directory.
+RUN_DIR_ENV = "FRUGAL_RUN_DIR"
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -30,6 +37,46 @@ def _short(value: object, limit: int = 160) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def output_folders(store: Path | None, artifacts: Path | None, reuse: bool) -> tuple[Path | None, Path | None]:
+    """Where a run writes: (artifact folder or None, run folder or None).
+
+    The artifact folder is ``--artifacts``, else ``STEM-artifacts`` beside ``--store``
+    (``runs.sqlite`` -> ``runs-artifacts/``); none with ``--no-reuse``. The run folder (given to
+    the pipeline file as ``$FRUGAL_RUN_DIR``) is the MLMD store's folder: ``--store``'s, or the
+    artifact folder, which holds the default store ``mlmd.sqlite``. A run given neither
+    ``--store`` nor ``--artifacts`` is refused rather than written into the working directory.
+    """
+    if not reuse:
+        artifacts = None
+    elif artifacts is None:
+        if store is None:
+            raise PipelineError(
+                "give --store FILE (the MLMD store; outputs go beside it, into STEM-artifacts/) or "
+                "--artifacts DIR: frugal run writes nothing into the working directory unasked")
+        artifacts = store.with_name(f"{store.stem}-artifacts")
+    if store is not None:
+        return artifacts, store.parent
+    return artifacts, artifacts
+
+
+@contextlib.contextmanager
+def _run_dir(folder: Path | None):
+    """``$FRUGAL_RUN_DIR`` set to ``folder`` (a temporary folder, removed afterwards, when None)."""
+    previous = os.environ.get(RUN_DIR_ENV)
+    with contextlib.ExitStack() as stack:
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="frugal-run-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[RUN_DIR_ENV] = str(folder.resolve())
+        try:
+            yield folder
+        finally:
+            if previous is None:
+                os.environ.pop(RUN_DIR_ENV, None)
+            else:
+                os.environ[RUN_DIR_ENV] = previous
 
 
 def _gate(url: str, token_file: Path | None, timeout_s: float):
@@ -77,9 +124,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         pipeline_file: Path = typer.Argument(..., metavar="PIPELINE_FILE",
                                              help="Python file defining `pipeline` (a pipelines.api.Pipeline)."),
-        store: Path = typer.Option(None, "--store", help="MLMD SQLite store to record the run into."),
-        artifacts: Path = typer.Option(Path("frugal-artifacts"), "--artifacts",
-                                       help="Folder of materialized outputs (content-addressed)."),
+        store: Path = typer.Option(None, "--store", help="MLMD SQLite store to record the run into; the "
+                                                         "run's outputs go beside it. Default: mlmd.sqlite in "
+                                                         "--artifacts (one of the two is needed unless --no-reuse)."),
+        artifacts: Path = typer.Option(None, "--artifacts",
+                                       help="Folder of materialized outputs (content-addressed). Default: "
+                                            "STEM-artifacts beside --store (runs.sqlite -> runs-artifacts/)."),
         budget: str = typer.Option(None, "--budget", help="Byte budget of the artifact folder (e.g. 500MB)."),
         no_reuse: bool = typer.Option(False, "--no-reuse", help="Compute everything; load and store nothing."),
         policy: str = typer.Option("frugal", "--policy",
@@ -95,25 +145,31 @@ def register(app: typer.Typer) -> None:
         """Run PIPELINE_FILE once: plan compute/load/prune per component, build one Beam pipeline
         from the plan, store what pays off, and record the run into MLMD.
 
+        Nothing is written into the working directory: the outputs go beside --store (or into
+        --artifacts), and the pipeline file finds that folder in $FRUGAL_RUN_DIR.
+
         Arguments after `--` go to Beam, e.g. `-- --runner=FlinkRunner --flink_master=host:8081`
         (the artifact folder must then be on storage that the workers share).
         """
         from pipelines.api import load_pipeline
-        from pipelines.runner import RunOptions, run_pipeline
+        from pipelines.runner import MLMD_FILE, RunOptions, run_pipeline
 
         beam_args = tuple(ctx.args)
-        pipeline = load_pipeline(pipeline_file)
+        artifacts, run_dir = output_folders(store, artifacts, not no_reuse)
         gate = _gate(hook, hook_token_file, hook_timeout) if hook else None
-        opts = RunOptions(
-            artifacts=None if no_reuse else artifacts,
-            mlmd_store=store,
-            budget_bytes=parse_bytes(budget) if budget else None,
-            reuse=not no_reuse,
-            policy=policy,
-            beam_args=beam_args,
-            gate=gate,
-        )
-        result = run_pipeline(pipeline, opts)
+        with _run_dir(run_dir):
+            pipeline = load_pipeline(pipeline_file)
+            opts = RunOptions(
+                artifacts=artifacts,
+                mlmd_store=store,
+                budget_bytes=parse_bytes(budget) if budget else None,
+                reuse=not no_reuse,
+                policy=policy,
+                beam_args=beam_args,
+                gate=gate,
+            )
+            result = run_pipeline(pipeline, opts)
+        mlmd = store if store is not None else (artifacts / MLMD_FILE if artifacts is not None else None)
         if as_json:
             typer.echo(json.dumps({
                 "run_id": result.run_id,
@@ -126,6 +182,8 @@ def register(app: typer.Typer) -> None:
                 "outputs": {k: json.loads(_short(v, 10**9)) for k, v in result.outputs.items()},
                 "decision": _decision_dict(result.decision),
                 "skipped": list(result.skipped),
+                "artifacts": str(artifacts) if artifacts is not None else None,
+                "mlmd_store": str(mlmd) if mlmd is not None else None,
             }, sort_keys=True))
             return
         if result.decision is not None:
@@ -140,5 +198,5 @@ def register(app: typer.Typer) -> None:
         if not no_reuse:
             typer.echo(f"artifacts: {result.store_bytes:,} bytes in {artifacts}"
                        + (f" ({len(result.evicted)} evicted)" if result.evicted else ""))
-        if store is not None:
-            typer.echo(f"recorded into MLMD store {store}")
+        if mlmd is not None:
+            typer.echo(f"recorded into MLMD store {mlmd}")

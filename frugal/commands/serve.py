@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
                                                                    "every request but /healthz must carry."),
         ingest_every: float = typer.Option(None, "--ingest-every", help="Seconds between background ingests "
                                                                         "(default 60)."),
-        source_id: list[str] = typer.Option(None, "--source-id", help="Source id per store, in order."),
+        source_id: list[str] = typer.Option(None, "--source-id", help="Source id per store, in order (default: "
+                                                                      "as frugal ingest: the file stem, folder/stem "
+                                                                      "for stores whose stems collide)."),
         max_lost_pushes: float = typer.Option(None, "--max-lost-pushes", help="Budget: share of pushes the "
                                                                               "policy may lose (default 0.02)."),
         port_file: Path = typer.Option(None, "--port-file", help="Write the port listened on to this file once "
@@ -37,6 +39,7 @@ def register(app: typer.Typer) -> None:
         On start it ingests and analyses the stores and learns the policy (or restores the saved one),
         then ingests incrementally every --ingest-every seconds. API under /api/v1, OpenAPI at /docs.
         """
+        import dataclasses
         import logging
         import socket
         import sys
@@ -45,7 +48,9 @@ def register(app: typer.Typer) -> None:
 
         from frugal.service.config import ConfigError, load_toml, merged
         from frugal.service.server import create_app
+        from provenance.connections import parse_store
         from provenance.errors import ProvenanceError
+        from provenance.ingest import store_source_ids
 
         try:
             base = load_toml(config) if config is not None else {}
@@ -56,6 +61,14 @@ def register(app: typer.Typer) -> None:
                                 "max_lost_pushes": max_lost_pushes})
         except (ConfigError, TypeError) as exc:
             raise ProvenanceError(str(exc)) from exc
+        if cfg.source_ids is None:
+            # as `frugal ingest` chooses them: folder/stem for stores whose stems collide, the
+            # warehouse's own ids for the stores it holds
+            ids, notes = store_source_ids(cfg.stores, cfg.warehouse)
+            for note in notes:
+                typer.echo(note, err=True)
+            if ids != [parse_store(s).source_id for s in cfg.stores]:
+                cfg = dataclasses.replace(cfg, source_ids=tuple(ids))
         # decisions are short, refreshes long: hand the interpreter to a waiting request sooner
         sys.setswitchinterval(0.001)
         if not logging.getLogger().handlers or logging.getLogger().level > logging.INFO:

@@ -9,7 +9,9 @@ same species with Gaussian jitter) so that each step takes seconds, as in real p
 
 :class:`PenguinConfig` holds what a data scientist changes between iterations (feature
 transform version, hyperparameters, evaluation); :func:`build_pipeline` turns it into a
-:class:`~pipelines.api.Pipeline`. Run one with ``frugal run pipelines/examples/penguin_pipeline.py``.
+:class:`~pipelines.api.Pipeline`. Run one with
+``frugal run pipelines/examples/penguin_pipeline.py --store runs/penguins.sqlite`` (the outputs go
+beside the store).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from provenance import ingest
+from provenance.errors import ProvenanceError
 from provenance.warehouse import connect
 
 
@@ -171,3 +172,35 @@ def test_paths_identical_on_a_store_with_thousands_of_nodes(tmp_path, assert_sam
     assert len(tables["attributions"]) == counts["Attribution"]
     assert len(tables["events"]) == counts["Event"]
     assert len(tables["properties"]) == counts["ArtifactProperty"] + counts["ExecutionProperty"] + counts["ContextProperty"]
+
+
+def test_same_stem_stores_get_folder_stem_ids_and_a_warehouse_keeps_its_ids(tfx_store, tmp_path):
+    stores = {}
+    for folder, name in (("a", "penguin_prod"), ("b", "penguin_minimal"), ("c", "penguin_minimal")):
+        (tmp_path / folder).mkdir()
+        stores[folder] = tfx_store(name).rename(tmp_path / folder / "metadata.sqlite")
+    wh = tmp_path / "w.duckdb"
+
+    first = ingest([stores["a"]], wh, progress=False)          # alone: the file stem, as always
+    assert [s.source_id for s in first.sources] == ["metadata"] and first.notes == ()
+    # a keeps the id the warehouse gives it; b, which collides with it, gets folder/stem
+    second = ingest([stores["a"], stores["b"]], wh, progress=False)
+    assert [s.source_id for s in second.sources] == ["metadata", "b/metadata"]
+    assert second.notes == (f"2 stores share the default source id 'metadata': using metadata for {stores['a']}, "
+                            f"b/metadata for {stores['b']} (choose others with --source-id)",)
+    third = ingest([stores["b"], stores["c"]], wh, progress=False)
+    assert [s.source_id for s in third.sources] == ["b/metadata", "c/metadata"]
+    # alone, later: the id the warehouse knows it by, not the file stem (which names a)
+    fourth = ingest([stores["c"]], wh, progress=False)
+    assert [s.source_id for s in fourth.sources] == ["c/metadata"] and fourth.notes == ()
+    con = connect(wh, read_only=True)
+    try:
+        assert con.execute("SELECT source_id, uri FROM sources ORDER BY 1").fetchall() == [
+            ("b/metadata", str(stores["b"])), ("c/metadata", str(stores["c"])), ("metadata", str(stores["a"]))]
+        assert dict(con.execute("SELECT source_id, count(*) FROM executions GROUP BY 1").fetchall()) == {
+            "metadata": 96, "b/metadata": 12, "c/metadata": 12}
+    finally:
+        con.close()
+    # ids given with --source-id are never changed, and a collision between them is refused
+    with pytest.raises(ProvenanceError, match="two stores would get the source id 'x'"):
+        ingest([stores["b"], stores["c"]], wh, source_ids=["x", "x"], progress=False)
