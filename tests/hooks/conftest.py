@@ -1,19 +1,16 @@
-"""Real servers for the hook tests: a closed port, scripted HTTP servers, the TFX venv.
+"""Real servers for the hook tests: a closed port, scripted HTTP servers, `frugal serve`, the TFX venv.
 
 Every server is a real subprocess on a free 127.0.0.1 port that stops by itself
-(``--lifetime``) and is terminated at the end of its test.
+(``--lifetime``, or `timeout` for `frugal serve`) and is terminated at the end of its test
+(of its module for `frugal serve`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,83 +106,22 @@ def venv_python(venv: Path) -> Path:
     return python
 
 
-class FrugalService:
-    """A real `frugal serve` subprocess on a free port; `timeout` stops it by itself at the latest."""
-
-    def __init__(self, folder: Path, stores: list[Path], warehouse: Path, token: str | None = None,
-                 lifetime_s: int = 900) -> None:
-        self.folder, self.stores, self.warehouse, self.token = folder, stores, warehouse, token
-        self.lifetime_s = lifetime_s
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-        self.starts = 0
-
-    def start(self, timeout_s: float = 120.0) -> "FrugalService":
-        self.starts += 1
-        port_file = self.folder / f"port-{self.starts}"
-        log = self.folder / f"serve-{self.starts}.log"
-        cmd = ["timeout", str(self.lifetime_s), sys.executable, "-m", "frugal", "serve",
-               *map(str, self.stores), "--warehouse", str(self.warehouse), "--port", "0",
-               "--port-file", str(port_file), "--ingest-every", "3600"]
-        if self.token:
-            token_file = self.folder / "token"
-            token_file.write_text(self.token + "\n")
-            cmd += ["--token-file", str(token_file)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"frugal serve exited with {self.proc.returncode}:\n{log.read_text()[-3000:]}")
-            if port_file.exists():
-                self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-                try:
-                    if self.call("GET", "/readyz").get("ready"):
-                        return self
-                except OSError:
-                    pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"frugal serve not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One JSON request to the service (errors raise urllib's HTTPError)."""
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            if e.code == 503 and path == "/readyz":
-                return json.loads(e.read())
-            raise
-
-    def sql(self, query: str) -> list[list]:
-        return self.call("POST", "/api/v1/sql", {"query": query})["rows"]
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-
-
 @pytest.fixture(scope="module")
-def frugal_service(tmp_path_factory):
-    """Return a function (stores, token=None) -> a started FrugalService with its own warehouse;
-    every service started stops at the end of the test module."""
-    services: list[FrugalService] = []
+def frugal_service(frugal_serve, tmp_path_factory):
+    """Return a function (stores, token=None) -> a started `frugal serve` (the shared launcher
+    ``frugal_serve`` of tests/conftest.py) with its own warehouse; ``.stop()`` then ``.start()``
+    restarts it on the same warehouse. Every service started stops at the end of the test module."""
 
-    def start(stores: list[Path], token: str | None = None) -> FrugalService:
+    def start(stores: list[Path], token: str | None = None):
         folder = tmp_path_factory.mktemp("frugal-service")
-        service = FrugalService(folder, list(stores), folder / "w.duckdb", token=token)
-        services.append(service)
-        return service.start()
+        service = frugal_serve(list(stores), folder / "w.duckdb", token=token, extra=["--ingest-every", "3600"],
+                               timeout=120)
+        start.services.append(service)
+        return service
 
+    start.services = []
     yield start
-    for service in services:
+    for service in start.services:
         service.stop()
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -135,51 +133,19 @@ def static_site(warehouse, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def served(stores, tmp_path_factory):
-    """A real `frugal serve` on a free loopback port over copies of the stores; yields its base
-    URL once it is ready and the pipeline pages answer; stopped (SIGINT, then killed) at the end."""
-    import httpx
-
+def served(stores, frugal_serve, tmp_path_factory):
+    """A real `frugal serve` (the shared launcher ``frugal_serve`` of tests/conftest.py) on a free
+    loopback port over copies of the stores; yields its base URL once it is ready and the pipeline
+    pages answer; stopped at the end."""
     folder = tmp_path_factory.mktemp("serve")
     copies = []
     for s in stores:
         shutil.copyfile(s, folder / s.name)
-        copies.append(str(folder / s.name))
-    port_file = folder / "port"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = open(folder / "serve.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "frugal", "serve", *copies, "--warehouse", str(folder / "w.duckdb"),
-         "--port", "0", "--port-file", str(port_file), "--ingest-every", "3600"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        base = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"frugal serve exited: {(folder / 'serve.log').read_text()[-3000:]}")
-            if base is None and port_file.exists() and port_file.read_text().strip():
-                base = f"http://127.0.0.1:{int(port_file.read_text().strip())}"
-            if base is not None:
-                try:
-                    if (httpx.get(base + "/readyz", timeout=10).status_code == 200
-                            and httpx.get(base + "/api/v1/pipelines/penguin_prod/view", timeout=10).status_code == 200):
-                        break
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"frugal serve did not answer: {(folder / 'serve.log').read_text()[-3000:]}")
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+        copies.append(folder / s.name)
+    service = frugal_serve(copies, folder / "w.duckdb", extra=["--ingest-every", "3600"], timeout=240,
+                           ready=("/readyz", "/api/v1/pipelines/penguin_prod/view"))
+    yield service.url
+    service.stop()
 
 
 def dump_dom(url: str, timeout: float = 120) -> str:

@@ -11,7 +11,6 @@ import uuid
 import httpx
 import pytest
 
-from .conftest import start_service
 from .runs import append_run
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -84,11 +83,11 @@ def test_refuses_a_public_address_without_a_token(store_copy, tmp_path):
     assert not (tmp_path / "w.duckdb").exists()
 
 
-def test_kill_9_loses_no_acknowledged_decision_and_restarts_warm(store_copy, tmp_path):
+def test_kill_9_loses_no_acknowledged_decision_and_restarts_warm(store_copy, tmp_path, serve):
     """kill -9 while decisions are written and an ingest runs; the restart serves from the saved policy."""
     store = store_copy()
     warehouse = tmp_path / "w.duckdb"
-    s = start_service([store], warehouse, extra=["--ingest-every", "3600"])
+    s = serve([store], warehouse, extra=["--ingest-every", "3600"])
     try:
         pipeline = s.sql("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")[0][0]
         version = s.get("/readyz").json()["policy_version"]
@@ -131,7 +130,7 @@ def test_kill_9_loses_no_acknowledged_decision_and_restarts_warm(store_copy, tmp
         s.stop()
 
     t0 = time.monotonic()
-    s2 = start_service([store], warehouse, extra=["--ingest-every", "3600"], wait_ready=False)
+    s2 = serve([store], warehouse, extra=["--ingest-every", "3600"], wait_ready=False)
     try:
         while s2.get("/readyz").status_code != 200:
             time.sleep(0.05)

@@ -12,12 +12,11 @@ from optimizer.pruning.hook import decide as batch_decide
 from provenance.ingest import ingest
 from provenance.warehouse import connect
 
-from .conftest import start_service
 from .runs import append_run
 
 
 @pytest.fixture(scope="module")
-def served(sim_corpus, tmp_path_factory):
+def served(sim_corpus, tmp_path_factory, frugal_serve):
     """One service over a private copy of the simulated store, and a batch warehouse of the same copy."""
     import shutil
 
@@ -27,7 +26,7 @@ def served(sim_corpus, tmp_path_factory):
     batch = work / "batch.duckdb"
     ingest([str(store)], str(batch), source_ids=["prod"])
     analyze(str(batch))
-    s = start_service([store], work / "w.duckdb", extra=["--source-id", "prod", "--ingest-every", "3600"])
+    s = frugal_serve([store], work / "w.duckdb", extra=["--source-id", "prod", "--ingest-every", "3600"])
     s.store, s.batch = store, batch
     yield s
     s.stop()
@@ -252,7 +251,7 @@ def test_refresher_runs_at_a_lower_cpu_priority_than_the_requests(served):
         stat = (task / "stat").read_text()
         return int(stat.rsplit(")", 1)[1].split()[16])   # field 19: nice
 
-    tasks = {int(t.name): nice(t) for t in Path(f"/proc/{served.proc.pid}/task").iterdir()}
-    assert tasks[served.proc.pid] == 0
+    tasks = {int(t.name): nice(t) for t in Path(f"/proc/{served.pid}/task").iterdir()}
+    assert tasks[served.pid] == 0
     assert set(tasks.values()) == {0, 10}
     assert list(tasks.values()).count(0) >= 2          # the event loop and the ledger writer at least
