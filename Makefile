@@ -64,7 +64,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/simulate.py
-	$(PY) benchmarks/analysis.py
+	$(PY) benchmarks/analyze_corpus.py
 	$(PY) benchmarks/pruning.py
 	$(PY) benchmarks/planner.py
 	$(PY) benchmarks/iterations.py

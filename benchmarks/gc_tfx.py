@@ -35,13 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from analysis.roles import default_roles  # noqa: E402
-from optimizer.reuse.collect_garbage import ArtifactVerdict, CollectionPlan, plan_collection  # noqa: E402
-from pipelines.pipeline_root import apply_collection, measure_root  # noqa: E402
-from provenance.run_history import read_run_history  # noqa: E402
+from common import ROOT
+from analysis.roles import default_roles
+from optimizer.reuse.collect_garbage import ArtifactVerdict, CollectionPlan, plan_collection
+from pipelines.pipeline_root import apply_collection, measure_root
+from provenance.run_history import read_run_history
 
 DRIVER = ROOT / "benchmarks" / "tfx" / "gc_pipeline.py"
 HISTORY = [("span-1", 8), ("span-1", 8), ("span-2", 8), ("span-2", 12)]  # data files present, hidden units

@@ -21,13 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import CACHE, cached
+from provenance.ingest import ingest
+from provenance.synthetic_store import write_synthetic_store
 
-from provenance.ingest import ingest  # noqa: E402
-from provenance.synthetic_store import write_synthetic_store  # noqa: E402
-
-CACHE = ROOT / "benchmarks" / ".cache"
 BAR_ROWS_PER_S = 500_000
 BAR_RATIO = 5.0
 
@@ -36,11 +33,9 @@ def build_store(runs: int) -> Path:
     """The cached synthetic store of ``runs`` pipeline runs (built on first use)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"mlmd_synthetic_{runs}runs_v1.sqlite"
-    if not path.exists():
-        t0 = time.perf_counter()
-        tmp = path.with_suffix(".tmp")
-        counts = write_synthetic_store(tmp, runs)
-        os.replace(tmp, path)
+    t0 = time.perf_counter()
+    counts = {}
+    if cached(path, lambda tmp: counts.update(write_synthetic_store(tmp, runs))):
         print(f"built {path.name}: {sum(counts.values()):,} MLMD rows in {time.perf_counter() - t0:.1f} s")
     return path
 

@@ -20,24 +20,21 @@ import json
 import math
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import networkx as nx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from optimizer.reuse.costs import CostModel  # noqa: E402
-from optimizer.reuse.materialize import (  # noqa: E402
+import common  # noqa: F401  (the working tree's packages first on sys.path)
+from optimizer.reuse.costs import CostModel
+from optimizer.reuse.materialize import (
     POLICIES,
     choose_evictions,
     choose_materializations,
     estimate_recurrence,
     recreation_costs,
 )
-from optimizer.reuse.plan import PlanError, StoreEntry  # noqa: E402
-from optimizer.reuse.execution import execution_plan  # noqa: E402
+from optimizer.reuse.plan import PlanError, StoreEntry
+from optimizer.reuse.execution import execution_plan
 
 INF = math.inf
 

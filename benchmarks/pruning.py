@@ -8,7 +8,7 @@ features) the same way (same guards, controller, budget and cost ranking), and h
 hindsight, to the pushes the policy lost (``at policy loss``: their ranking at the same loss).
 The oracle prunes by the simulator's true push probability, under the same guards and
 without them, and decides it online with the policy's own controller ("oracle online": the
-bars a perfect predictor meets, printed last). Corpora: every (style, mode) of ``COMBOS`` for each ``--seeds`` seed with the
+bars a perfect predictor meets, printed last). Corpora: every (style, mode) of ``common.COMBOS`` for each ``--seeds`` seed with the
 default outcome model, and ``--draws`` corpora with ``--outcome-model random`` (one drawn
 model per seed, from ``--draw-seed`` on; styles and modes in turn). Prints one line per
 corpus, the bars of docs/studies/pruning.md, and a JSON object last.
@@ -45,10 +45,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-# benchmarks/analysis.py would shadow the analysis package: import packages, not siblings
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from common import add_corpus_options, corpora, simulated_warehouse
 
-COMBOS = (("current", "sync"), ("current", "async"), ("legacy", "sync"), ("current", "mixed"))  # legacy TFX had no async
 TUNING_SEEDS = (5, 11, 101, 102, 103, 202, 606, 707, 808, 909, 4242, 1001, 1002, 1003, 1004,
                 *range(5001, 5009))
 # seeds whose figures were reported once: not fresh any more for the next change
@@ -67,19 +65,13 @@ def _earlier_predictor():
 
 
 def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> dict:
-    from analysis import analyze
     from optimizer.pruning.policy import PolicyConfig
     from optimizer.pruning.replay import evaluate, load_truth
-    from pipelines.simulator import simulate
-    from provenance.ingest import ingest
     from provenance.warehouse import connect
 
     t0 = time.perf_counter()
-    sim = simulate(out / "corpus", pipelines=args.pipelines, days=args.days, seed=seed,
-                   style=style, mode=mode, progress=False, outcome_model=model)
-    warehouse = out / "w.duckdb"
-    ingest([str(p) for p in sim.store_paths], str(warehouse), progress=False)
-    analyze(str(warehouse))
+    sim, warehouse = simulated_warehouse(out, pipelines=args.pipelines, days=args.days, seed=seed,
+                                         style=style, mode=mode, outcome_model=model)
     t1 = time.perf_counter()
     con = connect(str(warehouse), read_only=True)
     if args.time_decide:
@@ -258,13 +250,7 @@ def _r(x):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipelines", type=int, default=60)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[4242],
-                        help="default-model seeds, each over every style:mode")
-    parser.add_argument("--draws", type=int, default=8, help="corpora with a random outcome model")
-    parser.add_argument("--draw-seed", type=int, default=5001, help="seed of the first random outcome model")
-    parser.add_argument("--max-lost-pushes", type=float, default=0.05)
+    add_corpus_options(parser, seeds=[4242], draw_seed=5001)
     parser.add_argument("--longest-factor", type=float, default=None,
                         help="PolicyConfig.longest_factor: the longest-interval guard (default: off)")
     parser.add_argument("--catch-up", type=float, default=None,
@@ -283,17 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-decide", action="store_true",
                         help="only time the features and `decide` for three pipelines (no evaluation)")
     args = parser.parse_args(argv)
-    combos = [tuple(args.only.split(":"))] if args.only else list(COMBOS)
-    corpora = [(style, mode, seed, "default") for seed in args.seeds for style, mode in combos]
-    draw_combos = list(COMBOS)
-    corpora += [(*draw_combos[k % len(draw_combos)], args.draw_seed + k, "random") for k in range(args.draws)]
-    used = sorted({c[2] for c in corpora} & set(TUNING_SEEDS + REPORTED_SEEDS))
+    chosen = corpora(args.seeds, args.draws, args.draw_seed, only=args.only)
+    used = sorted({c[2] for c in chosen} & set(TUNING_SEEDS + REPORTED_SEEDS))
     if used and not args.allow_tuning_seeds:
         parser.error(f"seeds {used} were used for tuning or reported already; choose fresh ones "
                      "(or --allow-tuning-seeds)")
     rows = []
     with tempfile.TemporaryDirectory(prefix="frugal-pruning-") as tmp:
-        for k, (style, mode, seed, model) in enumerate(corpora):
+        for k, (style, mode, seed, model) in enumerate(chosen):
             row = run_one(Path(tmp) / f"{k}-{style}-{mode}", style, mode, seed, model, args)
             if args.time_decide:
                 print(json.dumps({"benchmark": "pruning-decide", "pipelines": args.pipelines,

@@ -33,9 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from common import add_corpus_options, corpora, simulated_warehouse
 
-COMBOS = (("current", "sync"), ("current", "async"), ("legacy", "sync"), ("current", "mixed"))
 VISIBLE = ("anomaly", "new_data", "code_change", "hparam_change", "structure_change", "recent_bless_rate",
            "hour_cos", "hour_sin", "runs_since_code_change")
 HIDDEN = ("health", "drift", "cycle", "shock")
@@ -75,20 +74,14 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from analysis import analyze
     from optimizer.pruning.features import FeatureConfig
     from optimizer.pruning.policy import PolicyConfig, choose_threshold, cost_of, prune_key, replay_decisions
     from optimizer.pruning.predictor import fit_predictor
     from optimizer.pruning.replay import evaluate, load_truth, replay_frame, replay_metrics
-    from pipelines.simulator import simulate
-    from provenance.ingest import ingest
     from provenance.warehouse import connect
 
-    sim = simulate(out / "corpus", pipelines=args.pipelines, days=args.days, seed=seed, style=style, mode=mode,
-                   progress=False, outcome_model=model)
-    warehouse = out / "w.duckdb"
-    ingest([str(p) for p in sim.store_paths], str(warehouse), progress=False)
-    analyze(str(warehouse))
+    sim, warehouse = simulated_warehouse(out, pipelines=args.pipelines, days=args.days, seed=seed, style=style,
+                                         mode=mode, outcome_model=model)
     con = connect(str(warehouse), read_only=True)
     config = PolicyConfig(max_lost_pushes=args.max_lost_pushes)
     features = FeatureConfig(latest=not args.without_latest)
@@ -139,22 +132,15 @@ def run_one(out: Path, style: str, mode: str, seed: int, model: str, args) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipelines", type=int, default=60)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[4646])
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--draw-seed", type=int, default=10001)
-    parser.add_argument("--max-lost-pushes", type=float, default=0.05)
+    add_corpus_options(parser, seeds=[4646], draw_seed=10001)
     parser.add_argument("--without-latest", action="store_true",
                         help="the policy's features without `.latest` (FeatureConfig(latest=False)), as before the "
                              "fifth round")
     args = parser.parse_args(argv)
-    corpora = [(style, mode, seed, "default") for seed in args.seeds for style, mode in COMBOS]
-    corpora += [(*COMBOS[k % len(COMBOS)], args.draw_seed + k, "random") for k in range(args.draws)]
     names = ("policy_features", "true_visible", "policy_features_hidden", "true_visible_hidden", "oracle")
     rows = []
     with tempfile.TemporaryDirectory(prefix="frugal-ceiling-") as tmp:
-        for k, (style, mode, seed, model) in enumerate(corpora):
+        for k, (style, mode, seed, model) in enumerate(corpora(args.seeds, args.draws, args.draw_seed)):
             r = run_one(Path(tmp) / str(k), style, mode, seed, model, args)
             rows.append(r)
             print(f"{style:7s} {mode:5s} {model:7s} seed {seed:5d} | policy AUC {r['policy']['auc']:.3f} waste "

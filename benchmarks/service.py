@@ -31,27 +31,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# benchmarks/analysis.py would shadow the analysis package: import packages, not siblings
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-CACHE = Path(__file__).resolve().parent / ".cache"
+from common import CACHE, ROOT, cached
 
 
 def corpus(pipelines: int, days: int, seed: int) -> Path:
-    """The big store (simulated once, cached)."""
+    """The store of a simulated corpus (simulated once, cached)."""
     from pipelines.simulator import simulate
 
     out = CACHE / f"service-{pipelines}x{days}-s{seed}"
-    store = out / "mlmd.sqlite"
-    if not store.exists():
+
+    def build(folder: Path) -> None:
         print(f"simulating {pipelines} pipelines x {days} days (cached in {out}) ...", flush=True)
-        tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=".service-"))
-        simulate(tmp, pipelines=pipelines, days=days, seed=seed, progress=False)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    return store
+        simulate(folder, pipelines=pipelines, days=days, seed=seed, progress=False)
+
+    cached(out, build)
+    return out / "mlmd.sqlite"
 
 
 def pct(values, q):
@@ -227,7 +221,7 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from service.conftest import start_service  # the same launcher the tests use
+    from conftest import start_service  # the launcher the tests use (tests/conftest.py)
     from service.runs import append_run
 
     CACHE.mkdir(exist_ok=True)
@@ -240,7 +234,8 @@ def main() -> None:
         warehouse = work / "w.duckdb"
         t0 = time.perf_counter()
         s = start_service([big, live], warehouse, extra=["--source-id", "prod", "--source-id", "live",
-                                                         "--ingest-every", str(args.ingest_every)], timeout=3600)
+                                                         "--ingest-every", str(args.ingest_every)], timeout=3600,
+                          lifetime_s=3 * 3600 + args.seconds)
         while s.get("/readyz").json()["pending"]:      # the first report is drawn too
             time.sleep(0.5)
         startup_s = time.perf_counter() - t0

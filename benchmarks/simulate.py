@@ -21,10 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pipelines.simulator import simulate  # noqa: E402
+import common  # noqa: F401  (the working tree's packages first on sys.path)
+from pipelines.simulator import simulate
 
 TARGET_TRAINERS = 450_000
 TARGET_SECONDS = 600.0

@@ -8,8 +8,8 @@ compares against the previous model; ~70% of models blessed and pushed), then ti
 
 Baseline for the ratio: the bar of 2 minutes for the whole analysis (ratio = bar / time).
 
-    python benchmarks/analysis.py                    # 450,000 trainings
-    python benchmarks/analysis.py --trainings 45000  # quick look
+    python benchmarks/analyze_corpus.py                    # 450,000 trainings
+    python benchmarks/analyze_corpus.py --trainings 45000  # quick look
 
 Last line: a JSON object with the figures.
 """
@@ -26,10 +26,9 @@ from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import analysis  # noqa: E402
-from provenance.schema import create_schema  # noqa: E402
+import common  # noqa: F401  (the working tree's packages first on sys.path)
+import analysis
+from provenance.schema import create_schema
 
 BAR_S = 120.0
 K = 8  # executions (and artifact slots) per run
@@ -153,10 +152,15 @@ def build_corpus(path: Path, pipelines: int, runs: int, sources: int) -> dict[st
         SELECT source_id, 1000000 + rid, rid * {K} + k FROM runs, range({K}) c(k)
         """
     )
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-              for t in ("executions", "artifacts", "events", "properties", "contexts", "associations")}
+    counts = _counts(con)
     con.close()
     return counts
+
+
+def _counts(con) -> dict[str, int]:
+    """Rows of the warehouse's provenance tables."""
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("executions", "artifacts", "events", "properties", "contexts", "associations")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         con = duckdb.connect(str(path))
         for table in ("analysis_state", "graphlets", "graphlet_members", "analysis_executions"):
             con.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                  for t in ("executions", "artifacts", "events", "properties", "contexts", "associations")}
+        counts = _counts(con)
         con.close()
         print(f"corpus: copy of {args.existing}; " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     else:
