@@ -7,7 +7,27 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["register", "evaluate_lines"]
+__all__ = ["register", "evaluate_lines", "write_decisions"]
+
+DECISION_COLUMNS = ("source_id", "trainer_execution_id", "started_at", "probability", "pruned", "guarded")
+
+
+def write_decisions(decisions, path: Path) -> None:
+    """The replay's decisions as CSV (``DECISION_COLUMNS`` first), written atomically."""
+    import os
+    import tempfile
+
+    cols = list(DECISION_COLUMNS) + [c for c in decisions.columns if c not in DECISION_COLUMNS]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        decisions[cols].to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _open(warehouse: Path):
@@ -36,6 +56,10 @@ def evaluate_lines(data: dict) -> list[str]:
         else:
             lines.append(f"threshold: prune when P(push) < {pol['threshold']:.4f} "
                          f"(budget {pct(pol['max_lost_pushes'])} lost pushes)")
+    if pol.get("objective") == "freshness":
+        lines.append(f"objective: freshness, at most {pct(pol['max_added_age'])} added age of the deployed models"
+                     + (f", model-age SLO {pol['max_model_age_h']:g} h" if pol.get("max_model_age_h") else
+                        f", longest model age within {pol['age_factor']:g}x"))
     oracle = data.get("oracle")
     base = data.get("baselines") or {}
     # columns: the policy, each baseline (replayed the same way), the oracle
@@ -50,6 +74,9 @@ def evaluate_lines(data: dict) -> list[str]:
     row("trainings pruned", "pruned", lambda v: f"{v:,}")
     row("waste pruned", "waste_pruned", pct)
     row("  of what trainer-time pruning can skip", "waste_pruned_of_skippable", pct)
+    row("added age of deployed models", "added_age", pct)
+    row("longest model age, worst pipeline", "longest_age_ratio_max",
+        lambda v: "n/a" if v is None else f"x{v:.2f}")
     row("pushes lost", "pushes_lost", pct)
     row("pushes lost (count)", "pushes_lost_count", lambda v: f"{v:,} of {m['pushes']:,}")
     row("compute saved (share of all)", "compute_saved_share", pct)
@@ -100,7 +127,22 @@ def register(app: typer.Typer) -> None:
                                         help="Learn from trainings before this UTC date/time, replay the rest "
                                              "(default: the first 60% of the time span)."),
         max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
-                                              help="Budget: share of pushes the policy may lose."),
+                                              help="Budget under --objective pushes: share of pushes the policy "
+                                                   "may lose."),
+        objective: str = typer.Option("freshness", "--objective",
+                                      help="What the budget bounds: freshness (the deployed models' added age) "
+                                           "or pushes (the share of pushes lost)."),
+        max_added_age: float = typer.Option(0.05, "--max-added-age",
+                                            help="Budget under --objective freshness: how much older the deployed "
+                                                 "models may get on average (0.05 = 5% added age)."),
+        max_model_age_h: float = typer.Option(None, "--max-model-age-h",
+                                              help="Model-age SLO: never prune when the deployed model would get "
+                                                   "older than this many hours (default: 2x the lane's longest "
+                                                   "interval between pushes so far)."),
+        decisions_out: Path = typer.Option(
+            None, "--decisions-out",
+            help="Write one CSV row per replayed training: source_id, trainer_execution_id, started_at, "
+                 "probability, pruned, guarded, then more columns."),
         ground_truth: list[Path] = typer.Option(
             None, "--ground-truth",
             help="Ground-truth JSON with true push probabilities (simulated corpora): adds the oracle."),
@@ -129,9 +171,12 @@ def register(app: typer.Typer) -> None:
                                      "2026-02-01T12:00") from exc
         con = _open(warehouse)
         truth = load_truth(con, ground_truth) if ground_truth else None
-        result = evaluate(con, train_until=until,
-                          config=PolicyConfig(max_lost_pushes=max_lost_pushes, refits=refits),
-                          predictor_config=PredictorConfig(seed=seed), truth=truth)
+        config = PolicyConfig(objective=objective, max_added_age=max_added_age, max_model_age_h=max_model_age_h,
+                              max_lost_pushes=max_lost_pushes, refits=refits)
+        result = evaluate(con, train_until=until, config=config, predictor_config=PredictorConfig(seed=seed),
+                          truth=truth)
+        if decisions_out is not None:
+            write_decisions(result.decisions, decisions_out)
         data = result.to_dict()
         if fmt == "json":
             typer.echo(json.dumps(data, indent=2))
@@ -148,7 +193,18 @@ def register(app: typer.Typer) -> None:
         token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
         source: str = typer.Option(None, "--source", help="Source id, with --url, when the pipeline is in several."),
         max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
-                                              help="Budget: share of pushes the policy may lose."),
+                                              help="Budget under --objective pushes: share of pushes the policy "
+                                                   "may lose."),
+        objective: str = typer.Option("freshness", "--objective",
+                                      help="What the budget bounds: freshness (the deployed models' added age) "
+                                           "or pushes (the share of pushes lost)."),
+        max_added_age: float = typer.Option(0.05, "--max-added-age",
+                                            help="Budget under --objective freshness: how much older the deployed "
+                                                 "models may get on average (0.05 = 5% added age)."),
+        max_model_age_h: float = typer.Option(None, "--max-model-age-h",
+                                              help="Model-age SLO: never prune when the deployed model would get "
+                                                   "older than this many hours (default: 2x the lane's longest "
+                                                   "interval between pushes so far)."),
         fmt: str = typer.Option("table", "--format", help="table or json."),
     ) -> None:
         """Say prune or run for the pipeline's next training, with the probability and why."""
@@ -166,7 +222,9 @@ def register(app: typer.Typer) -> None:
             data = call(url, "POST", "/api/v1/decisions", token_file=token_file,
                         json={"pipeline": pipeline, **({"source": source} if source else {})})
         else:
-            d = decide(_open(warehouse), pipeline, config=PolicyConfig(max_lost_pushes=max_lost_pushes))
+            d = decide(_open(warehouse), pipeline,
+                       config=PolicyConfig(objective=objective, max_added_age=max_added_age,
+                                           max_model_age_h=max_model_age_h, max_lost_pushes=max_lost_pushes))
             data = d.to_dict()
         if fmt == "json":
             typer.echo(json.dumps(data, indent=2))

@@ -27,6 +27,9 @@ class ServiceConfig:
     ingest_every_s: float = 60.0
     refit_after: int = 200            # refit when this many new trainings arrived since the last fit
     refit_every_s: float = 86400.0    # and at least this often
+    objective: str = "freshness"      # what the budget bounds: freshness (added age) or pushes (lost)
+    max_added_age: float = 0.05       # freshness: the deployed models at most this much older on average
+    max_model_age_h: float | None = None  # model-age SLO (hours); None: 2x each lane's longest interval
     max_lost_pushes: float = 0.02
     max_body_bytes: int = 1_000_000
     sql_timeout_s: float = 10.0
@@ -48,6 +51,12 @@ class ServiceConfig:
             raise ConfigError(f"port {self.port} is not a TCP port (1-65535)")
         if self.ingest_every_s <= 0 or self.refit_every_s <= 0 or self.refit_after < 1:
             raise ConfigError("ingest_every, refit_every must be > 0 seconds and refit_after >= 1")
+        if self.objective not in ("freshness", "pushes"):
+            raise ConfigError(f"objective must be \"freshness\" or \"pushes\", got {self.objective!r}")
+        if not 0 <= self.max_added_age < 10:
+            raise ConfigError(f"max_added_age must be a share >= 0 (0.05 = 5% older), got {self.max_added_age}")
+        if self.max_model_age_h is not None and not self.max_model_age_h > 0:
+            raise ConfigError(f"max_model_age_h must be > 0 hours, got {self.max_model_age_h}")
         if not 0 <= self.max_lost_pushes < 1:
             raise ConfigError(f"max_lost_pushes must be a share in [0, 1), got {self.max_lost_pushes}")
         if self.max_body_bytes < 1024 or self.sql_timeout_s <= 0 or self.sql_max_rows < 1:

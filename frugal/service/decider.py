@@ -43,9 +43,11 @@ class Decider:
         self._recent_prunes: collections.deque = collections.deque(maxlen=policy_config.window)
 
     def recall_prunes(self) -> None:
-        """The budget's recent prunes from the ledger (a restarted service spends what it had spent)."""
-        for row in self.con.execute("""
-            SELECT probability FROM decisions WHERE action = 'prune' AND rule IS NULL AND fallback IS NULL
+        """The budget's recent prunes from the ledger (a restarted service spends what it had spent):
+        their push probabilities, or under the freshness objective their expected added age."""
+        spent = "added_age" if self.policy_config.freshness else "probability"
+        for row in self.con.execute(f"""
+            SELECT {spent} FROM decisions WHERE action = 'prune' AND rule IS NULL AND fallback IS NULL
             ORDER BY decided_at DESC LIMIT ?""", [self.policy_config.window]).fetchall():
             self._recent_prunes.appendleft(float(row[0] or 0.0))
 
@@ -80,8 +82,13 @@ class Decider:
                        f"{', '.join(lx.rsplit('/', 1)[-1] for lx in lanes)}")
 
     def budget(self, warm: Warm) -> live.Budget:
-        return live.Budget.for_policy(self.policy_config, lost=float(sum(self._recent_prunes)),
-                                      observed=warm.observed_pushes)
+        """Recent prunes against pushes observed, or under the freshness objective their expected
+        added age against the age the policy's recent window accounts for (as the replay's controller)."""
+        observed = warm.observed_pushes
+        if self.policy_config.freshness:
+            recent = warm.learned.policy.recent if warm.learned is not None else None
+            observed = float(sum(recent[4])) if recent is not None and len(recent) > 4 else 0.0
+        return live.Budget.for_policy(self.policy_config, lost=float(sum(self._recent_prunes)), observed=observed)
 
     def active_rule(self, pipeline: str, source: str | None) -> ledger.Rule | None:
         rule = self.rules.get(pipeline)
@@ -132,10 +139,12 @@ class Decider:
                "lane": lane_full or lane, "run_id": run_id, "action": choice.action,
                "probability": choice.probability, "threshold": choice.threshold, "policy_version": version,
                "reasons": list(choice.reasons), "fallback": choice.fallback, "rule": choice.rule,
-               "inputs": inputs, "cost_s": up.cost_s if up is not None else None}
+               "inputs": inputs, "cost_s": up.cost_s if up is not None else None,
+               "added_age": up.loss if up is not None else None}
         future = self._ledger.submit(row)   # the caller answers once it is committed
         if choice.model_prune:
-            self._recent_prunes.append(float(choice.probability))
+            spent = up.loss if self.policy_config.freshness else choice.probability
+            self._recent_prunes.append(float(spent or 0.0))
         if self.metrics.decision:
             self.metrics.decision(choice.action, kind)
         answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,

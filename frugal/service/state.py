@@ -37,7 +37,9 @@ class Service:
     def __init__(self, config: ServiceConfig, metrics: Metrics | None = None):
         self.config = config
         self.metrics = metrics or Metrics()
-        self.policy_config = PolicyConfig(max_lost_pushes=config.max_lost_pushes)
+        self.policy_config = PolicyConfig(objective=config.objective, max_added_age=config.max_added_age,
+                                          max_model_age_h=config.max_model_age_h,
+                                          max_lost_pushes=config.max_lost_pushes)
         self.con = connect(config.warehouse)
         # user SQL runs on this process's warehouse: no file, network or extension access at all
         self.con.execute("SET enable_external_access = false")

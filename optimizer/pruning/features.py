@@ -678,7 +678,8 @@ def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
     """What happened to each graphlet (for labels and the replay; never a feature).
 
     Columns: graphlet_id, pushed, determined (the outcome is final: waste is not inside the
-    censoring window), ended_at (time the outcome is known), compute_s (all attributed
+    censoring window), ended_at (time the outcome is known), trained_at (the end of the trainer
+    execution: the age of the model it produced counts from there), compute_s (all attributed
     compute), skippable_s (the trainer and everything after it: what pruning at trainer start
     saves), skippable_wasted_s (the part of skippable_s that led to no deployment).
     """
@@ -711,10 +712,11 @@ def graphlet_outcomes(con, *, pipeline: str | None = None) -> pd.DataFrame:
         )
         SELECT g.graphlet_id, coalesce(g.pushed, false) AS pushed,
                NOT coalesce(s.undetermined, false) AS determined,
-               g.ended_at, coalesce(g.compute_s, 0) AS compute_s,
+               g.ended_at, coalesce(tr.update_time, g.ended_at) AS trained_at, coalesce(g.compute_s, 0) AS compute_s,
                coalesce(s.skippable_s, 0) AS skippable_s,
                coalesce(s.skippable_wasted_s, 0) AS skippable_wasted_s
         FROM graphlets g LEFT JOIN skip s USING (graphlet_id)
+        LEFT JOIN executions tr ON tr.source_id = g.source_id AND tr.execution_id = g.trainer_execution_id
         {where}
         ORDER BY g.graphlet_id
     """, params).df()

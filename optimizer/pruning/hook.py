@@ -30,7 +30,7 @@ import pandas as pd
 
 from optimizer.errors import OptimizerError
 from optimizer.pruning.features import FeatureConfig, build_features
-from optimizer.pruning.policy import PolicyConfig, guard_reason, prune_key, train_policy
+from optimizer.pruning.policy import PolicyConfig, guard_reason, prune_key, train_policy, upcoming_age_terms
 from optimizer.pruning.predictor import Contribution
 from optimizer.pruning.upcoming import NEXT_PREFIX, upcoming_extension
 
@@ -58,12 +58,14 @@ class Decision:
     cost_s: float | None = None      # expected seconds from the trainer on (the lane's last trainer)
     key: float | None = None         # p / ((1 - p) x cost_s) when the policy ranks by it
     key_threshold: float | None = None  # prune when key < key_threshold (else probability < threshold)
+    added_age: float | None = None      # freshness: expected added age (h^2) if pruned; the key's numerator
 
     def to_dict(self) -> dict:
         return {
             "pipeline": self.pipeline, "lane": self.lane, "action": self.action,
             "probability": self.probability, "threshold": self.threshold,
             "cost_s": self.cost_s, "key": self.key, "key_threshold": self.key_threshold,
+            "added_age": self.added_age,
             "reasons": list(self.reasons), "at": self.at.isoformat(), "fallback": self.fallback,
             "contributions": [{"feature": c.feature, "value": c.value, "contribution": c.contribution}
                               for c in self.contributions],
@@ -160,22 +162,35 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
         cost = float(c) if c is not None and not pd.isna(c) and float(c) > 0 else None
     # ranked as the policy ranks: by p / ((1 - p) x cost) when it has a key threshold and a cost
     key = float(prune_key([p], [cost])[0]) if policy.key_threshold is not None and cost is not None else None
+    loss = None
+    if config.freshness:
+        terms = upcoming_age_terms(p, hours_since_push=row["h_hours_since_push"],
+                                   typical_interval_h=row["h_median_push_interval_h"],
+                                   longest_interval_h=row.get("h_longest_push_interval_h"),
+                                   since_prev_h=row.get("p_hours_since_prev_training"), cost_s=cost, config=config)
+        loss, key = terms.loss, terms.key
+        guard = guard or terms.guard
     if guard is not None:
         action = "run"
         reasons.append(f"cadence guard: {guard}")
     else:
-        action = "prune" if policy.prunes(p, cost) else "run"
-        reasons.append(_threshold_reason(p, cost, key, policy, below=action == "prune"))
+        action = "prune" if policy.prunes(p, cost, loss=loss) else "run"
+        reasons.append(_threshold_reason(p, cost, key, policy, below=action == "prune", loss=loss))
     for c in contributions:
         value = "not recorded" if c.value is None else f"{c.value:g}"
         direction = "raises" if c.contribution > 0 else "lowers"
         reasons.append(f"{c.feature} = {value} {direction} the odds of a push ({c.contribution:+.2f})")
     return Decision(pipeline, row["lane"], action, p, policy.threshold, tuple(reasons), contributions, at,
-                    cost_s=cost, key=key, key_threshold=policy.key_threshold if key is not None else None)
+                    cost_s=cost, key=key, key_threshold=policy.key_threshold if key is not None else None,
+                    added_age=loss)
 
 
-def _threshold_reason(p: float, cost: float | None, key: float | None, policy, *, below: bool) -> str:
+def _threshold_reason(p: float, cost: float | None, key: float | None, policy, *, below: bool,
+                      loss: float | None = None) -> str:
     where = "below" if below else "at or above"
+    if loss is not None:
+        return (f"expected added age of the deployed model {loss:.3g} h^2 (P(push) {p:.3f}), per second of waste "
+                f"saved {key:.3g}, is {where} the threshold {policy.key_threshold:.3g}")
     if key is not None:
         return (f"expected pushes lost per second of waste saved, {p:.3f} / ((1 - {p:.3f}) x {cost:.0f} s) = "
                 f"{key:.3g}, is {where} the threshold {policy.key_threshold:.3g}")

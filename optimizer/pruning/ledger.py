@@ -17,11 +17,18 @@ import json
 from dataclasses import dataclass
 
 __all__ = ["create_ledger_tables", "record_decision", "record_decisions", "match_outcomes", "Rule", "put_rule",
-           "delete_rule", "load_rules", "recent_decisions", "ledger_summary", "ledger_section", "LEDGER_COLUMNS"]
+           "delete_rule", "load_rules", "recent_decisions", "ledger_summary", "ledger_section", "LEDGER_COLUMNS",
+           "RECORDED_COLUMNS"]
 
 LEDGER_COLUMNS = ("decision_id", "decided_at", "source_id", "pipeline", "lane", "run_id", "action",
                   "probability", "threshold", "policy_version", "reasons", "fallback", "rule", "inputs",
-                  "cost_s", "outcome", "outcome_graphlet_id", "outcome_pushed", "matched_at")
+                  "cost_s", "outcome", "outcome_graphlet_id", "outcome_pushed", "matched_at",
+                  "added_age", "mode", "would_prune", "explored", "propensity")
+# what a decision records when it is made (the outcome columns are filled later by match_outcomes)
+RECORDED_COLUMNS = LEDGER_COLUMNS[:15] + LEDGER_COLUMNS[19:]
+# columns added after the first ledger: an older warehouse gains them on open
+_ADDED_COLUMNS = (("added_age", "DOUBLE"), ("mode", "VARCHAR"), ("would_prune", "BOOLEAN"),
+                  ("explored", "BOOLEAN"), ("propensity", "DOUBLE"))
 
 
 def create_ledger_tables(con) -> None:
@@ -37,6 +44,8 @@ def create_ledger_tables(con) -> None:
             matched_at TIMESTAMP
         )
     """)
+    for name, kind in _ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE decisions ADD COLUMN IF NOT EXISTS {name} {kind}")
     con.execute("""
         CREATE TABLE IF NOT EXISTS rules (
             pipeline VARCHAR PRIMARY KEY, source_id VARCHAR, action VARCHAR NOT NULL, reason VARCHAR NOT NULL,
@@ -46,7 +55,12 @@ def create_ledger_tables(con) -> None:
 
 
 def record_decision(con, row: dict) -> None:
-    """Insert one decision (keys: LEDGER_COLUMNS up to cost_s; reasons/inputs as lists)."""
+    """Insert one decision (keys: RECORDED_COLUMNS, missing ones NULL; reasons/inputs as lists).
+
+    ``added_age``: the expected added age (h^2) the decision's training would cost if pruned (the
+    freshness objective); ``mode``: ``enforce``, ``shadow`` or ``off``; ``would_prune``: the
+    policy's verdict whatever the mode; ``explored``: a would-be prune run anyway to measure what
+    pruning costs, chosen with probability ``propensity``."""
     record_decisions(con, [row])
 
 
@@ -54,7 +68,7 @@ def record_decisions(con, rows: list[dict]) -> None:
     """Insert decisions in one statement: atomic on its own, one call into DuckDB for a batch."""
     if not rows:
         return
-    cols = LEDGER_COLUMNS[:15]
+    cols = RECORDED_COLUMNS
     params: list = []
     for row in rows:
         values = dict(row)

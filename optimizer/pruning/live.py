@@ -31,7 +31,8 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 from optimizer.pruning.features import FeatureConfig, build_features
 from optimizer.pruning.ledger import Rule
-from optimizer.pruning.policy import Policy, PolicyConfig, cap_allowance, catch_up_target, guard_reason, prune_key, train_policy
+from optimizer.pruning.policy import (Policy, PolicyConfig, cap_allowance, catch_up_target, guard_reason, prune_key,
+                                     train_policy, upcoming_age_terms)
 from optimizer.pruning.upcoming import is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
@@ -140,6 +141,9 @@ class Upcoming:
     inputs: tuple[int, ...] | None = None
     values: tuple[float, ...] = ()     # the features, in the order of LearnedPolicy.columns
     previous_start: dt.datetime | None = None  # when the lane's last training started
+    loss: float | None = None          # freshness: expected added age if pruned (h^2)
+    mass: float | None = None          # freshness: the age this training accounts for (h^2)
+    projected_age_h: float | None = None  # the deployed model's age at the next push if pruned
 
     def features(self, columns: tuple[str, ...]) -> dict[str, float]:
         """The recorded feature values by name (features not recorded are left out)."""
@@ -184,31 +188,52 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
         guard = guard_reason(row["h_trainings_before"], row["h_hours_since_push"],
                              row["h_median_push_interval_h"], config,
                              longest_interval_h=row.get("h_longest_push_interval_h"))
+        loss = mass = projected = None
+        if config.freshness and p is not None:
+            terms = upcoming_age_terms(p, hours_since_push=row["h_hours_since_push"],
+                                       typical_interval_h=row["h_median_push_interval_h"],
+                                       longest_interval_h=row.get("h_longest_push_interval_h"),
+                                       since_prev_h=row.get("p_hours_since_prev_training"), cost_s=cost,
+                                       config=config)
+            loss, mass, key = terms.loss, terms.mass, terms.key
+            guard = guard or terms.guard
+            longest = row.get("h_longest_push_interval_h")
+            parts = [row["h_hours_since_push"],
+                     longest if longest is not None and not pd.isna(longest) else row["h_median_push_interval_h"]]
+            if not any(v is None or pd.isna(v) for v in parts):
+                projected = float(parts[0]) + float(parts[1]) + (cost or 0.0) / 3600.0
         out[row["lane"]] = Upcoming(
             source_id=str(row["source_id"]), pipeline=str(row["pipeline"]), lane=str(row["lane"]),
             at=pd.Timestamp(row["started_at"]).to_pydatetime(), probability=p, cost_s=cost, key=key, guard=guard,
             contributions=contribs[i], inputs=tuple(int(a) for a in inputs) if inputs is not None else None,
             values=tuple(float(v) for v in X[i]),
-            previous_start=pd.Timestamp(previous[row["lane"]]).to_pydatetime() if row["lane"] in previous else None)
+            previous_start=pd.Timestamp(previous[row["lane"]]).to_pydatetime() if row["lane"] in previous else None,
+            loss=loss, mass=mass, projected_age_h=projected)
     return out
 
 
 @dataclass(frozen=True)
 class Budget:
-    """The running lost-push budget: expected pushes lost by recent prunes against pushes observed."""
+    """The running budget: expected pushes lost by recent prunes against pushes observed or, under the
+    freshness objective, expected added age of recent prunes against the age recent decisions account for."""
 
-    lost: float = 0.0          # sum of the push probabilities of recent model prunes (ledger)
-    observed: float = 0.0      # pushes observed over the policy's recent window (warehouse)
-    share: float = 0.02        # PolicyConfig.budget_share: max_lost_pushes x safety
-    z: float = 1.5             # control_z
+    lost: float = 0.0          # sum of the push probabilities (freshness: added age) of recent model prunes
+    observed: float = 0.0      # pushes observed over the policy's recent window (freshness: age accounted)
+    share: float = 0.02        # PolicyConfig.budget_share: max_lost_pushes (or max_added_age) x safety
+    z: float = 1.5             # control_z (not used under freshness)
+    freshness: bool = False
 
     @classmethod
     def for_policy(cls, config: PolicyConfig, *, lost: float, observed: float) -> "Budget":
         """The budget the replay's controller (``controlled_decisions``) holds a policy of ``config`` to."""
-        return cls(lost=lost, observed=observed, share=config.budget_share, z=config.control_z)
+        return cls(lost=lost, observed=observed, share=config.budget_share, z=config.control_z,
+                   freshness=config.freshness)
 
     def allows(self, p: float) -> bool:
+        """Whether one more prune of expected loss ``p`` (a push probability, or an added age) fits."""
         after = self.lost + p
+        if self.freshness:
+            return after <= self.share * max(self.observed - after, 0.0) + 1e-12
         return after + self.z * math.sqrt(after) <= self.share * (self.observed + after) + 1e-12
 
     def unspent(self) -> float:
@@ -220,7 +245,8 @@ class Budget:
         replay's controller computes it: the unspent allowance spread over ``catch_up`` windows of
         the expected pushes of the window kept with the policy. None: no catch-up."""
         config = policy.config
-        if config.catch_up is None or config.rule != "controlled" or policy.recent is None:
+        if (config.catch_up is None or config.rule != "controlled" or policy.recent is None
+                or config.freshness):
             return None
         return catch_up_target(config, self.observed, self.lost, float(np.sum(policy.recent[0])),
                                budget=self.share, z=self.z)
@@ -241,8 +267,11 @@ class Choice:
 
 
 def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = None,
-           budget: Budget | None = None) -> Choice:
-    """Decide run or prune for an upcoming training (a rule wins, then the fallback, guards, model, budget)."""
+           budget: Budget | None = None, max_model_age_h: float | None = None) -> Choice:
+    """Decide run or prune for an upcoming training (a rule wins, then the fallback, guards, model, budget).
+
+    ``max_model_age_h``: the pipeline's own model-age SLO (from an operator rule), which holds the
+    training back when the deployed model would pass it if pruned."""
     p = up.probability
     threshold = None if learned is None or learned.policy.predictor is None else learned.policy.threshold
     if rule is not None:
@@ -261,10 +290,21 @@ def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = N
     raised = policy.thresholds(target)
     if raised != (policy.threshold, policy.key_threshold):
         extra = {"target": target, "threshold": raised[0], "key_threshold": raised[1]}
+    slo = None
+    if max_model_age_h is not None and up.projected_age_h is not None and up.projected_age_h > max_model_age_h:
+        slo = (f"the deployed model would pass the pipeline's age limit of {max_model_age_h:g} h: "
+               f"{up.projected_age_h:.1f} h at the next expected push")
     if up.guard is not None:
         reasons.append(f"cadence guard: {up.guard}")
-    elif policy.below(p, up.cost_s, raised):
-        if budget is not None and not budget.allows(p):
+    elif slo is not None:
+        reasons.append(f"model-age SLO: {slo}")
+    elif policy.below(p, up.cost_s, raised, loss=up.loss):
+        spend = up.loss if policy.config.freshness else p
+        if budget is not None and budget.freshness and not budget.allows(spend):
+            reasons.append(f"below the threshold, but the added-age budget is spent: {budget.lost:.3g} h^2 of "
+                           f"expected added age by recent prunes against {budget.observed:.3g} h^2 of model age "
+                           f"accounted (budget {100 * budget.share:g}%)")
+        elif budget is not None and not budget.allows(spend):
             reasons.append(f"below the threshold, but the lost-push budget is spent: expected {budget.lost:.2f} "
                            f"pushes lost by recent prunes against {budget.observed:.0f} observed "
                            f"(budget {100 * budget.share:g}%)")
@@ -288,6 +328,9 @@ def _threshold_reason(up: Upcoming, policy: Policy, *, below: bool, raised: tupl
     where = "below" if below else "at or above"
     p = up.probability
     threshold, key_threshold = raised if raised is not None else (policy.threshold, policy.key_threshold)
+    if up.loss is not None and up.key is not None:
+        return (f"expected added age of the deployed model {up.loss:.3g} h^2 (P(push) {p:.3f}), per second of "
+                f"waste saved {up.key:.3g}, is {where} the threshold {key_threshold:.3g}")
     if up.key is not None:
         return (f"expected pushes lost per second of waste saved, {p:.3f} / ((1 - {p:.3f}) x {up.cost_s:.0f} s) = "
                 f"{up.key:.3g}, is {where} the threshold {key_threshold:.3g}")

@@ -36,20 +36,34 @@ import numpy as np
 import pandas as pd
 
 from optimizer.pruning.features import hours_since_epoch
+from optimizer.pruning.freshness import age_terms
 
 __all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
            "lost_share", "REPLAY_COLUMNS", "window_threshold", "controlled_decisions",
-           "recent_window", "prune_key", "RULES", "cost_of", "cap_allowance", "catch_up_target"]
+           "recent_window", "prune_key", "RULES", "OBJECTIVES", "AgeTerms", "upcoming_age_terms", "cost_of", "cap_allowance", "catch_up_target"]
 
 RULES = ("validation", "controlled")
+OBJECTIVES = ("freshness", "pushes")
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Budget and guards of the pruning policy (see the module docstring)."""
+    """Budget and guards of the pruning policy (see the module docstring).
 
+    ``objective``: what the budget bounds. ``"freshness"`` (the default): the deployed models'
+    added age, at most ``max_added_age`` of the fleet's age integral (optimizer.pruning.freshness);
+    ``"pushes"``: the share of pushes lost, at most ``max_lost_pushes``. ``max_model_age_h``: a
+    model-age SLO, never prune when the deployed model would pass it; when None, the age limit is
+    ``age_factor`` x the lane's longest interval between pushes so far (its longest age before
+    pruning). Both age guards apply under the freshness objective.
+    """
+
+    objective: str = "freshness"
+    max_added_age: float = 0.05
+    max_model_age_h: float | None = None
+    age_factor: float = 2.0
     max_lost_pushes: float = 0.02
     safety: float = 1.0
     confidence_z: float = 1.0
@@ -76,6 +90,18 @@ class PolicyConfig:
             raise OptimizerError(
                 f"max_lost_pushes must be a share in [0, 1), got {self.max_lost_pushes}; "
                 "e.g. 0.02 for at most 2% of pushes lost")
+        if self.objective not in OBJECTIVES:
+            raise OptimizerError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if not 0.0 <= self.max_added_age < 10.0:
+            raise OptimizerError(f"max_added_age must be a share >= 0, got {self.max_added_age}; e.g. 0.05 for "
+                                 "deployed models at most 5% older on average")
+        if self.max_model_age_h is not None and not self.max_model_age_h > 0:
+            raise OptimizerError(f"max_model_age_h must be > 0 hours or None, got {self.max_model_age_h}")
+        if not self.age_factor > 1.0:
+            raise OptimizerError(f"age_factor must be > 1, got {self.age_factor}")
+        if self.objective == "freshness" and self.rule != "controlled":
+            raise OptimizerError("the freshness objective needs rule='controlled'; use objective='pushes' with "
+                                 "rule='validation'")
         if self.threshold_by not in ("expected", "observed"):
             raise OptimizerError(f"threshold_by must be 'expected' or 'observed', got {self.threshold_by!r}")
         if self.rule not in RULES:
@@ -92,9 +118,14 @@ class PolicyConfig:
             raise OptimizerError("min_history must be >= 0 and push_age_factor > 0")
 
     @property
+    def freshness(self) -> bool:
+        return self.objective == "freshness"
+
+    @property
     def budget_share(self) -> float:
-        """The running budget: ``max_lost_pushes x safety`` of the pushes."""
-        return self.max_lost_pushes * self.safety
+        """The running budget: ``max_added_age x safety`` of the age integral (freshness), or
+        ``max_lost_pushes x safety`` of the pushes."""
+        return (self.max_added_age if self.freshness else self.max_lost_pushes) * self.safety
 
     @property
     def window_target(self) -> float:
@@ -114,7 +145,8 @@ class Policy:
     recent: tuple | None = field(default=None, repr=False, compare=False)
     key_threshold: float | None = None
 
-    def prunes(self, probability: float, cost: float | None = None, target: float | None = None) -> bool:
+    def prunes(self, probability: float, cost: float | None = None, target: float | None = None,
+               loss: float | None = None) -> bool:
         """Whether a training that the guards allow is below the threshold.
 
         Under the controlled rule with a cost (``config.cost_feature``: the lane's median
@@ -127,11 +159,22 @@ class Policy:
         """
         if self.predictor is None:
             return False
-        return self.below(probability, cost, self.thresholds(target))
+        return self.below(probability, cost, self.thresholds(target), loss=loss)
 
-    def below(self, probability: float, cost: float | None, thresholds: tuple[float, float | None]) -> bool:
-        """Whether ``probability`` (with ``cost``, its key) is below ``thresholds`` = (threshold, key_threshold)."""
+    def below(self, probability: float, cost: float | None, thresholds: tuple[float, float | None],
+              loss: float | None = None) -> bool:
+        """Whether ``probability`` (with ``cost``, its key) is below ``thresholds`` = (threshold, key_threshold).
+
+        Under the freshness objective the key is the expected added age (``loss``, from
+        ``optimizer.pruning.freshness.age_terms``) per second of waste saved; a training
+        without a ``loss`` is never pruned there.
+        """
         threshold, key_threshold = thresholds
+        if self.config.freshness:
+            if loss is None or key_threshold is None or math.isnan(loss):
+                return False
+            return bool(prune_key([probability], [cost if cost is not None else math.nan], loss=[loss])[0]
+                        < key_threshold) if self.config.cost_feature is not None else bool(loss < key_threshold)
         if key_threshold is not None and cost is not None:
             return bool(prune_key([probability], [cost])[0] < key_threshold)
         return bool(probability < threshold)
@@ -175,6 +218,45 @@ def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: fl
         return (f"last push {hours_since_push:.1f} h ago exceeds {config.longest_factor:g} x the lane's "
                 f"longest interval between pushes so far, {longest_interval_h:.1f} h")
     return None
+
+
+@dataclass(frozen=True)
+class AgeTerms:
+    """One upcoming training under the freshness objective: its expected added age if pruned and
+    the age it accounts for (h^2, ``age_terms``), its key (added age per second of waste saved)
+    and why the model-age SLO holds it back (None: it does not)."""
+
+    loss: float
+    mass: float
+    key: float
+    guard: str | None
+
+
+def upcoming_age_terms(p: float, *, hours_since_push, typical_interval_h, longest_interval_h, since_prev_h,
+                       cost_s: float | None, config: PolicyConfig, max_model_age_h: float | None = None) -> AgeTerms:
+    """``AgeTerms`` of one training as the replay's controller computes them (``controlled_decisions``);
+    ``max_model_age_h`` (a pipeline's own SLO) overrides the config's."""
+    nums = [math.nan if v is None or pd.isna(v) else float(v)
+            for v in (hours_since_push, typical_interval_h, longest_interval_h, since_prev_h)]
+    age, wait, longest, slot = nums
+    duration = 0.0 if cost_s is None or config.cost_feature is None else max(float(cost_s), 0.0) / 3600.0
+    slot = wait if math.isnan(slot) else slot
+    loss, mass = (float(v[0]) for v in age_terms([p], [age], [duration], [wait], [slot]))
+    if config.cost_feature is None:
+        key = loss
+    else:
+        key = float(prune_key([p], [cost_s if cost_s is not None else math.nan], loss=[loss])[0])
+    limit_h = max_model_age_h if max_model_age_h is not None else config.max_model_age_h
+    guard = None
+    # the age guard assumes the longest wait the lane has known (else its typical one)
+    projected = (0.0 if math.isnan(age) else age) + duration + (wait if math.isnan(longest) else longest)
+    if limit_h is not None and projected > limit_h:
+        guard = (f"the deployed model could pass its age limit of {limit_h:g} h: {projected:.1f} h "
+                 f"(now {age:.1f} h, and the lane's longest wait for a push)")
+    elif limit_h is None and not math.isnan(longest) and projected > config.age_factor * longest:
+        guard = (f"the deployed model could reach {projected:.1f} h, past {config.age_factor:g} x the lane's "
+                 f"longest interval between pushes so far ({longest:.1f} h)")
+    return AgeTerms(loss, 0.0 if math.isnan(mass) else mass, key, guard)
 
 
 REPLAY_COLUMNS = ("lane", "started_at", "n_prior", "hours_since_push", "typical_interval_h",
@@ -236,8 +318,12 @@ def replay_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold,
     return pruned, guarded
 
 
-def window_threshold(prob, guarded, budget: float, key=None) -> float:
+def window_threshold(prob, guarded, budget: float, key=None, mass=None) -> float:
     """Largest threshold whose *expected* lost pushes stay within ``budget`` x expected pushes.
+
+    Under the freshness objective ``prob`` holds each training's expected added age and
+    ``mass`` the age it accounts for (``age_terms``): the budget is then ``budget`` x the sum of
+    ``mass``, spent by the expected added age of the pruned trainings.
 
     Over a window of trainings with calibrated push probabilities ``prob``: expected pushes are
     the sum of all probabilities, expected lost pushes the sum over the trainings a threshold
@@ -249,8 +335,8 @@ def window_threshold(prob, guarded, budget: float, key=None) -> float:
     p = np.asarray(prob, dtype=float)
     g = np.asarray(guarded, dtype=bool)
     k_all = p if key is None else np.asarray(key, dtype=float)
-    total = float(p.sum())
-    free = ~g & np.isfinite(k_all)
+    total = float(p.sum()) if mass is None else float(np.nansum(np.asarray(mass, dtype=float)))
+    free = ~g & np.isfinite(k_all) & np.isfinite(p)
     if total <= 0 or not free.any():
         return 0.0
     order = np.argsort(k_all[free], kind="stable")
@@ -263,8 +349,11 @@ def window_threshold(prob, guarded, budget: float, key=None) -> float:
     return float(q[k])
 
 
-def prune_key(prob, cost) -> np.ndarray:
+def prune_key(prob, cost, loss=None) -> np.ndarray:
     """Expected pushes lost per expected second of waste saved: ``p / ((1 - p) * cost)``.
+
+    With ``loss`` (the freshness objective: each training's expected added age) the numerator is
+    ``loss`` instead of ``p``: expected added age per second of waste saved.
 
     Pruning the trainings with the smallest key first saves the most wasted compute for each
     push given up. ``cost`` is what a training is expected to cost from the trainer on (e.g. the
@@ -273,8 +362,9 @@ def prune_key(prob, cost) -> np.ndarray:
     """
     p = np.clip(np.asarray(prob, dtype=float), 0.0, 1.0 - 1e-9)
     c = np.asarray(cost, dtype=float)
+    num = p if loss is None else np.asarray(loss, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = p / ((1.0 - p) * c)
+        out = num / ((1.0 - p) * c)
     return np.where(np.isfinite(c) & (c > 0), out, np.inf)
 
 
@@ -363,23 +453,32 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
     ths = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     target = config.window_target
     z = config.control_z
+    fresh = config.freshness
     key = prob if cost is None else prune_key(prob, cost)
-    win_p: deque = deque(maxlen=config.window)
+    if fresh:
+        duration, slot, age_limit, guard_wait = _age_inputs(frame, config, cost)
+        cost_arr = None if cost is None else np.asarray(cost, dtype=float)
+    win_p: deque = deque(maxlen=config.window)   # pushes: probabilities; freshness: expected added age
     win_g: deque = deque(maxlen=config.window)
     win_k: deque = deque(maxlen=config.window)
+    win_m: deque = deque(maxlen=config.window)   # freshness: the age each training accounts for
     if history is not None:
         hk = history[0] if cost is None else (history[2] if len(history) > 2 else
                                               np.full(len(history[0]), np.inf))
-        for hp, hg, hkk in zip(history[0], history[1], hk):
-            win_p.append(float(hp))
+        hl = history[3] if fresh and len(history) > 4 else history[0]
+        hm = history[4] if fresh and len(history) > 4 else history[0]
+        for hp, hg, hkk, hll, hmm in zip(history[0], history[1], hk, hl, hm):
+            win_p.append(float(hll))
             win_g.append(bool(hg))
             win_k.append(float(hkk))
+            win_m.append(float(hmm))
     last_push: dict = {}           # lane -> last kept push known (hours)
     lane_pending: dict = {}        # lane -> push times of kept pushed trainings not yet known
     running: list = []             # heap of (outcome time, row) of kept trainings still running
     observed = 0.0                 # pushes among kept trainings whose outcome is known
     running_p = 0.0                # probabilities of kept trainings still running
-    lost = 0.0                     # probabilities of pruned trainings
+    lost = 0.0                     # pushes: probabilities of pruned trainings; freshness: their added age
+    accounted = 0.0                # freshness: the age accounted by every training decided so far
     for i in np.lexsort((np.arange(n), start)):
         s = start[i]
         while running and running[0][0] < s:
@@ -404,23 +503,48 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
         ok = (n_prior[i] >= config.min_history and not math.isnan(age) and not math.isnan(typical[i])
               and age <= config.push_age_factor * typical[i]
               and (config.max_push_age_h is None or age <= config.max_push_age_h) and not age > longest[i])
+        p_i = prob[i]
+        if fresh:
+            # expected added age if pruned, the age this slot accounts for, and the age SLO
+            a = 0.0 if math.isnan(age) else max(age, 0.0)
+            loss_i = p_i * (a + duration[i]) * typical[i]
+            mass_i = a * slot[i] + slot[i] * slot[i] / 2.0
+            if not math.isfinite(mass_i):
+                mass_i = 0.0
+            ok = ok and not (a + duration[i] + guard_wait[i] > age_limit[i])
+            c_i = math.nan if cost_arr is None else cost_arr[i]
+            key_i = loss_i if cost_arr is None else (loss_i / ((1.0 - min(p_i, 1.0 - 1e-9)) * c_i)
+                                                     if c_i > 0 and math.isfinite(c_i) else math.inf)
+            accounted += mass_i
+        else:
+            loss_i, mass_i, key_i = p_i, p_i, key[i]
         th = float(ths[i])
         if slide and win_p:
             wp = np.fromiter(win_p, float, len(win_p))
-            share = target if budget is None else catch_up_target(config, observed + running_p, lost,
-                                                                   float(wp.sum()), budget)
-            th = max(th, window_threshold(wp, np.fromiter(win_g, bool, len(win_g)), share,
-                                          None if cost is None else np.fromiter(win_k, float, len(win_k))))
+            wk = None if cost is None and not fresh else np.fromiter(win_k, float, len(win_k))
+            if fresh:
+                share = target
+                th = window_threshold(wp, np.fromiter(win_g, bool, len(win_g)), share, wk,
+                                      mass=np.fromiter(win_m, float, len(win_m)))
+            else:
+                share = target if budget is None else catch_up_target(config, observed + running_p, lost,
+                                                                       float(wp.sum()), budget)
+                th = max(th, window_threshold(wp, np.fromiter(win_g, bool, len(win_g)), share, wk))
         used[i] = th
-        p_i = prob[i]
-        win_p.append(p_i)
+        win_p.append(loss_i)
         win_g.append(not ok)
-        win_k.append(key[i])
+        win_k.append(key_i)
+        win_m.append(mass_i)
         if not ok:
             guarded[i] = True
-        elif key[i] < th:
-            after = lost + p_i
-            if budget is None or after + z * math.sqrt(after) <= budget * (observed + running_p + after) + 1e-12:
+        elif key_i < th:
+            after = lost + loss_i
+            if fresh:
+                fits = budget is None or after <= budget * max(accounted - after, 0.0) + 1e-12
+            else:
+                fits = (budget is None
+                        or after + z * math.sqrt(after) <= budget * (observed + running_p + after) + 1e-12)
+            if fits:
                 pruned[i] = True
                 lost = after
                 continue
@@ -434,8 +558,37 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
     return pruned, guarded, used
 
 
+def _age_inputs(frame: pd.DataFrame, config: PolicyConfig, cost) -> tuple[np.ndarray, ...]:
+    """Per row, for the freshness objective: the expected hours from start to push (the cost
+    feature's seconds, or 0), the slot (hours since the lane's previous training, else its
+    typical interval between pushes), the model-age limit (``max_model_age_h``, else
+    ``age_factor`` x the lane's longest interval between pushes so far; infinite when unknown)
+    and the wait the age guard assumes after a prune (the lane's longest interval between pushes
+    so far, else its typical one: a prune must keep the limit unless the lane waits longer than
+    it ever has)."""
+    n = len(frame)
+    duration = np.zeros(n) if cost is None else np.nan_to_num(np.asarray(cost, dtype=float) / 3600.0, nan=0.0)
+    duration = np.maximum(duration, 0.0)
+    typical = frame["typical_interval_h"].to_numpy(dtype=float, na_value=np.nan)
+    slot = (frame["p_hours_since_prev_training"].to_numpy(dtype=float, na_value=np.nan)
+            if "p_hours_since_prev_training" in frame.columns else np.full(n, np.nan))
+    slot = np.where(np.isnan(slot), typical, slot)
+    if config.max_model_age_h is not None:
+        limit = np.full(n, float(config.max_model_age_h))
+    elif "longest_interval_h" in frame.columns:
+        lim = config.age_factor * frame["longest_interval_h"].to_numpy(dtype=float, na_value=np.nan)
+        limit = np.where(np.isnan(lim), np.inf, lim)
+    else:
+        limit = np.full(n, np.inf)
+    longest = (frame["longest_interval_h"].to_numpy(dtype=float, na_value=np.nan)
+               if "longest_interval_h" in frame.columns else np.full(n, np.nan))
+    wait = np.where(np.isnan(longest), typical, longest)
+    return duration, slot, limit, wait
+
+
 def recent_window(data: pd.DataFrame, prob: np.ndarray, config: PolicyConfig) -> tuple[np.ndarray, ...]:
-    """The last ``config.window`` trainings of ``data`` (time order) as (probabilities, guarded flags, keys).
+    """The last ``config.window`` trainings of ``data`` (time order) as (probabilities, guarded flags, keys),
+    and under the freshness objective also (expected added age, age accounted) from ``age_terms``.
 
     The guard flags are those of the recorded history (no training pruned), which is what a
     store tells about trainings that already ran. Keys are ``prune_key`` with the
@@ -449,7 +602,15 @@ def recent_window(data: pd.DataFrame, prob: np.ndarray, config: PolicyConfig) ->
     p = np.asarray(prob, dtype=float)[tail]
     _, guarded = replay_decisions(part, p, 0.0, config)
     cost = cost_of(part, config)
-    return p, guarded, (p if cost is None else prune_key(p, cost))
+    if not config.freshness:
+        return p, guarded, (p if cost is None else prune_key(p, cost))
+    duration, slot, limit, wait = _age_inputs(part, config, cost)
+    age = part["hours_since_push"].to_numpy(dtype=float, na_value=np.nan)
+    typical = part["typical_interval_h"].to_numpy(dtype=float, na_value=np.nan)
+    loss, mass = age_terms(p, age, duration, typical, slot)
+    guarded = guarded | (np.nan_to_num(age, nan=0.0) + duration + wait > limit)
+    key = loss if cost is None else prune_key(p, cost, loss=loss)
+    return p, guarded, key, loss, np.nan_to_num(mass, nan=0.0)
 
 
 def cost_of(data: pd.DataFrame, config: PolicyConfig) -> np.ndarray | None:
@@ -548,7 +709,7 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     predictor = fit_predictor(X(fit), fit["pushed"].to_numpy(), X(val), val["pushed"].to_numpy(),
                               columns, predictor_config)
     p_val = predictor.predict(X(val))
-    budget = config.budget_share
+    budget = config.max_lost_pushes * config.safety if config.freshness else config.budget_share
     threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z,
                                        expected=config.threshold_by == "expected")
     pruned, _ = replay_decisions(val, p_val, threshold, config)
@@ -559,9 +720,13 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     key_threshold = None
     if config.rule == "controlled":
         target = config.window_target
-        threshold = window_threshold(recent[0], recent[1], target)
-        if cost_of(tail, config) is not None:
-            key_threshold = window_threshold(recent[0], recent[1], target, recent[2])
+        if config.freshness:
+            threshold = window_threshold(recent[0], recent[1], config.max_lost_pushes * config.window_share)
+            key_threshold = window_threshold(recent[3], recent[1], target, recent[2], mass=recent[4])
+        else:
+            threshold = window_threshold(recent[0], recent[1], target)
+            if cost_of(tail, config) is not None:
+                key_threshold = window_threshold(recent[0], recent[1], target, recent[2])
     wasted = val["skippable_wasted_s"].to_numpy(dtype=float) if "skippable_wasted_s" in val else None
     waste_share = (float(wasted[pruned].sum() / wasted.sum()) if wasted is not None and wasted.sum() > 0
                    else float("nan"))

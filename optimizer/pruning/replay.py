@@ -30,6 +30,7 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 from optimizer.pruning.baselines import BASELINES, lane_push_rate, last_outcome, last_outcome_probability
 from optimizer.pruning.features import FeatureConfig, build_features, graphlet_outcomes, hours_since_epoch
+from optimizer.pruning.freshness import age_integrals, freshness_metrics
 from optimizer.pruning.logistic import fit_logistic
 from optimizer.pruning.policy import (Policy, PolicyConfig, choose_threshold, controlled_decisions, cost_of,
                                       prune_key, recent_window, replay_decisions, train_policy)
@@ -61,7 +62,9 @@ class ReplayResult:
         out = {
             "train_until": self.train_until.isoformat(),
             "policy": {
-                "threshold": pol.threshold, "fallback": pol.fallback,
+                "threshold": pol.threshold, "fallback": pol.fallback, "objective": pol.config.objective,
+                "max_added_age": pol.config.max_added_age, "max_model_age_h": pol.config.max_model_age_h,
+                "age_factor": pol.config.age_factor,
                 "max_lost_pushes": pol.config.max_lost_pushes, "safety": pol.config.safety,
                 "confidence_z": pol.config.confidence_z, "threshold_by": pol.config.threshold_by,
                 "rule": pol.config.rule, "window": pol.config.window, "window_share": pol.config.window_share,
@@ -325,8 +328,11 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     metrics = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     metrics["guarded"] = int(guarded.sum())
     metrics["rule"] = config.rule
+    metrics["objective"] = config.objective
+    ages = _Ages(frame, started >= until, until, test, config)
+    metrics.update(ages.metrics(pruned))
     if config.rule == "controlled" and policy is not None:
-        metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total, pruned)
+        metrics["guards"] = _guard_ablation(test, prob, config, cost, policy.recent, wasted_total, pruned, ages)
     # the policy's own ranking held in hindsight to the pushes it lost (the baselines' footing
     # below): the gap to ``waste_pruned`` is what deciding online costs
     _, own = _hindsight(test, key, metrics["pushes_lost"], config)
@@ -352,10 +358,16 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         for name in BASELINES:
             p_b, hist_b = base.probabilities(name), base.history(name)
             baseline_results[name] = _baseline_replay(test, p_b, hist_b, config, cost, metrics, wasted_total,
-                                                      compute_total)
+                                                      compute_total, ages)
             baseline_curves[name] = tradeoff_curve(test, p_b, config, points=curve_points,
                                                    wasted_total_s=wasted_total)
             decisions[f"{name}_probability"] = p_b
+        if config.freshness:
+            lane = ages.lane_rule(base.probabilities("lane_push_rate"), config.max_added_age, wasted_total)
+            baseline_results["lane_push_rate"]["hindsight_at_budget"] = {
+                k: lane[k] for k in ("waste_pruned", "pushes_lost", "added_age", "longest_age_ratio_max", "threshold")}
+            baseline_results["lane_push_rate"]["policy_ratio_at_budget"] = (
+                metrics["waste_pruned"] / lane["waste_pruned"] if lane["waste_pruned"] > 0 else None)
     oracle = oracle_curve = None
     if truth is not None and not truth.empty:
         p_true, missing = _true_probability(test, truth)
@@ -388,7 +400,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
             test, pr_cf, wasted_total_s=wasted_total)["waste_pruned"]
         if config.rule == "controlled":
             lane_p = base.probabilities("lane_push_rate") if base is not None else None
-            oracle["controlled"] = _controlled_oracle(frame, started < until, test, truth, p_true, config, cost,
+            oracle["controlled"] = _controlled_oracle(frame, started < until, test, truth, p_true, config, cost, ages,
                                                       wasted_total, lane_p)
         oracle_curve = tradeoff_curve(test, p_true, config, points=curve_points, wasted_total_s=wasted_total)
         decisions["true_probability"] = p_true
@@ -399,7 +411,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
 
 
 def _controlled_oracle(frame: pd.DataFrame, before: pd.Series, test: pd.DataFrame, truth: pd.DataFrame,
-                       p_true: np.ndarray, config: PolicyConfig, cost, wasted_total, lane_p) -> dict:
+                       p_true: np.ndarray, config: PolicyConfig, cost, ages, wasted_total, lane_p) -> dict:
     """The true probabilities decided *online*, by the policy's own controller, guards and cost key.
 
     Not a ceiling on ranking (the hindsight oracle above is) but on everything else: what a
@@ -412,9 +424,15 @@ def _controlled_oracle(frame: pd.DataFrame, before: pd.Series, test: pd.DataFram
     pruned, _, _ = controlled_decisions(test, p_true, 0.0, config, cost=cost, history=history)
     m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
     out = {k: m[k] for k in ("pruned", "waste_pruned", "pushes_lost", "pushes_lost_count")}
-    out["budget_spent"] = m["pushes_lost"] / config.max_lost_pushes if config.max_lost_pushes > 0 else None
+    out.update(ages.metrics(pruned))
+    spent = out["added_age"] if config.freshness else m["pushes_lost"]
+    out["budget_spent"] = spent / config.budget_share if config.budget_share > 0 else None
     out["cadence_summary"] = cadence_summary(cadence(test, pruned))
-    if lane_p is not None:
+    if lane_p is not None and config.freshness:
+        lane = ages.lane_rule(lane_p, config.max_added_age, wasted_total)["waste_pruned"]
+        out["lane_push_rate_at_budget"] = lane
+        out["vs_lane_push_rate"] = m["waste_pruned"] / lane if lane > 0 else None
+    elif lane_p is not None:
         lane = _held_to_loss(test, lane_p, cost, m["pushes_lost"], config, wasted_total)["waste_pruned"]
         out["lane_push_rate_at_its_loss"] = lane
         out["vs_lane_push_rate"] = m["waste_pruned"] / lane if lane > 0 else None
@@ -432,7 +450,7 @@ GUARD_VARIANTS = {
 
 
 def _guard_ablation(test: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, cost, history,
-                    wasted_total, policy_pruned: np.ndarray) -> dict:
+                    wasted_total, policy_pruned: np.ndarray, ages) -> dict:
     """What each cadence guard buys: the same probabilities replayed by the controller with the
     guard switched off (or, for the optional longest-interval guard, on at 1x), and the waste
     pruned, pushes lost and cadence kept there, to compare with the policy's own replay
@@ -445,10 +463,51 @@ def _guard_ablation(test: pd.DataFrame, prob: np.ndarray, config: PolicyConfig, 
         m = replay_metrics(test, pruned, wasted_total_s=wasted_total)
         cad = cadence_summary(cadence(test, pruned))
         out[name] = {"waste_pruned": m["waste_pruned"], "pushes_lost": m["pushes_lost"],
+                     **{k: v for k, v in ages.metrics(pruned).items() if k in ("added_age", "longest_age_ratio_max")},
                      "median_within_tolerance": cad.get("median_within_tolerance"),
                      "longest_ratio_max": cad.get("longest_ratio_max"),
                      "longest_ratio_median": cad.get("longest_ratio_median")}
     return out
+
+
+class _Ages:
+    """The freshness yardstick of a replay: added age and longest-age ratios of a set of prunes of
+    the replayed rows (``optimizer.pruning.freshness``), the history before the replay included."""
+
+    def __init__(self, frame: pd.DataFrame, replayed: pd.Series, until: pd.Timestamp, test: pd.DataFrame,
+                 config: PolicyConfig):
+        self.frame, self.rows, self.until, self.test, self.config = frame, replayed.to_numpy(), until, test, config
+        ends = pd.concat([pd.to_datetime(test["started_at"], utc=True), pd.to_datetime(test["push_time"], utc=True)])
+        self.end = ends.max()
+        self.without = None
+
+    def integrals(self, pruned: np.ndarray) -> pd.DataFrame:
+        full = np.zeros(len(self.frame), dtype=bool)
+        full[self.rows] = np.asarray(pruned, dtype=bool)
+        return age_integrals(self.frame, full, self.until, self.end)
+
+    def metrics(self, pruned: np.ndarray) -> dict:
+        m = freshness_metrics(self.integrals(pruned), longest_factor=self.config.age_factor)
+        return {k: m[k] for k in ("added_age", "mean_age_h_without", "mean_age_h_with", "longest_age_ratio_max",
+                                  "longest_age_ratio_median", "pipelines_longest_over")}
+
+    def lane_rule(self, key: np.ndarray, budget: float, wasted_total) -> dict:
+        """A threshold on ``key`` (e.g. the lane's shrunk push rate) chosen in hindsight on the replayed
+        period as the largest whose added age stays within ``budget``, under the cadence guards."""
+        cands = np.unique(np.concatenate([[0.0], np.asarray(key, dtype=float)[np.isfinite(key)]]))
+        lo, hi = 0, len(cands)
+        best = np.zeros(len(self.test), dtype=bool)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            pruned, _ = replay_decisions(self.test, key, cands[mid], self.config)
+            if self.metrics(pruned)["added_age"] <= budget + 1e-12:
+                lo, best = mid, pruned
+            else:
+                hi = mid
+        m = replay_metrics(self.test, best, wasted_total_s=wasted_total)
+        m.update(self.metrics(best))
+        m["threshold"] = float(cands[lo])
+        return m
 
 
 class _BaselineInputs:
@@ -493,13 +552,14 @@ class _BaselineInputs:
 
 
 def _baseline_replay(test: pd.DataFrame, prob: np.ndarray, history: tuple, config: PolicyConfig, cost,
-                     policy_metrics: dict, wasted_total, compute_total) -> dict:
+                     policy_metrics: dict, wasted_total, compute_total, ages) -> dict:
     """One baseline replayed like the policy (same guards, controller, budget and cost ranking), and
     held in hindsight to the pushes the policy lost (its ranking at the same loss)."""
     pruned, _, _ = controlled_decisions(test, prob, 0.0, config, cost=cost, history=history)
     m = replay_metrics(test, pruned, wasted_total_s=wasted_total, compute_total_s=compute_total)
     out = {k: m[k] for k in ("pruned", "waste_pruned", "waste_pruned_of_skippable", "pushes_lost",
                              "pushes_lost_count", "compute_saved_share")}
+    out.update(ages.metrics(pruned))
     out["cadence_summary"] = cadence_summary(cadence(test, pruned))
     out.update(_quality(test["pushed"].to_numpy(dtype=bool), prob))
     at = _held_to_loss(test, prob, cost, policy_metrics["pushes_lost"], config, wasted_total)

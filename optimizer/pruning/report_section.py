@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 TITLE = "Pruning policy, replayed over history"
 
 
-def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequence[Path] = ()) -> ReportSection:
+def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequence[Path] = (),
+                    objective: str = "freshness", max_added_age: float = 0.05) -> ReportSection:
     """Replay the pruning policy on the warehouse ``con`` and describe it as a report section.
 
     ``ground_truth``: the simulator's JSON files (true push probabilities), to draw the
@@ -35,7 +36,8 @@ def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequenc
     # periods (a time-span split can leave nothing to learn from, or nothing to replay).
     until = con.execute("SELECT quantile_disc(started_at, 0.6) FROM graphlets").fetchone()[0]
     try:
-        result = evaluate(con, train_until=until, config=PolicyConfig(max_lost_pushes=max_lost_pushes),
+        result = evaluate(con, train_until=until, config=PolicyConfig(
+            objective=objective, max_added_age=max_added_age, max_lost_pushes=max_lost_pushes),
                           truth=truth)
     except OptimizerError as exc:
         return ReportSection("pruning", TITLE, intro=f"No replay: {exc}")
@@ -53,6 +55,9 @@ def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequenc
         "pruned": ("trainings pruned", m["pruned"], "int"),
         "waste_pruned": ("wasted compute pruned", m["waste_pruned"], "pct"),
         "pushes_lost": ("pushes lost", m["pushes_lost"], "pct"),
+        "added_age": ("added age of the deployed models", m["added_age"], "pct"),
+        "longest_age_ratio_max": ("longest model age with / without pruning, worst pipeline",
+                                  m["longest_age_ratio_max"], "float"),
         "compute_saved_share": ("compute saved (share of all)", m["compute_saved_share"], "pct"),
         "compute_saved_h": ("compute saved (hours)", m["compute_saved_s"] / 3600, "float"),
     }
@@ -60,7 +65,10 @@ def pruning_section(con, *, max_lost_pushes: float = 0.02, ground_truth: Sequenc
     if cad.get("pipelines_compared"):
         numbers["median_unchanged"] = ("pipelines whose median push interval is unchanged", cad["median_unchanged"], "int")
         numbers["pipelines_compared"] = ("pipelines compared (3+ pushes)", cad["pipelines_compared"], "int")
-    numbers["max_lost_pushes"] = ("budget: pushes the policy may lose", max_lost_pushes, "pct")
+    if objective == "freshness":
+        numbers["max_added_age"] = ("budget: added age of the deployed models", max_added_age, "pct")
+    else:
+        numbers["max_lost_pushes"] = ("budget: pushes the policy may lose", max_lost_pushes, "pct")
     for name, b in result.baselines.items():
         numbers[f"{name}_waste_pruned"] = (f"baseline {name.replace('_', ' ')}, held to the policy's loss: "
                                            "waste pruned", b["at_policy_loss"]["waste_pruned"], "pct")

@@ -11,6 +11,7 @@ import analysis
 from frugal.cli import main
 from optimizer.errors import OptimizerError
 from optimizer.pruning.features import build_features
+from optimizer.pruning.policy import PolicyConfig
 from optimizer.pruning.hook import _last_graphlet, decide
 from optimizer.pruning.upcoming import NEXT_PREFIX, upcoming_extension
 from provenance.ingest import ingest
@@ -64,11 +65,10 @@ def test_decision_on_a_simulated_corpus(prune_sim, capsys):
     assert d.fallback is None and 0.0 < d.probability < 1.0 and d.threshold is not None
     assert d.action in ("prune", "run")
     guarded = any(r.startswith("cadence guard") for r in d.reasons)
-    if d.key is not None:  # ranked by expected pushes lost per second of waste saved
-        assert d.key == pytest.approx(d.probability / ((1 - d.probability) * d.cost_s))
-        assert d.action == ("prune" if d.key < d.key_threshold and not guarded else "run")
-    else:
-        assert d.action == ("prune" if d.probability < d.threshold and not guarded else "run")
+    # the default objective, freshness: ranked by expected added age per second of waste saved
+    assert d.added_age > 0 and d.cost_s > 0
+    assert d.key == pytest.approx(d.added_age / ((1 - d.probability) * d.cost_s))
+    assert d.action == ("prune" if d.key < d.key_threshold and not guarded else "run")
     assert 1 <= len(d.contributions) <= 3 and len(d.reasons) == 1 + len(d.contributions)
     assert d == decide(con, pipeline)                       # deterministic
     # the learned policy is kept per warehouse state: other pipelines reuse it
@@ -84,4 +84,13 @@ def test_decision_on_a_simulated_corpus(prune_sim, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["action"] == d.action and data["probability"] == pytest.approx(d.probability)
     assert main(["prune", "decide", "--warehouse", str(prune_sim.warehouse), "--pipeline", "nope"]) == 2
+    # under the pushes objective: ranked by expected pushes lost per second of waste saved
+    dp = decide(con, pipeline, config=PolicyConfig(objective="pushes"))
+    guarded = any(r.startswith("cadence guard") for r in dp.reasons)
+    assert dp.added_age is None and dp.probability == pytest.approx(d.probability)
+    if dp.key is not None:
+        assert dp.key == pytest.approx(dp.probability / ((1 - dp.probability) * dp.cost_s))
+        assert dp.action == ("prune" if dp.key < dp.key_threshold and not guarded else "run")
+    else:
+        assert dp.action == ("prune" if dp.probability < dp.threshold and not guarded else "run")
     assert "has no trainings" in capsys.readouterr().err

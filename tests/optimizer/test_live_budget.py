@@ -15,7 +15,7 @@ G = np.zeros(100, dtype=bool)
 
 
 def learned(catch_up=0.5) -> LearnedPolicy:
-    cfg = PolicyConfig(max_lost_pushes=0.05, control_z=1.0, catch_up=catch_up, cost_feature=None)
+    cfg = PolicyConfig(objective="pushes", max_lost_pushes=0.05, control_z=1.0, catch_up=catch_up, cost_feature=None)
     policy = Policy(cfg, threshold=window_threshold(P, G, 0.05), predictor=object(), recent=(P, G, P))
     return LearnedPolicy(policy, (), (), "v1", "2026-03-01T00:00:00+00:00", 100, 50)
 
@@ -74,9 +74,9 @@ def test_the_live_budget_holds_the_share_the_replay_holds_including_safety():
     # the replay's controller caps at max_lost_pushes x safety (PolicyConfig.budget_share); the
     # service's budget must too: with safety 0.5, 12 expected lost pushes on 400 observed are
     # within 5% (cap 16) but not within 2.5% (cap 7.9)
-    cfg = PolicyConfig(max_lost_pushes=0.05, safety=0.5, control_z=1.0)
+    cfg = PolicyConfig(objective="pushes", max_lost_pushes=0.05, safety=0.5, control_z=1.0)
     b = Budget.for_policy(cfg, lost=11.8, observed=400.0)
     assert b.share == pytest.approx(0.025) and b.z == 1.0
     assert not b.allows(0.2)
-    assert Budget.for_policy(PolicyConfig(max_lost_pushes=0.05, control_z=1.0), lost=11.8, observed=400.0).allows(0.2)
+    assert Budget.for_policy(PolicyConfig(objective="pushes", max_lost_pushes=0.05, control_z=1.0), lost=11.8, observed=400.0).allows(0.2)
     assert b.unspent() == pytest.approx(cap_allowance(0.025, 1.0, 400.0) - 11.8)

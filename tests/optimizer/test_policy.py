@@ -14,7 +14,7 @@ from optimizer.pruning.policy import (PolicyConfig, choose_threshold, controlled
                                      replay_decisions, train_policy, window_threshold)
 
 T0 = pd.Timestamp("2026-03-01 00:00")
-CONFIG = PolicyConfig(min_history=2, push_age_factor=1.5)
+CONFIG = PolicyConfig(objective="pushes", min_history=2, push_age_factor=1.5)
 
 
 def hand_history() -> tuple[pd.DataFrame, np.ndarray]:
@@ -52,7 +52,7 @@ class TestGuardReason:
         assert guard_reason(5, 1.5, 1.0, CONFIG) is None
 
     def test_absolute_limit(self):
-        cfg = PolicyConfig(min_history=0, push_age_factor=10, max_push_age_h=24)
+        cfg = PolicyConfig(objective="pushes", min_history=0, push_age_factor=10, max_push_age_h=24)
         assert "limit of 24 h" in guard_reason(3, 25, 10, cfg)
 
     def test_unknown_cadence_runs(self):
@@ -135,7 +135,7 @@ def test_too_little_history_falls_back_to_running_everything():
 
 def test_bad_budget_is_refused_with_a_hint():
     with pytest.raises(OptimizerError, match="0.02"):
-        PolicyConfig(max_lost_pushes=1.5)
+        PolicyConfig(objective="pushes", max_lost_pushes=1.5)
 
 
 def test_confidence_padding_makes_the_threshold_more_careful():
@@ -153,7 +153,7 @@ def test_expected_count_sums_probabilities():
     pruned, _ = replay_decisions(frame, prob, th, CONFIG)
     assert lost == pytest.approx(prob[pruned].sum() / prob.sum()) and lost <= 0.2
     with pytest.raises(OptimizerError, match="expected"):
-        PolicyConfig(threshold_by="counted")
+        PolicyConfig(objective="pushes", threshold_by="counted")
 
 
 def test_per_row_thresholds_equal_one_threshold_where_they_agree():
@@ -170,7 +170,7 @@ def test_per_row_thresholds_equal_one_threshold_where_they_agree():
 
 # ---- the controlled rule: window threshold and running budget --------------------------------
 
-FREE = PolicyConfig(min_history=0, push_age_factor=1e9, max_lost_pushes=0.2, control_z=0.0)
+FREE = PolicyConfig(objective="pushes", min_history=0, push_age_factor=1e9, max_lost_pushes=0.2, control_z=0.0)
 
 
 def one_lane(probs, pushed, ends_after_h: float = 0.5) -> tuple[pd.DataFrame, np.ndarray]:
@@ -292,7 +292,7 @@ class TestControlledDecisions:
 
     def test_bad_rule_is_refused(self):
         with pytest.raises(OptimizerError, match="validation, controlled"):
-            PolicyConfig(rule="adaptive")
+            PolicyConfig(objective="pushes", rule="adaptive")
 
 
 # ---- catch-up: what the running budget left unspent raises the window threshold's target ----------
@@ -308,14 +308,14 @@ class TestCatchUp:
 
     def test_target_adds_the_unspent_allowance_over_the_horizon(self):
         from optimizer.pruning.policy import cap_allowance, catch_up_target
-        cfg = PolicyConfig(max_lost_pushes=0.05, control_z=1.0, catch_up=0.5)
+        cfg = PolicyConfig(objective="pushes", max_lost_pushes=0.05, control_z=1.0, catch_up=0.5)
         allowed = cap_allowance(0.05, 1.0, 400.0)                       # 16.0: 16 + 4 = 0.05 x 416 - 0.8
         assert catch_up_target(cfg, 400.0, allowed, 300.0) == pytest.approx(0.05)        # all spent
         assert catch_up_target(cfg, 400.0, allowed + 5, 300.0) == pytest.approx(0.05)    # over: plain target
         assert catch_up_target(cfg, 400.0, allowed - 6.0, 300.0) == pytest.approx(0.05 + 6.0 / 150.0)
         assert catch_up_target(replace(cfg, catch_up=None), 400.0, 0.0, 300.0) == pytest.approx(0.05)
         with pytest.raises(OptimizerError, match="catch_up"):
-            PolicyConfig(catch_up=0.0)
+            PolicyConfig(objective="pushes", catch_up=0.0)
 
     @staticmethod
     def _blocks(n: int, seed: int, block: int = 400):
@@ -337,7 +337,7 @@ class TestCatchUp:
         # 75-100% band on average and above the old controller's.
         n, window, out = 3000, 200, {}
         for catch_up in (None, 0.5):
-            cfg = PolicyConfig(min_history=0, push_age_factor=1e9, max_lost_pushes=0.05, control_z=1.0,
+            cfg = PolicyConfig(objective="pushes", min_history=0, push_age_factor=1e9, max_lost_pushes=0.05, control_z=1.0,
                                window=window, catch_up=catch_up)
             spent = []
             for seed in range(6):

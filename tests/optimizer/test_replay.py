@@ -14,13 +14,14 @@ from optimizer.errors import OptimizerError
 from optimizer.pruning.features import build_features
 from optimizer.pruning.policy import PolicyConfig, replay_decisions
 from optimizer.pruning.predictor import PredictorConfig, fit_predictor
-from optimizer.pruning.replay import (cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
+from optimizer.pruning.freshness import age_integrals, freshness_metrics
+from optimizer.pruning.replay import (replay_frame, cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
                                       tradeoff_figure)
 from provenance.warehouse import connect
 
 T0 = pd.Timestamp("2026-03-01 00:00")
 H = pd.Timedelta(hours=1)
-CONFIG = PolicyConfig(min_history=2, push_age_factor=1.5)
+CONFIG = PolicyConfig(objective="pushes", min_history=2, push_age_factor=1.5)
 
 
 def hand_history() -> tuple[pd.DataFrame, np.ndarray]:
@@ -132,8 +133,86 @@ def test_predictor_learns_from_the_validation_period_and_explains_its_log_odds()
 def sim_eval(prune_sim):
     con = connect(str(prune_sim.warehouse), read_only=True)
     truth = load_truth(con, prune_sim.ground_truth)
-    result = evaluate(con, truth=truth, predictor_config=PredictorConfig(seed=1))
+    result = evaluate(con, truth=truth, config=PolicyConfig(objective="pushes"),
+                      predictor_config=PredictorConfig(seed=1))
     return con, truth, result
+
+
+@pytest.fixture(scope="module")
+def fresh_eval(prune_sim):
+    con = connect(str(prune_sim.warehouse), read_only=True)
+    truth = load_truth(con, prune_sim.ground_truth)
+    return con, evaluate(con, truth=truth, predictor_config=PredictorConfig(seed=1))
+
+
+def test_freshness_objective_holds_the_added_age_and_the_longest_age(fresh_eval, prune_sim, tmp_path):
+    """The default objective: the deployed models' added age within 5%, no lane's longest model age
+    more than doubled, figures under both yardsticks for the policy, its baselines and the oracle,
+    and the figures recomputed from the decisions alone (what --decisions-out writes) agree."""
+    con, r = fresh_eval
+    m = r.metrics
+    assert r.policy.config.objective == "freshness" and m["objective"] == "freshness"
+    assert m["pruned"] > 0 and 0 < m["waste_pruned"] <= 1
+    assert 0 < m["added_age"] <= r.policy.config.max_added_age
+    assert m["longest_age_ratio_max"] <= 2.0 and m["pipelines_longest_over"] == 0
+    for b in r.baselines.values():
+        assert {"waste_pruned", "pushes_lost", "added_age", "longest_age_ratio_max"} <= set(b)
+    lane = r.baselines["lane_push_rate"]["hindsight_at_budget"]
+    assert lane["added_age"] <= r.policy.config.max_added_age + 1e-12
+    assert {"added_age", "waste_pruned", "pushes_lost"} <= set(r.oracle["controlled"])
+    # recompute the added age from the decisions and the warehouse, independently of the replay
+    out = tmp_path / "decisions.csv"
+    assert main(["prune", "evaluate", "-w", str(prune_sim.warehouse), "--decisions-out", str(out),
+                 "--format", "json", "--seed", "1"]) == 0
+    dec = pd.read_csv(out)
+    assert list(dec.columns[:6]) == ["source_id", "trainer_execution_id", "started_at", "probability", "pruned",
+                                     "guarded"]
+    assert int(dec["pruned"].sum()) == m["pruned"]
+    rows = con.execute("""
+        SELECT g.source_id, g.pipeline, g.trainer_execution_id, g.pushed, g.ended_at, e.update_time AS trained_at
+        FROM graphlets g JOIN executions e ON e.source_id = g.source_id AND e.execution_id = g.trainer_execution_id
+        WHERE g.pushed""").df()
+    pruned = set(zip(dec.loc[dec["pruned"], "source_id"], dec.loc[dec["pruned"], "trainer_execution_id"]))
+    since = pd.Timestamp(r.train_until).tz_convert("UTC").tz_localize(None)
+    end = con.execute("SELECT greatest(max(started_at), max(ended_at)) FROM graphlets WHERE started_at >= ?",
+                      [since.to_pydatetime()]).fetchone()[0]
+    lanes = replay_frame(con)[0][["source_id", "trainer_execution_id", "lane"]]   # the lane: pipeline and trainer node
+    rows = rows.merge(lanes, on=["source_id", "trainer_execution_id"])
+    total = {"with": 0.0, "without": 0.0}
+    for _, part in rows.groupby("lane"):
+        part = part.sort_values("ended_at")
+        d = part["ended_at"].to_numpy(dtype="datetime64[ns]").astype(float) / 3.6e12
+        e = part["trained_at"].to_numpy(dtype="datetime64[ns]").astype(float) / 3.6e12
+        keep = ~np.array([(s, t) in pruned for s, t in zip(part["source_id"], part["trainer_execution_id"])])
+        t0 = max(since.value / 3.6e12, d[0])
+        t1 = pd.Timestamp(end).value / 3.6e12
+        for label, k in (("without", np.ones(len(d), bool)), ("with", keep)):
+            # integrate age on a fine grid: independent of the closed form the replay uses
+            grid = np.linspace(t0, t1, 20001)
+            idx = np.searchsorted(d[k], grid, side="right") - 1
+            ages = grid - e[k][idx]
+            total[label] += float(np.trapz(ages, grid))
+    assert total["with"] / total["without"] - 1 == pytest.approx(m["added_age"], abs=2e-3)
+
+
+def test_age_integrals_hand_worked():
+    """One lane: pushes done at hours 0, 10, 20 (trained 1 h before each), window [5, 30]."""
+    hours = lambda h: pd.Timestamp("2026-01-01") + pd.Timedelta(hours=h)  # noqa: E731
+    frame = pd.DataFrame({"source_id": "s", "pipeline": "p", "lane": "s/p/Trainer", "pushed": True,
+                          "push_time": [hours(0), hours(10), hours(20)],
+                          "trained_at": [hours(-1), hours(9), hours(19)]})
+    it = age_integrals(frame, np.array([False, False, False]), hours(5), hours(30))
+    # without: ages 6..11 on [5,10), 1..11 on [10,20), 1..11 on [20,30)
+    without = (11 ** 2 - 6 ** 2) / 2 + 2 * (11 ** 2 - 1) / 2
+    assert it["age_h2_without"].iloc[0] == pytest.approx(without)
+    assert it["longest_age_h_without"].iloc[0] == pytest.approx(11)
+    it = age_integrals(frame, np.array([False, True, False]), hours(5), hours(30))
+    # the push at 10 pruned: the model trained at -1 serves until 20 (ages 6..21)
+    assert it["age_h2_with"].iloc[0] == pytest.approx((21 ** 2 - 6 ** 2) / 2 + (11 ** 2 - 1) / 2)
+    assert it["longest_age_h_with"].iloc[0] == pytest.approx(21)
+    fm = freshness_metrics(it)
+    assert fm["added_age"] == pytest.approx(((21 ** 2 - 36) / 2 + 60) / without - 1)
+    assert fm["longest_age_ratio_max"] == pytest.approx(21 / 11) and fm["pipelines_longest_over"] == 0
 
 
 def test_evaluation_on_a_simulated_corpus_is_consistent(sim_eval, prune_sim):
@@ -188,7 +267,7 @@ def test_evaluation_is_deterministic(sim_eval):
     con, truth, r = sim_eval
     f1, f2 = (build_features(con).frame for _ in range(2))
     pd.testing.assert_frame_equal(f1, f2, check_exact=True)
-    again = evaluate(con, truth=truth, predictor_config=PredictorConfig(seed=1))
+    again = evaluate(con, truth=truth, config=PolicyConfig(objective="pushes"), predictor_config=PredictorConfig(seed=1))
     pd.testing.assert_frame_equal(r.decisions, again.decisions)
     assert r.policy.threshold == again.policy.threshold
     assert r.to_dict() == again.to_dict()
