@@ -26,7 +26,8 @@ class LogisticBaseline:
         return scaler.transform(imputer.transform(_finite(X))) * lr.coef_[0]
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> LogisticBaseline | None:
+def fit_logistic(X: np.ndarray, y: np.ndarray, *, C: float = 1.0,
+                 sample_weight: np.ndarray | None = None) -> LogisticBaseline | None:
     """Fit the logistic baseline; None when the rows hold a single outcome (nothing to learn)."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -38,7 +39,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, *, C: float = 1.0) -> LogisticBas
         return None
     model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
                           LogisticRegression(C=C, max_iter=1000))
-    model.fit(_finite(X), y)
+    fit_params = {} if sample_weight is None else {"logisticregression__sample_weight": sample_weight}
+    model.fit(_finite(X), y, **fit_params)
     return LogisticBaseline(model)
 
 

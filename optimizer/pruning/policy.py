@@ -679,7 +679,9 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     """Learn the predictor and the threshold from trainings whose outcome was known by ``train_until``.
 
     ``data`` holds the features (``columns``) joined with the outcomes (``pushed``,
-    ``push_time`` = when the outcome was known) and REPLAY_COLUMNS. The known past is split in
+    ``push_time`` = when the outcome was known) and REPLAY_COLUMNS; an optional ``sample_weight``
+    column weighs the rows the model learns from (an explored training stands for the would-be
+    prunes it was drawn from: weight 1 / propensity). The known past is split in
     time: the first part fits the model, the last ``validation_share`` stops and calibrates it
     (then the model is refitted on both, see optimizer.pruning.predictor) and, under the validation rule,
     chooses the threshold by replaying it under the guards.
@@ -706,8 +708,10 @@ def train_policy(data: pd.DataFrame, columns: tuple[str, ...], train_until: pd.T
     cut = int(round(n * (1.0 - config.validation_share)))
     fit, val = known.iloc[:cut], known.iloc[cut:]
     X = lambda d: d[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)  # noqa: E731
+    W = lambda d: (d["sample_weight"].to_numpy(dtype=float) if "sample_weight" in d.columns  # noqa: E731
+                   else None)
     predictor = fit_predictor(X(fit), fit["pushed"].to_numpy(), X(val), val["pushed"].to_numpy(),
-                              columns, predictor_config)
+                              columns, predictor_config, w_fit=W(fit), w_val=W(val))
     p_val = predictor.predict(X(val))
     budget = config.max_lost_pushes * config.safety if config.freshness else config.budget_share
     threshold, lost = choose_threshold(val, p_val, budget, config, z=config.confidence_z,

@@ -128,10 +128,13 @@ class PushPredictor:
 
 
 def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-                  columns: tuple[str, ...], config: PredictorConfig = PredictorConfig()) -> PushPredictor:
+                  columns: tuple[str, ...], config: PredictorConfig = PredictorConfig(),
+                  w_fit: np.ndarray | None = None, w_val: np.ndarray | None = None) -> PushPredictor:
     """Fit on the fit period, stop early and calibrate on the validation period, then refit on both.
 
-    The rows are in time order: the validation period follows the fit period.
+    The rows are in time order: the validation period follows the fit period. ``w_fit`` and
+    ``w_val``: per-row weights (None: 1), e.g. the inverse propensity of explored trainings in a
+    history where pruned trainings were never observed, so that the rows stand for all of them.
     """
     import lightgbm as lgb
     from sklearn.linear_model import LogisticRegression
@@ -160,22 +163,22 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
         "num_threads": config.threads,
         "verbosity": -1,
     }
-    train = lgb.Dataset(X_fit, label=y_fit, feature_name=[f"f{i}" for i in range(len(columns))],
+    train = lgb.Dataset(X_fit, label=y_fit, weight=w_fit, feature_name=[f"f{i}" for i in range(len(columns))],
                         free_raw_data=False)
     callbacks = []
     valid_sets = []
     if len(y_val) and len(np.unique(y_val)) == 2 and config.early_stopping_rounds:
-        valid_sets = [lgb.Dataset(X_val, label=y_val, reference=train)]
+        valid_sets = [lgb.Dataset(X_val, label=y_val, weight=w_val, reference=train)]
         callbacks.append(lgb.early_stopping(config.early_stopping_rounds, verbose=False))
     booster = lgb.train(params, train, num_boost_round=config.n_estimators,
                         valid_sets=valid_sets, callbacks=callbacks)
 
-    linear = fit_logistic(X_fit, y_fit) if config.linear_weight > 0 else None
+    linear = fit_logistic(X_fit, y_fit, sample_weight=w_fit) if config.linear_weight > 0 else None
     predictor = PushPredictor(booster, tuple(columns), None, config, linear)
     calibration = None
     if len(y_val) >= 20 and len(np.unique(y_val)) == 2:
         raw = predictor.raw(X_val)
-        lr = LogisticRegression(C=1e6, solver="lbfgs").fit(_logit(raw).reshape(-1, 1), y_val)
+        lr = LogisticRegression(C=1e6, solver="lbfgs").fit(_logit(raw).reshape(-1, 1), y_val, sample_weight=w_val)
         a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         if a > 0:   # a non-increasing map would invert the ranking: keep the raw scores then
             calibration = (a, b)
@@ -184,13 +187,16 @@ def fit_predictor(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_val
     if refit:
         # the same model, with the rounds early stopping chose, learned from the whole known past
         X_all, y_all = X_known, np.concatenate([y_fit, y_val])
+        w_all = (None if w_fit is None and w_val is None else
+                 np.concatenate([np.ones(len(y_fit)) if w_fit is None else w_fit,
+                                 np.ones(len(y_val)) if w_val is None else w_val]))
         rounds = booster.best_iteration if booster.best_iteration > 0 else booster.num_trees()
-        booster = lgb.train(params, lgb.Dataset(X_all, label=y_all,
+        booster = lgb.train(params, lgb.Dataset(X_all, label=y_all, weight=w_all,
                                                 feature_name=[f"f{i}" for i in range(len(columns))]),
                             num_boost_round=max(rounds, 1))
         predictor.booster = booster
         if linear is not None:
-            predictor.linear = fit_logistic(X_all, y_all) or linear
+            predictor.linear = fit_logistic(X_all, y_all, sample_weight=w_all) or linear
     log.info("fitted %d trees on %d trainings (%d features)", booster.num_trees(),
              len(X_known), len(columns))
     predictor.calibration = calibration

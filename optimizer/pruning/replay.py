@@ -36,7 +36,8 @@ from optimizer.pruning.policy import (Policy, PolicyConfig, choose_threshold, co
                                       prune_key, recent_window, replay_decisions, train_policy)
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
-           "tradeoff_curve", "load_truth", "store_sources", "tradeoff_figure", "cadence_figure", "replay_frame"]
+           "tradeoff_curve", "load_truth", "store_sources", "tradeoff_figure", "cadence_figure", "replay_frame",
+           "CensoredReplay", "censored_replay"]
 
 log = logging.getLogger(__name__)
 
@@ -659,3 +660,78 @@ def cadence_figure(result: ReplayResult):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+@dataclass(frozen=True)
+class CensoredReplay:
+    """A replay whose refits learn only what a live policy observes (``censored_replay``)."""
+
+    rows: pd.DataFrame          # the replayed trainings
+    probability: np.ndarray     # the policy's predicted push probability of each
+    would_prune: np.ndarray     # the policy's verdict (explored ones included)
+    explored: np.ndarray        # would-be prunes run anyway (observed, weighted 1 / explore in refits)
+    segment: np.ndarray         # the refit that decided each row (0 .. refits - 1)
+
+    def calibration(self, truth_p: np.ndarray, since_segment: int = 0) -> dict:
+        """Predicted against true push rate of the would-be prunes decided from ``since_segment`` on."""
+        sel = self.would_prune & (self.segment >= since_segment)
+        if not sel.any():
+            return {"would_prune": 0, "predicted": None, "true": None, "gap": None}
+        pred, true = float(self.probability[sel].mean()), float(np.asarray(truth_p)[sel].mean())
+        return {"would_prune": int(sel.sum()), "predicted": pred, "true": true, "gap": pred - true}
+
+
+def censored_replay(frame: pd.DataFrame, columns, until, config: PolicyConfig = PolicyConfig(),
+                    predictor_config=None, *, explore: float = 0.0, seed: int = 0,
+                    censor: bool = True) -> CensoredReplay:
+    """Replay as ``evaluate`` does, but with each refit learning what a live policy would know.
+
+    A pruned training is never observed: with ``censor`` the refits leave out every replayed
+    training the policy pruned before them (``evaluate`` learns from every recorded outcome,
+    which a live policy cannot). With ``explore`` a share of the would-be prunes, drawn with
+    ``seed``, runs anyway: observed, and weighted ``1 / explore`` in the refits, so that they
+    stand for all the would-be prunes and the history stays unbiased. ``frame`` is
+    ``replay_frame``'s; the budget, guards and controller are the policy's.
+    """
+    if not 0.0 <= explore <= 1.0:
+        raise OptimizerError(f"explore must be a share in [0, 1], got {explore}")
+    started = pd.to_datetime(frame["started_at"], utc=True)
+    until = pd.Timestamp(until)
+    until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+    is_test = (started >= until).to_numpy()
+    rows = frame[is_test].reset_index(drop=True)
+    index = np.flatnonzero(is_test)
+    t_rows = pd.to_datetime(rows["started_at"], utc=True)
+    end = t_rows.max() + pd.Timedelta(seconds=1)
+    bounds = [until + (end - until) * k / config.refits for k in range(config.refits)] + [end]
+    X = rows[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+    draws = np.random.default_rng(seed).random(len(rows))
+    prob = np.ones(len(rows))
+    would = np.zeros(len(rows), dtype=bool)
+    explored = np.zeros(len(rows), dtype=bool)
+    segment = np.zeros(len(rows), dtype=int)
+    cost = cost_of(rows, config)
+    first = None
+    for k in range(config.refits):
+        sel = ((t_rows >= bounds[k]) & (t_rows < bounds[k + 1])).to_numpy()
+        segment[sel] = k
+        data = frame
+        if censor:
+            hidden = np.zeros(len(frame), dtype=bool)
+            hidden[index] = would & ~explored
+            weight = np.ones(len(frame))
+            weight[index[explored]] = 1.0 / explore if explore > 0 else 1.0
+            data = frame[~hidden].copy()
+            data["sample_weight"] = weight[~hidden]
+        policy = train_policy(data, columns, bounds[k], config, predictor_config)
+        first = first or policy
+        if policy.predictor is not None and sel.any():
+            prob[sel] = policy.predictor.predict(X[sel])
+        upto = (t_rows < bounds[k + 1]).to_numpy()
+        pruned, _, _ = controlled_decisions(rows[upto], prob[upto], 0.0, config,
+                                            cost=None if cost is None else cost[upto],
+                                            history=first.recent)
+        now = sel[upto]
+        would[sel] = pruned[now]
+        explored[sel] = would[sel] & (draws[sel] < explore)
+    return CensoredReplay(rows, prob, would, explored, segment)

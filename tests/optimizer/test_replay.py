@@ -15,7 +15,7 @@ from optimizer.pruning.features import build_features
 from optimizer.pruning.policy import PolicyConfig, replay_decisions
 from optimizer.pruning.predictor import PredictorConfig, fit_predictor
 from optimizer.pruning.freshness import age_integrals, freshness_metrics
-from optimizer.pruning.replay import (replay_frame, cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
+from optimizer.pruning.replay import (replay_frame, censored_replay, _true_probability, cadence, cadence_summary, cadence_figure, evaluate, load_truth, replay_metrics,
                                       tradeoff_figure)
 from provenance.warehouse import connect
 
@@ -344,3 +344,32 @@ def test_load_truth_reads_the_documented_format_and_rejects_others(tmp_path):
     guessed.write_text(json.dumps({"store_path": "penguin.sqlite", "trainings": {"a": {"execution_id": 7}}}))
     with pytest.raises(OptimizerError, match="docs/simulator.md"):
         load_truth(con, [guessed])
+
+
+def test_censored_replay_learns_only_what_a_live_policy_observes(prune_sim):
+    """Uncensored, the censored replay is the evaluation's replay (same refits, same probabilities,
+    same prunes); censored, the refits leave the pruned trainings out and the predictions change;
+    explored, about the asked share of the would-be prunes runs, drawn reproducibly."""
+    con = connect(str(prune_sim.warehouse), read_only=True)
+    truth = load_truth(con, prune_sim.ground_truth)
+    frame, columns = replay_frame(con)
+    started = pd.to_datetime(frame["started_at"], utc=True)
+    until = started.min() + (started.max() - started.min()) * 0.6
+    config = PolicyConfig(refits=4)
+    full = censored_replay(frame, columns, until, config, PredictorConfig(seed=1), censor=False)
+    ev = evaluate(con, train_until=until, config=config, predictor_config=PredictorConfig(seed=1), baselines=False)
+    np.testing.assert_allclose(full.probability, ev.decisions["probability"].to_numpy())
+    assert (full.would_prune == ev.decisions["pruned"].to_numpy()).all() and full.would_prune.any()
+    censored = censored_replay(frame, columns, until, config, PredictorConfig(seed=1))
+    later = censored.segment > 0
+    assert not np.allclose(censored.probability[later], full.probability[later])
+    np.testing.assert_allclose(censored.probability[~later], full.probability[~later])
+    explored = censored_replay(frame, columns, until, config, PredictorConfig(seed=1), explore=0.5, seed=3)
+    share = explored.explored[explored.would_prune].mean()
+    assert 0.25 < share < 0.75 and not explored.explored[~explored.would_prune].any()
+    again = censored_replay(frame, columns, until, config, PredictorConfig(seed=1), explore=0.5, seed=3)
+    assert (again.explored == explored.explored).all()
+    p_true, missing = _true_probability(explored.rows, truth)
+    cal = explored.calibration(p_true)
+    assert missing == 0 and cal["would_prune"] == int(explored.would_prune.sum())
+    assert cal["true"] == pytest.approx(float(p_true[explored.would_prune].mean()))
