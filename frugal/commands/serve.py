@@ -31,6 +31,14 @@ def register(app: typer.Typer) -> None:
                                                                       "for stores whose stems collide)."),
         max_lost_pushes: float = typer.Option(None, "--max-lost-pushes", help="Budget: share of pushes the "
                                                                               "policy may lose (default 0.02)."),
+        mode: str = typer.Option(None, "--mode", help="Mode of the pipelines in the stores when the service first "
+                                                      "loads them: enforce, shadow or off (default enforce)."),
+        new_pipeline_mode: str = typer.Option(None, "--new-pipeline-mode",
+                                              help="Mode of a pipeline first seen later (default shadow)."),
+        explore: float = typer.Option(None, "--explore", help="Enforce mode: run a model prune anyway with this "
+                                                              "probability, to measure what pruning costs "
+                                                              "(default 0.05; 0: never)."),
+        explore_seed: int = typer.Option(None, "--explore-seed", help="Seed of the exploration draws (default 0)."),
         port_file: Path = typer.Option(None, "--port-file", help="Write the port listened on to this file once "
                                                                  "serving (with --port 0)."),
     ) -> None:
@@ -58,7 +66,9 @@ def register(app: typer.Typer) -> None:
                                 "port": port if port not in (None, 0) else None, "token_file": token_file,
                                 "ingest_every_s": ingest_every,
                                 "source_ids": tuple(source_id) if source_id else None,
-                                "max_lost_pushes": max_lost_pushes})
+                                "max_lost_pushes": max_lost_pushes, "mode": mode,
+                                "new_pipeline_mode": new_pipeline_mode, "explore": explore,
+                                "explore_seed": explore_seed})
         except (ConfigError, TypeError) as exc:
             raise ProvenanceError(str(exc)) from exc
         if cfg.source_ids is None:

@@ -7,7 +7,9 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["ServiceConfig", "ConfigError", "load_toml", "is_loopback"]
+__all__ = ["ServiceConfig", "ConfigError", "load_toml", "is_loopback", "MODES"]
+
+MODES = ("enforce", "shadow", "off")   # what a pipeline's decisions do (docs/service.md, "Modes")
 
 
 class ConfigError(ValueError):
@@ -40,6 +42,10 @@ class ServiceConfig:
     background_nice: int = 10         # the refresher thread's niceness (Linux): requests get the CPU first
     refit_process: bool = True        # learn in a child process on a snapshot: the requests keep the interpreter
     refit_timeout_s: float = 7200.0   # a child refit that takes longer is stopped (the service learns in-process)
+    mode: str = "enforce"             # pipelines present when the service first loaded the stores: enforce|shadow|off
+    new_pipeline_mode: str = "shadow"  # pipelines first seen later (by an ingest or a decision)
+    explore: float = 0.05             # enforce: a model prune runs anyway with this probability (0: never)
+    explore_seed: int = 0             # seed of the exploration draws
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -65,6 +71,14 @@ class ServiceConfig:
             raise ConfigError(f"refit_timeout_s must be > 0 seconds, got {self.refit_timeout_s}")
         if not 0 <= self.background_nice <= 19:
             raise ConfigError(f"background_nice must be a niceness from 0 to 19, got {self.background_nice}")
+        for key in ("mode", "new_pipeline_mode"):
+            if getattr(self, key) not in MODES:
+                raise ConfigError(f"{key} must be one of {', '.join(MODES)}, got {getattr(self, key)!r}")
+        if isinstance(self.explore, bool) or not isinstance(self.explore, (int, float)) or not 0 <= self.explore < 1:
+            raise ConfigError(f"explore must be a probability in [0, 1) (0.05 = 5% of model prunes run anyway), "
+                              f"got {self.explore!r}")
+        if isinstance(self.explore_seed, bool) or not isinstance(self.explore_seed, int):
+            raise ConfigError(f"explore_seed must be an integer, got {self.explore_seed!r}")
         if self.token_file is None and not is_loopback(self.host):
             raise ConfigError(f"refusing to listen on {self.host} without a token: anyone who can reach it could "
                               "query the warehouse and steer pipelines. Pass --token-file FILE (a file holding one "

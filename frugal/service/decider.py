@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import datetime as dt
+import random
 import threading
 import uuid
 
@@ -21,6 +22,8 @@ from optimizer.pruning.policy import PolicyConfig
 
 from frugal.service.errors import BadRequest, Conflict, NotFound, NotReady
 from frugal.service.ledger_writer import LedgerWriter
+from frugal.service.config import MODES
+from frugal.service.modes import Modes
 from frugal.service.refresher import Refresher
 from frugal.service.shared import Metrics, Warm, WarmHolder, now
 
@@ -31,7 +34,13 @@ class Decider:
     """Decisions on the warm state of ``holder``; rules and the budget's recent prunes (see the module docstring)."""
 
     def __init__(self, policy_config: PolicyConfig, con, write_lock: threading.RLock, holder: WarmHolder,
-                 refresher: Refresher, ledger_writer: LedgerWriter, metrics: Metrics):
+                 refresher: Refresher, ledger_writer: LedgerWriter, metrics: Metrics, *, modes: Modes | None = None,
+                 default_mode: str = "enforce", explore: float = 0.0, explore_seed: int = 0):
+        self.modes = modes
+        self.default_mode = default_mode
+        self.explore = float(explore)
+        self._rng = random.Random(explore_seed)
+        self._draw_lock = threading.Lock()
         self.policy_config = policy_config
         self.con = con
         self.write_lock = write_lock
@@ -90,6 +99,14 @@ class Decider:
             observed = float(sum(recent[4])) if recent is not None and len(recent) > 4 else 0.0
         return live.Budget.for_policy(self.policy_config, lost=float(sum(self._recent_prunes)), observed=observed)
 
+    def mode_of(self, pipeline: str, source: str | None, rule: ledger.Rule | None = None) -> str:
+        """The pipeline's mode: an active rule's, else the one recorded when the service first saw it."""
+        if rule is not None and rule.mode is not None:
+            return rule.mode
+        if self.modes is None:
+            return self.default_mode
+        return self.modes.recorded(pipeline, source)
+
     def active_rule(self, pipeline: str, source: str | None) -> ledger.Rule | None:
         rule = self.rules.get(pipeline)
         if rule is None or not rule.active(now()):
@@ -122,36 +139,65 @@ class Decider:
             lane_full = self._lane(warm, pipeline, source, lane)
             up = warm.upcoming.get(lane_full) if lane_full else None
         rule = self.active_rule(pipeline, source)
+        pin = rule if rule is not None and rule.action is not None else None   # a rule may set only a mode
+        mode = self.mode_of(pipeline, source, rule)
         learned = warm.learned if warm is not None else None
         if up is None:
-            if rule is not None:
-                choice = live.Choice(rule.action, None, None, (f"operator rule: {rule.action} ({rule.reason})",),
-                                     rule=rule.reason)
+            if pin is not None:
+                choice = live.Choice(pin.action, None, None, (f"operator rule: {pin.action} ({pin.reason})",),
+                                     rule=pin.reason)
             else:
                 reason = ("too little history: no training of this pipeline is recorded yet, so every training "
                           "runs until there is")
                 choice = live.Choice("run", None, None, (reason,), fallback=reason)
         else:
-            choice = live.choose(up, learned, rule=rule, budget=self.budget(warm))
+            choice = live.choose(up, learned, rule=pin, budget=self.budget(warm),
+                                 max_model_age_h=rule.max_model_age_h if rule is not None else None)
+        action, reasons = choice.action, list(choice.reasons)
+        would_prune = choice.action == "prune"
+        explored, propensity = False, None
+        if mode == "shadow":
+            action = "run"
+            reasons.insert(0, "shadow mode: would prune, ran" if would_prune else "shadow mode: would run, ran")
+        elif mode == "off":
+            action, would_prune = "run", False
+            reasons = ["pruning is off for this pipeline (mode off): every training runs"]
+        elif choice.model_prune and self.explore > 0:
+            # a model prune (never a rule's) runs anyway with probability explore: what pruning
+            # costs is then measured on a random share of would-be prunes (GET /api/v1/audit)
+            propensity = self.explore
+            with self._draw_lock:
+                explored = self._rng.random() < self.explore
+            if explored:
+                action = "run"
+                reasons.insert(0, "explored: ran to measure what pruning costs")
+        if kind == "fresh" and self.modes is not None and self.modes.has_pending():
+            with self.write_lock:     # a worker thread that wrote anyway: the new pipeline's mode now
+                cur = self.con.cursor()
+                try:
+                    self.modes.persist(cur, {})
+                finally:
+                    cur.close()
         version = learned.version if learned is not None else "none"
         decision_id = uuid.uuid4().hex
         row = {"decision_id": decision_id, "decided_at": now(), "source_id": source, "pipeline": pipeline,
-               "lane": lane_full or lane, "run_id": run_id, "action": choice.action,
+               "lane": lane_full or lane, "run_id": run_id, "action": action,
                "probability": choice.probability, "threshold": choice.threshold, "policy_version": version,
-               "reasons": list(choice.reasons), "fallback": choice.fallback, "rule": choice.rule,
+               "reasons": reasons, "fallback": choice.fallback, "rule": choice.rule,
                "inputs": inputs, "cost_s": up.cost_s if up is not None else None,
-               "added_age": up.loss if up is not None else None}
+               "added_age": up.loss if up is not None else None, "mode": mode, "would_prune": would_prune,
+               "explored": explored, "propensity": propensity}
         future = self._ledger.submit(row)   # the caller answers once it is committed
-        if choice.model_prune:
+        if choice.model_prune and action == "prune":   # only a prune enforced spends the budget
             spent = up.loss if self.policy_config.freshness else choice.probability
             self._recent_prunes.append(float(spent or 0.0))
         if self.metrics.decision:
-            self.metrics.decision(choice.action, kind)
-        answer = {"decision_id": decision_id, "action": choice.action, "probability": choice.probability,
-                  "threshold": choice.threshold, "reasons": list(choice.reasons), "fallback": choice.fallback,
+            self.metrics.decision(action, kind)
+        answer = {"decision_id": decision_id, "action": action, "probability": choice.probability,
+                  "threshold": choice.threshold, "reasons": reasons, "fallback": choice.fallback,
                   "policy_version": version, "pipeline": pipeline, "source": source,
                   "lane": (lane_full.rsplit("/", 1)[-1] if lane_full else lane), "run_id": run_id,
-                  "inputs": inputs}
+                  "inputs": inputs, "mode": mode, "would_prune": would_prune, "explored": explored}
         if explain:
             answer["features"] = up.features(learned.columns) if up is not None and learned is not None else {}
             answer["upcoming_at"] = up.at.isoformat() + "Z" if up is not None else None
@@ -204,10 +250,18 @@ class Decider:
         return warm, ups.get(lane_full), source, lane_full
 
     # --------------------------------------------------------------------------------------- rules
-    def put_rule(self, pipeline: str, action: str, reason: str, expires_at: dt.datetime | None,
-                 source: str | None) -> ledger.Rule:
-        if action not in ("run", "prune"):
+    def put_rule(self, pipeline: str, action: str | None, reason: str, expires_at: dt.datetime | None,
+                 source: str | None, *, mode: str | None = None,
+                 max_model_age_h: float | None = None) -> ledger.Rule:
+        if action is None and mode is None and max_model_age_h is None:
+            raise BadRequest("a rule needs an \"action\" (run or prune), a \"mode\" (enforce, shadow or off) "
+                             "or a \"max_model_age_h\", or several of them")
+        if action is not None and action not in ("run", "prune"):
             raise BadRequest(f"action must be \"run\" or \"prune\", not {action!r}")
+        if mode is not None and mode not in MODES:
+            raise BadRequest(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if max_model_age_h is not None and not max_model_age_h > 0:
+            raise BadRequest(f"max_model_age_h must be > 0 hours, not {max_model_age_h!r}")
         if not reason or not reason.strip():
             raise BadRequest("a rule needs a reason (who pinned it and why), e.g. \"data incident 4711\"")
         if expires_at is not None:
@@ -215,7 +269,8 @@ class Decider:
                 expires_at = expires_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
             if expires_at <= now():
                 raise BadRequest(f"expires_at {expires_at.isoformat()}Z is in the past")
-        rule = ledger.Rule(pipeline, action, reason.strip(), now(), expires_at, source)
+        rule = ledger.Rule(pipeline, action, reason.strip(), now(), expires_at, source, mode,
+                           None if max_model_age_h is None else float(max_model_age_h))
         with self.write_lock:
             cur = self.con.cursor()
             try:

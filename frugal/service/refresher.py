@@ -65,6 +65,7 @@ class Refresher:
             spec = parse_store(store, sid)
             self.sources[spec.source_id] = SourceStatus(spec.source_id, spec.uri, spec.kind, str(store))
         self.refit_requested = False
+        self.modes = None                 # the pipelines' modes (frugal.service.modes.Modes), set by the Service
         self.last_refresh: dict = {}
         self.report_at: dt.datetime | None = None
         self._stop = threading.Event()
@@ -270,6 +271,13 @@ class Refresher:
             done("describe")
             self._save_snapshot()
             done("snapshot")
+        if self.modes is not None and holder.warm is not None:
+            with self.write_lock:
+                cur = self.con.cursor()
+                try:
+                    did["modes_recorded"] = self.modes.persist(cur, holder.warm.known)
+                finally:
+                    cur.close()
         holder.pending.discard("policy")
         if self.config.report:
             since = None if self.report_at is None else (now() - self.report_at).total_seconds()

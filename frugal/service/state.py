@@ -25,6 +25,7 @@ from provenance.warehouse import connect
 from frugal.service.config import ServiceConfig
 from frugal.service.decider import Decider
 from frugal.service.ledger_writer import LedgerWriter
+from frugal.service.modes import Modes
 from frugal.service.refresher import Refresher, settle_heap
 from frugal.service.shared import Metrics, SourceStatus, Warm, WarmHolder
 
@@ -56,8 +57,11 @@ class Service:
         self.holder = WarmHolder()
         self.refresher = Refresher(config, self.policy_config, self.con, self.write_lock, self.holder, self.metrics)
         self._ledger = LedgerWriter(self.con, self.ledger_lock, self.metrics.ledger_commit)
+        self.modes = Modes(self.con, config.mode, config.new_pipeline_mode)
+        self.refresher.modes = self.modes
         self.decider = Decider(self.policy_config, self.con, self.write_lock, self.holder, self.refresher,
-                               self._ledger, self.metrics)
+                               self._ledger, self.metrics, modes=self.modes, default_mode=config.mode,
+                               explore=config.explore, explore_seed=config.explore_seed)
         if self.refresher.restore():   # serve at once from an earlier run's policy and upcoming trainings
             self.decider.recall_prunes()
         settle_heap()   # before the first request: what startup loaded is never scanned again
@@ -127,9 +131,11 @@ class Service:
         return self.decider.decide_async(pipeline, source=source, lane=lane, run_id=run_id, inputs=inputs,
                                          explain=explain)
 
-    def put_rule(self, pipeline: str, action: str, reason: str, expires_at: dt.datetime | None,
-                 source: str | None) -> ledger.Rule:
-        return self.decider.put_rule(pipeline, action, reason, expires_at, source)
+    def put_rule(self, pipeline: str, action: str | None, reason: str, expires_at: dt.datetime | None,
+                 source: str | None, *, mode: str | None = None,
+                 max_model_age_h: float | None = None) -> ledger.Rule:
+        return self.decider.put_rule(pipeline, action, reason, expires_at, source, mode=mode,
+                                     max_model_age_h=max_model_age_h)
 
     def delete_rule(self, pipeline: str) -> None:
         self.decider.delete_rule(pipeline)

@@ -29,6 +29,7 @@ RECORDED_COLUMNS = LEDGER_COLUMNS[:15] + LEDGER_COLUMNS[19:]
 # columns added after the first ledger: an older warehouse gains them on open
 _ADDED_COLUMNS = (("added_age", "DOUBLE"), ("mode", "VARCHAR"), ("would_prune", "BOOLEAN"),
                   ("explored", "BOOLEAN"), ("propensity", "DOUBLE"))
+_RULE_COLUMNS = (("mode", "VARCHAR"), ("max_model_age_h", "DOUBLE"))
 
 
 def create_ledger_tables(con) -> None:
@@ -48,10 +49,26 @@ def create_ledger_tables(con) -> None:
         con.execute(f"ALTER TABLE decisions ADD COLUMN IF NOT EXISTS {name} {kind}")
     con.execute("""
         CREATE TABLE IF NOT EXISTS rules (
-            pipeline VARCHAR PRIMARY KEY, source_id VARCHAR, action VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+            pipeline VARCHAR PRIMARY KEY, source_id VARCHAR, action VARCHAR, reason VARCHAR NOT NULL,
             created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP
         )
     """)
+    # an older ledger: a rule may now set only a mode or a model-age SLO (no action)
+    nullable = con.execute("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'rules' "
+                           "AND column_name = 'action'").fetchone()
+    if nullable is not None and nullable[0] == "NO":
+        con.execute("ALTER TABLE rules ALTER COLUMN action DROP NOT NULL")
+    for name, kind in _RULE_COLUMNS:
+        con.execute(f"ALTER TABLE rules ADD COLUMN IF NOT EXISTS {name} {kind}")
+    # each pipeline's mode when the service first saw it (enforce, shadow or off); the baseline
+    # (service_meta 'modes_baseline_at') marks the first load: pipelines seen after it are new
+    con.execute("""
+        CREATE TABLE IF NOT EXISTS pipeline_modes (
+            pipeline VARCHAR NOT NULL, source_id VARCHAR NOT NULL, mode VARCHAR NOT NULL, since TIMESTAMP NOT NULL,
+            PRIMARY KEY (pipeline, source_id)
+        )
+    """)
+    con.execute("CREATE TABLE IF NOT EXISTS service_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
 
 
 def record_decision(con, row: dict) -> None:
@@ -127,21 +144,25 @@ def match_outcomes(con, now: dt.datetime | None = None, sources: list[str] | Non
 
 @dataclass(frozen=True)
 class Rule:
-    """An operator's pin of a pipeline to ``run`` or ``prune``."""
+    """An operator's rule for a pipeline: pin it to ``run`` or ``prune`` (``action``), set its
+    ``mode`` (enforce, shadow, off), its model-age SLO (``max_model_age_h``), or several of these."""
 
     pipeline: str
-    action: str
+    action: str | None
     reason: str
     created_at: dt.datetime
     expires_at: dt.datetime | None = None
     source_id: str | None = None
+    mode: str | None = None
+    max_model_age_h: float | None = None
 
     def active(self, now: dt.datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
 
     def to_dict(self) -> dict:
         return {"pipeline": self.pipeline, "source": self.source_id, "action": self.action, "reason": self.reason,
-                "created_at": _iso(self.created_at), "expires_at": _iso(self.expires_at)}
+                "created_at": _iso(self.created_at), "expires_at": _iso(self.expires_at), "mode": self.mode,
+                "max_model_age_h": self.max_model_age_h}
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -151,9 +172,11 @@ def _iso(t: dt.datetime | None) -> str | None:
 def put_rule(con, rule: Rule) -> None:
     """Insert or replace the rule of ``rule.pipeline``."""
     con.execute("""
-        INSERT OR REPLACE INTO rules (pipeline, source_id, action, reason, created_at, expires_at)
-        VALUES (?, ?, ?, ?, ?, ?)
-    """, [rule.pipeline, rule.source_id, rule.action, rule.reason, rule.created_at, rule.expires_at])
+        INSERT OR REPLACE INTO rules (pipeline, source_id, action, reason, created_at, expires_at, mode,
+                                      max_model_age_h)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    """, [rule.pipeline, rule.source_id, rule.action, rule.reason, rule.created_at, rule.expires_at, rule.mode,
+          rule.max_model_age_h])
 
 
 def delete_rule(con, pipeline: str) -> bool:
@@ -165,8 +188,9 @@ def delete_rule(con, pipeline: str) -> bool:
 
 def load_rules(con) -> dict[str, Rule]:
     """Every rule, by pipeline."""
-    rows = con.execute("SELECT pipeline, action, reason, created_at, expires_at, source_id FROM rules").fetchall()
-    return {r[0]: Rule(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    rows = con.execute("SELECT pipeline, action, reason, created_at, expires_at, source_id, mode, max_model_age_h "
+                       "FROM rules").fetchall()
+    return {r[0]: Rule(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
 
 
 def recent_decisions(con, pipeline: str | None = None, limit: int = 20) -> list[dict]:

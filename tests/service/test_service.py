@@ -26,7 +26,10 @@ def served(sim_corpus, tmp_path_factory, frugal_serve):
     batch = work / "batch.duckdb"
     ingest([str(store)], str(batch), source_ids=["prod"])
     analyze(str(batch))
-    s = frugal_serve([store], work / "w.duckdb", extra=["--source-id", "prod", "--ingest-every", "3600"])
+    # --explore 0: the answers are compared with the batch decision's action, so no model prune may
+    # be run anyway to explore (the default 0.05 would, at random)
+    s = frugal_serve([store], work / "w.duckdb", extra=["--source-id", "prod", "--ingest-every", "3600",
+                                                         "--explore", "0"])
     s.store, s.batch = store, batch
     yield s
     s.stop()

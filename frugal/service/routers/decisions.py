@@ -40,6 +40,9 @@ class DecisionResponse(BaseModel):
     lane: str | None
     run_id: str | None = None
     inputs: list[int] | None = None
+    mode: str = Field(..., description="the pipeline's mode: enforce, shadow or off")
+    would_prune: bool = Field(..., description="the policy's (or a prune rule's) verdict, whatever the mode")
+    explored: bool = Field(..., description="a model prune run anyway to measure what pruning costs")
     features: dict[str, float] | None = None
     upcoming_at: str | None = None
 
