@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["register", "evaluate_lines", "write_decisions"]
+__all__ = ["register", "evaluate_lines", "write_decisions", "shadow_lines", "audit_lines"]
 
 DECISION_COLUMNS = ("source_id", "trainer_execution_id", "started_at", "probability", "pruned", "guarded")
 
@@ -115,6 +115,55 @@ def evaluate_lines(data: dict) -> list[str]:
     return lines
 
 
+def shadow_lines(pipelines: list[dict]) -> list[str]:
+    """Human table of the shadow report (``GET /api/v1/shadow``'s pipelines)."""
+    if not pipelines:
+        return ["no decision was answered in shadow mode yet"]
+    head = ("pipeline", "source", "decisions", "would prune", "compute saved s", "pushes lost", "added age h",
+            "added age h^2")
+    rows = [head] + [(p["pipeline"], str(p["source"]), str(p["decisions"]), str(p["would_prune"]),
+                      f"{p['compute_saved_s']:.1f}", str(p["pushes_lost"]), f"{p['added_age_h']:.3g}",
+                      f"{p['added_age_h2']:.3g}") for p in pipelines]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in rows]
+
+
+def audit_lines(data: dict) -> list[str]:
+    """Human summary of the audit (``GET /api/v1/audit``)."""
+    lo, hi = data["pushes_lost_ci95"]
+    alo, ahi = data["added_age_h2_ci95"]
+    lines = [f"model prunes in enforce mode: {data['would_prune']}, of which explored (ran anyway): "
+             f"{data['explored']} ({data['explored_matched']} matched to their training, "
+             f"{data['explored_pushes']} pushed); enforced: {data['enforced_prunes']}",
+             f"pushes lost by the enforced prunes: estimated {data['estimated_pushes_lost']:.3g} "
+             f"(95% interval {lo:.3g} .. {hi:.3g}); the policy predicted {data['predicted_pushes_lost']:.3g}",
+             f"added age of the deployed models (h^2): estimated {data['estimated_added_age_h2']:.3g} "
+             f"(95% interval {alo:.3g} .. {ahi:.3g}); the policy predicted {data['predicted_added_age_h2']:.3g}"]
+    for p in data.get("pipelines", []):
+        lines.append(f"  {p['pipeline']} ({p['source']}): {p['enforced_prunes']} pruned, {p['explored']} explored, "
+                     f"{p['explored_pushes']} pushed; estimated pushes lost {p['estimated_pushes_lost']:.3g}, "
+                     f"predicted {p['predicted_pushes_lost']:.3g}")
+    return lines
+
+
+def _report(url, warehouse, token_file, path: str, local, fmt: str):
+    from optimizer.errors import OptimizerError
+
+    if fmt not in ("table", "json"):
+        raise OptimizerError(f"--format must be table or json, not {fmt!r}")
+    if (warehouse is None) == (url is None):
+        raise OptimizerError("give either --warehouse FILE or --url of a running `frugal serve`")
+    if url is not None:
+        from frugal.commands.remote import call
+
+        return call(url, "GET", path, token_file=token_file)
+    con = _open(warehouse)
+    try:
+        return local(con)
+    finally:
+        con.close()
+
+
 def register(app: typer.Typer) -> None:
     """Attach `frugal prune evaluate` and `frugal prune decide` to the application."""
     prune = typer.Typer(help="Predict and prune trainings that will not push a model.", no_args_is_help=True)
@@ -182,6 +231,53 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(data, indent=2))
         else:
             for line in evaluate_lines(data):
+                typer.echo(line)
+
+    @prune.command("shadow")
+    def shadow_command(
+        url: str = typer.Option(None, "--url", help="A running `frugal serve` (which holds the warehouse)."),
+        warehouse: Path = typer.Option(None, "--warehouse", "-w", help="The service's warehouse, when it is "
+                                                                        "not running."),
+        token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
+        pipeline: str = typer.Option(None, "--pipeline", "-p", help="Only this pipeline."),
+        fmt: str = typer.Option("table", "--format", help="table or json."),
+    ) -> None:
+        """What pruning would have done to the pipelines in shadow mode: decisions, would-be prunes,
+        compute saved, pushes lost, added model age (see docs/service.md, "Shadow mode")."""
+        from urllib.parse import quote
+
+        from optimizer.pruning.audit import shadow_report
+
+        path = "/api/v1/shadow" + (f"?pipeline={quote(pipeline, safe='')}" if pipeline else "")
+        data = _report(url, warehouse, token_file, path, lambda con: {"pipelines": shadow_report(con, pipeline)},
+                       fmt)
+        if fmt == "json":
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            for line in shadow_lines(data["pipelines"]):
+                typer.echo(line)
+
+    @prune.command("audit")
+    def audit_command(
+        url: str = typer.Option(None, "--url", help="A running `frugal serve` (which holds the warehouse)."),
+        warehouse: Path = typer.Option(None, "--warehouse", "-w", help="The service's warehouse, when it is "
+                                                                        "not running."),
+        token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
+        pipeline: str = typer.Option(None, "--pipeline", "-p", help="Only this pipeline."),
+        fmt: str = typer.Option("table", "--format", help="table or json."),
+    ) -> None:
+        """What the enforced prunes cost, estimated from the explored trainings (inverse propensity
+        weighting, 95% interval), beside what the policy predicted (docs/service.md, "Audit")."""
+        from urllib.parse import quote
+
+        from optimizer.pruning.audit import audit
+
+        path = "/api/v1/audit" + (f"?pipeline={quote(pipeline, safe='')}" if pipeline else "")
+        data = _report(url, warehouse, token_file, path, lambda con: audit(con, pipeline), fmt)
+        if fmt == "json":
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            for line in audit_lines(data):
                 typer.echo(line)
 
     @prune.command("decide")

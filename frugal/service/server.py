@@ -17,7 +17,7 @@ from frugal.service.config import ServiceConfig
 from frugal.service.dependencies import read_cursor
 from frugal.service.errors import ServiceError
 from frugal.service.middleware import BodyLimit, RequestMetrics, ServiceMetrics, TokenAuth
-from frugal.service.routers import decisions, health, login, pages, pipelines, report, rules, sources, sql
+from frugal.service.routers import decisions, health, login, pages, pipelines, report, rules, shadow, sources, sql
 from frugal.service.shared import Metrics
 from frugal.service.state import Service
 
@@ -53,7 +53,7 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> FastAPI:
     app.state.metrics = metrics
     app.state.token = token
     for r in (health.router, login.router, decisions.router, rules.router, pipelines.router, sources.router,
-              sql.router, report.router):
+              sql.router, report.router, shadow.router):
         app.include_router(r)
     app.include_router(pages.make_router(read_cursor))  # HTML pages and their JSON
 
