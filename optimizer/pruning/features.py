@@ -530,7 +530,8 @@ def graphlet_lanes(con) -> pd.DataFrame:
 
 def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: str | None = None,
                    property_keys: list[tuple[str, bool, bool]] | None = None, extend=None,
-                   sources: list[str] | None = None) -> FeatureSet:
+                   sources: list[str] | None = None, keep: str | None = None,
+                   key_chunk: int = 32) -> FeatureSet:
     """Build the pre-start features of every graphlet (or of one pipeline's graphlets).
 
     ``property_keys`` fixes the property features (as returned in a previous call's
@@ -539,6 +540,14 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     two). ``extend(con)`` may add rows to the temporary tables ``_pf_src``,
     ``_pf_msrc`` and ``_pf_insrc`` (an upcoming training: see optimizer.pruning.hook). Uses temporary
     tables only: works on read-only warehouses.
+
+    ``keep``: a query selecting ``graphlet_id`` from the temporary table ``_pf_gl`` (graphlet_id,
+    source_id, pipeline, lane, s, ...): only these graphlets reach pandas (the SQL still reads
+    the whole history, in DuckDB, within its memory limit). A bounded training set or the lanes'
+    latest trainings are built so without every training's features in memory at once. A
+    ``keep`` should hold each kept training's ``relative_window`` predecessors in its lane, whose
+    values ``relative_to_lane`` reads. ``key_chunk``: property keys read from DuckDB at a time
+    (the long form of a chunk is in pandas at once, not that of every key).
     """
     _check_tables(con)
     for stmt in _source_sql(pipeline, "trainer_component" in _columns(con, "graphlets"),
@@ -559,8 +568,11 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     con.execute(_long_features_sql(config.recent, config.cost_window))
     con.execute(_PROP_DIFF_SQL)
     keys = property_keys if property_keys is not None else _select_property_keys(con, config)
+    if keep is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _pf_keep AS SELECT DISTINCT graphlet_id FROM ({keep})")
+    kept = "WHERE g.graphlet_id IN (SELECT graphlet_id FROM _pf_keep)" if keep is not None else ""
 
-    base = con.execute("""
+    base = con.execute(f"""
         SELECT g.graphlet_id, g.source_id, g.pipeline, g.lane, g.trainer_execution_id, g.s AS started_at,
                h.* EXCLUDE (graphlet_id), p.* EXCLUDE (graphlet_id), c.* EXCLUDE (graphlet_id),
                st.* EXCLUDE (graphlet_id),
@@ -571,30 +583,38 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         LEFT JOIN _pf_costf c USING (graphlet_id)
         LEFT JOIN _pf_structf st USING (graphlet_id)
         LEFT JOIN _pf_overf ov USING (graphlet_id)
+        {kept}
         ORDER BY g.s, g.graphlet_id
     """).df()
 
     prop_cols: list[str] = []
     if keys:
-        con.execute("CREATE OR REPLACE TEMP TABLE _pf_keysel (fkey VARCHAR, numeric BOOLEAN, multi BOOLEAN)")
-        con.executemany("INSERT INTO _pf_keysel VALUES (?, ?, ?)", [list(k) for k in keys])
-        long = con.execute("""
-            SELECT d.graphlet_id, d.fkey, k.numeric, k.multi, d.vmin, d.vmax, d.vdistinct, d.vlatest, d.changed,
-                   d.dmax
-            FROM _pf_pd d JOIN _pf_keysel k USING (fkey)
-        """).df()
         wide = {}
         idx = pd.Index(base["graphlet_id"])
-        for (fkey, numeric, multi), part in long.groupby(["fkey", "numeric", "multi"], sort=True):
-            pos = idx.get_indexer(part["graphlet_id"])
-            ok = pos >= 0
-            for suffix, values in _property_values(part, numeric, multi, config).items():
-                col = np.full(len(idx), np.nan)
-                col[pos[ok]] = values[ok]
-                wide[f"{fkey}.{suffix}"] = col
+        keep_join = "JOIN _pf_keep USING (graphlet_id)" if keep is not None else ""
+        empty = None
+        # a chunk of keys at a time: the long form of every key at once is the largest frame of all
+        for start in range(0, len(keys), max(1, key_chunk)):
+            chunk = keys[start:start + max(1, key_chunk)]
+            con.execute("CREATE OR REPLACE TEMP TABLE _pf_keysel (fkey VARCHAR, numeric BOOLEAN, multi BOOLEAN)")
+            con.executemany("INSERT INTO _pf_keysel VALUES (?, ?, ?)", [list(k) for k in chunk])
+            long = con.execute(f"""
+                SELECT d.graphlet_id, d.fkey, k.numeric, k.multi, d.vmin, d.vmax, d.vdistinct, d.vlatest,
+                       d.changed, d.dmax
+                FROM _pf_pd d JOIN _pf_keysel k USING (fkey) {keep_join}
+            """).df()
+            for (fkey, numeric, multi), part in long.groupby(["fkey", "numeric", "multi"], sort=True):
+                pos = idx.get_indexer(part["graphlet_id"])
+                ok = pos >= 0
+                for suffix, values in _property_values(part, numeric, multi, config).items():
+                    col = np.full(len(idx), np.nan)
+                    col[pos[ok]] = values[ok]
+                    wide[f"{fkey}.{suffix}"] = col
+            empty = long.iloc[:0]
+            del long
         # also keys that are absent from every selected row still get (empty) columns
         for fkey, numeric, multi in keys:
-            for suffix in _property_values(long.iloc[:0], numeric, multi, config):
+            for suffix in _property_values(empty, numeric, multi, config):
                 wide.setdefault(f"{fkey}.{suffix}", np.full(len(idx), np.nan))
         prop_cols = sorted(wide)
         base = pd.concat([base, pd.DataFrame({c: wide[c] for c in prop_cols}, index=base.index)], axis=1)
