@@ -46,6 +46,8 @@ class ServiceConfig:
     new_pipeline_mode: str = "shadow"  # pipelines first seen later (by an ingest or a decision)
     explore: float = 0.05             # enforce: a model prune runs anyway with this probability (0: never)
     explore_seed: int = 0             # seed of the exploration draws
+    memory_limit: int | str | None = None  # bytes (or "6GB") the service and its refit may use; None: 1/3 of RAM
+    learn_max_rows: int | None = None  # trainings a refit learns from at most; None: derived from memory_limit
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -79,6 +81,18 @@ class ServiceConfig:
                               f"got {self.explore!r}")
         if isinstance(self.explore_seed, bool) or not isinstance(self.explore_seed, int):
             raise ConfigError(f"explore_seed must be an integer, got {self.explore_seed!r}")
+        from frugal.service.memory import default_limit, parse_size
+        try:
+            object.__setattr__(self, "memory_limit", default_limit() if self.memory_limit is None
+                               else parse_size(self.memory_limit))
+        except ValueError as exc:
+            raise ConfigError(f"memory_limit: {exc}") from exc
+        if self.memory_limit < 256 * 1000 ** 2:
+            raise ConfigError(f"memory_limit must be at least 256MB, got {self.memory_limit} bytes")
+        if self.learn_max_rows is not None and (isinstance(self.learn_max_rows, bool)
+                                                or not isinstance(self.learn_max_rows, int)
+                                                or self.learn_max_rows < 200):
+            raise ConfigError(f"learn_max_rows must be an integer >= 200 (trainings), got {self.learn_max_rows!r}")
         if self.token_file is None and not is_loopback(self.host):
             raise ConfigError(f"refusing to listen on {self.host} without a token: anyone who can reach it could "
                               "query the warehouse and steer pipelines. Pass --token-file FILE (a file holding one "

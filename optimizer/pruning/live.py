@@ -33,7 +33,7 @@ from optimizer.pruning.features import FeatureConfig, build_features
 from optimizer.pruning.ledger import Rule
 from optimizer.pruning.policy import (Policy, PolicyConfig, cap_allowance, catch_up_target, guard_reason, prune_key,
                                      train_policy, upcoming_age_terms)
-from optimizer.pruning.upcoming import is_upcoming, upcoming_extension
+from optimizer.pruning.upcoming import NEXT_PREFIX, is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
            "choose", "PolicyFileError", "FORMAT", "write_pickle"]
@@ -161,9 +161,15 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
     # the learned columns are fixed: finding monotone counters again would only cost time
     # (a pandas pass over every column, holding the interpreter: the service's requests wait)
     config = dataclasses.replace(learned.feature_config, drop_counters=False)
+    # only the upcoming rows and their lanes' latest trainings (which ``relative_to_lane`` reads)
+    # reach pandas, not every training's features: describing is bounded at any history's length
+    rel = max(0, int(config.relative_window)) + 1
+    keep = (f"SELECT graphlet_id FROM (SELECT graphlet_id, starts_with(CAST(graphlet_id AS VARCHAR), "
+            f"'{NEXT_PREFIX}') AS upcoming, row_number() OVER (PARTITION BY lane ORDER BY s DESC, "
+            f"graphlet_id DESC) AS newest FROM _pf_gl) WHERE upcoming OR newest <= {rel}")
     fs = build_features(con, config, pipeline=pipeline, property_keys=list(learned.property_keys),
                         extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen),
-                        sources=sources)
+                        sources=sources, keep=keep)
     previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}
     rows = fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True)
     if rows.empty:
