@@ -34,3 +34,30 @@ def test_an_unknown_setting_is_named(tmp_path):
     (tmp_path / "serve.toml").write_text("ingest_evry = 5\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="ingest_evry"):
         load_toml(tmp_path / "serve.toml")
+
+
+@pytest.mark.parametrize("table", ["", "[serve]\n"])
+def test_modes_and_exploration_are_set_in_toml_at_the_top_level_or_under_serve(tmp_path, table):
+    (tmp_path / "serve.toml").write_text(f'{table}stores = ["a.sqlite"]\nwarehouse = "w.duckdb"\nmode = "shadow"\n'
+                                         'new_pipeline_mode = "off"\nexplore = 0.25\nexplore_seed = 7\n',
+                                         encoding="utf-8")
+    config = merged(load_toml(tmp_path / "serve.toml"), {"explore": None, "mode": None})
+    assert (config.mode, config.new_pipeline_mode, config.explore, config.explore_seed) == ("shadow", "off", 0.25, 7)
+    defaults = ServiceConfig(stores=("a.sqlite",), warehouse=Path("w.duckdb"))
+    assert (defaults.mode, defaults.new_pipeline_mode, defaults.explore, defaults.explore_seed) == \
+        ("enforce", "shadow", 0.05, 0)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('mode = "sometimes"', "mode must be one of enforce, shadow, off, got 'sometimes'"),
+    ('new_pipeline_mode = "enforced"', "new_pipeline_mode must be one of enforce, shadow, off"),
+    ("explore = 1.0", "explore must be a probability in [0, 1)"),
+    ("explore = -0.1", "explore must be a probability in [0, 1)"),
+    ('explore = "half"', "explore must be a probability"),
+    ("explore_seed = 1.5", "explore_seed must be an integer"),
+])
+def test_bad_modes_and_exploration_settings_are_refused_clearly(tmp_path, line, message):
+    (tmp_path / "serve.toml").write_text(f'[serve]\nstores = ["a.sqlite"]\nwarehouse = "w.duckdb"\n{line}\n',
+                                         encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        merged(load_toml(tmp_path / "serve.toml"), {})

@@ -155,6 +155,8 @@ def test_kill_9_loses_no_acknowledged_decision_and_restarts_warm(store_copy, tmp
 @pytest.mark.parametrize("args, message", [
     (["--port", "70000"], "not a TCP port"),
     (["--ingest-every", "0"], "ingest_every"),
+    (["--mode", "sometimes"], "mode must be one of enforce, shadow, off"),
+    (["--explore", "1.5"], "explore must be a probability in [0, 1)"),
 ])
 def test_bad_settings_are_clear_errors(store_copy, tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "frugal", "serve", str(store_copy()), "--warehouse",
