@@ -58,6 +58,12 @@ def test_shadow_runs_every_training_and_reports_what_pruning_would_have_done(sto
     assert single == [report[(target, "prod")]]
     assert main_json(["prune", "shadow", "--url", s.url, "--format", "json"], capsys)["pipelines"] == \
         list(report.values())
+    # the pipeline's page shows the same figures (its view JSON carries them under "shadow")
+    assert s.get(f"/api/v1/pipelines/{target}/view").json()["shadow"] == [report[(target, "prod")]]
+    page = s.get(f"/pipelines/{target}").text
+    assert 'id="shadow"' in page and 'data-key="shadow.0.decisions" data-kind="int">3<' in page
+    assert 'data-key="shadow.0.pushes_lost" data-kind="int">2<' in page
+    assert 'data-key="shadow.0.added_age_h2"' in page
     s.stop()
 
     # the ledger, read independently

@@ -43,6 +43,18 @@ def _status(exc: AnalysisError) -> int:
     return 503  # not analysed yet
 
 
+def _with_shadow(cur, view: dict) -> dict:
+    """The view with its pipeline's shadow report (``optimizer.pruning.audit.shadow_report``)."""
+    from optimizer.pruning.audit import shadow_report
+
+    try:
+        rows = [r for r in shadow_report(cur, view["pipeline"]) if r["source"] == view.get("source_id")]
+    except Exception as exc:  # the page shows the rest; the log says why this part is missing
+        log.warning("shadow report of %s not shown: %s", view.get("pipeline"), exc)
+        rows = []
+    return {**view, "shadow": rows}
+
+
 def make_router(cursor: Callable, root: str = "") -> APIRouter:
     """The pages router. ``cursor`` is a FastAPI dependency yielding a DuckDB cursor (or
     connection) on an analysed warehouse; ``root`` the prefix the app is mounted under."""
@@ -82,15 +94,18 @@ def make_router(cursor: Callable, root: str = "") -> APIRouter:
     @router.get("/pipelines/{name:path}", response_class=HTMLResponse, include_in_schema=False)
     def pipeline_page(name: str, run: str | None = None, source: str | None = None, cur=Depends(cursor)):
         try:
-            return HTMLResponse(render_pipeline(pipeline_view(cur, name, run=run, source=source), links))
+            return HTMLResponse(render_pipeline(_with_shadow(cur, pipeline_view(cur, name, run=run, source=source)),
+                                                links))
         except AnalysisError as exc:
             return html_error(exc)
 
     @router.get("/api/v1/pipelines/{name:path}/view")
     def view_json(name: str, run: str | None = None, source: str | None = None, cur=Depends(cursor)):
-        """The pipeline page's data: summary, DAG, the run's nodes, history, decisions."""
+        """The pipeline page's data: summary, DAG, the run's nodes, history, decisions, and the shadow
+        report of the pipeline (``shadow``: as GET /api/v1/shadow, for its source; empty when it was
+        never asked in shadow mode)."""
         try:
-            return pipeline_view(cur, name, run=run, source=source)
+            return _with_shadow(cur, pipeline_view(cur, name, run=run, source=source))
         except AnalysisError as exc:
             return json_error(exc)
 
