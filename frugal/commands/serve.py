@@ -39,6 +39,12 @@ def register(app: typer.Typer) -> None:
                                                               "probability, to measure what pruning costs "
                                                               "(default 0.05; 0: never)."),
         explore_seed: int = typer.Option(None, "--explore-seed", help="Seed of the exploration draws (default 0)."),
+        memory_limit: str = typer.Option(None, "--memory-limit", help="Memory the service and its refit may use "
+                                                                      "together, e.g. 6GB (default: a third of the "
+                                                                      "machine's memory); see docs/service.md."),
+        learn_max_rows: int = typer.Option(None, "--learn-max-rows", help="Trainings a refit learns from at most "
+                                                                          "(default: as many as the memory limit "
+                                                                          "holds)."),
         port_file: Path = typer.Option(None, "--port-file", help="Write the port listened on to this file once "
                                                                  "serving (with --port 0)."),
     ) -> None:
@@ -68,7 +74,8 @@ def register(app: typer.Typer) -> None:
                                 "source_ids": tuple(source_id) if source_id else None,
                                 "max_lost_pushes": max_lost_pushes, "mode": mode,
                                 "new_pipeline_mode": new_pipeline_mode, "explore": explore,
-                                "explore_seed": explore_seed})
+                                "explore_seed": explore_seed, "memory_limit": memory_limit,
+                                "learn_max_rows": learn_max_rows})
         except (ConfigError, TypeError) as exc:
             raise ProvenanceError(str(exc)) from exc
         if cfg.source_ids is None:

@@ -8,6 +8,13 @@ the copy leaves out), and runs this module on the copy in a process of its own, 
 priority; the requests keep the interpreter to themselves.
 
     python -m frugal.service.refit WAREHOUSE_COPY POLICY_CONFIG_PICKLE POLICY_OUT [--nice N]
+        [--memory-limit BYTES] [--max-rows N]
+
+Within ``--memory-limit`` (the service's ``memory_limit``, frugal.service.memory): its DuckDB keeps
+to a share of it and spills beside the copy, it learns from a bounded training set
+(``optimizer.pruning.training_set``: at most ``--max-rows`` trainings, by default as many as
+that share of the limit holds) and it runs under an address-space limit, so that a refit
+too large fails here with MemoryError instead of drawing the OOM killer onto the service.
 
 Writes the learned policy to POLICY_OUT (atomically, ``optimizer.pruning.live.save``) and every lane's
 upcoming training scored by it to POLICY_OUT.upcoming (``describe_upcoming``: the same feature
@@ -17,6 +24,7 @@ build); exit status 0 on success, 1 with the reason on stderr otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pickle
 import sys
@@ -30,23 +38,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", help="where to write the learned policy")
     ap.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N first")
     ap.add_argument("--parent", type=int, default=None, help="stop when this process (the service) ends")
+    ap.add_argument("--memory-limit", type=int, default=None, help="bytes this refit may use (see above)")
+    ap.add_argument("--max-rows", type=int, default=None, help="trainings to learn from at most")
+    ap.add_argument("--address-limit", type=int, default=None,
+                    help="address-space limit in bytes (default: memory limit x CHILD_ADDRESS_FACTOR)")
     args = ap.parse_args(argv)
     if args.nice and hasattr(os, "nice"):
         os.nice(args.nice)
     if args.parent is not None:
         _end_with_parent(args.parent)
 
+    from frugal.service import memory
     from optimizer.pruning import live
-    from optimizer.pruning.replay import replay_frame
+    from optimizer.pruning.training_set import training_frame
     from provenance.warehouse import connect
 
+    if args.memory_limit is not None:
+        _limit_address_space(args.address_limit or max(memory.CHILD_ADDRESS_FLOOR,
+                                                       int(args.memory_limit * memory.CHILD_ADDRESS_FACTOR)))
     with open(args.policy_config, "rb") as fh:
         config = pickle.load(fh)
     con = connect(args.warehouse, read_only=True)
     try:
         con.execute("SET threads = 1")   # one core: the serving process keeps the other
-        frame, columns, keys = replay_frame(con, with_keys=True)
+        if args.memory_limit is not None:
+            memory.apply_duckdb_limits(con, int(args.memory_limit * memory.CHILD_DUCKDB),
+                                       os.path.dirname(os.path.abspath(args.out)) + "/duckdb.tmp")
+        learning = int(args.memory_limit * memory.CHILD_LEARNING) if args.memory_limit is not None else None
+        frame, columns, keys, plan = training_frame(con, max_rows=args.max_rows, memory_bytes=learning)
+        print(f"training set: {plan.to_dict()}", file=sys.stderr, flush=True)
         learned = live.learn(frame, columns, keys, config=config)
+        learned = dataclasses.replace(learned, trainings=plan.total)
         del frame
         # every lane's upcoming training under the new policy: the same feature build, kept out
         # of the serving process too
@@ -57,6 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     live.write_pickle(upcoming, args.out + ".upcoming")
     live.save(learned, args.out)
     return 0
+
+
+def _limit_address_space(limit: int) -> None:
+    """RLIMIT_AS: past it allocations fail (MemoryError), where the OOM killer would pick a process."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _end_with_parent(parent: int) -> None:
@@ -74,6 +108,15 @@ def _end_with_parent(parent: int) -> None:
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except MemoryError as exc:
+        print(f"refit failed: out of memory within its limit ({exc or 'an allocation failed'}); lower "
+              "learn_max_rows or raise memory_limit", file=sys.stderr)
+        sys.exit(3)
     except Exception as exc:  # the parent reads stderr and says why
+        text = str(exc)
+        if "Out of Memory" in text or "memory limit" in text.lower():
+            print(f"refit failed: DuckDB ran out of memory within its limit: {text.splitlines()[0]}; raise "
+                  "memory_limit or free disk beside the warehouse for spilling", file=sys.stderr)
+            sys.exit(3)
         print(f"refit failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -10,6 +10,7 @@ which only read the ``Warm`` it swaps in, keep the interpreter.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import gc
@@ -29,11 +30,12 @@ import duckdb
 from analysis.analyze import analyze
 from optimizer.pruning import ledger, live
 from optimizer.pruning.policy import PolicyConfig
-from optimizer.pruning.replay import replay_frame
+from optimizer.pruning.training_set import training_frame
 from provenance.connections import parse_store
 from provenance.errors import ProvenanceError
 from provenance.ingest import ingest
 
+from frugal.service import memory
 from frugal.service.config import ServiceConfig
 from frugal.service.errors import NotReady, ServiceError
 from frugal.service.shared import Metrics, SourceStatus, Warm, WarmHolder, now
@@ -65,6 +67,11 @@ class Refresher:
             spec = parse_store(store, sid)
             self.sources[spec.source_id] = SourceStatus(spec.source_id, spec.uri, spec.kind, str(store))
         self.refit_requested = False
+        # what the refresher is doing now (ingest i/n, analysis, fitting, describing, idle): a first
+        # start reports its warm-up with it (/readyz, /api/v1/sources)
+        self.progress: dict = {"step": "starting", "detail": None, "since": now().isoformat() + "Z"}
+        self.last_refit: dict = {}        # the last refit: when, ok or its error, seconds, training set
+        self._refit_failed_at: float | None = None
         self.modes = None                 # the pipelines' modes (frugal.service.modes.Modes), set by the Service
         self.last_refresh: dict = {}
         self.report_at: dt.datetime | None = None
@@ -118,6 +125,10 @@ class Refresher:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def step(self, name: str, detail: str | None = None) -> None:
+        """Record what the refresher does now (``progress``)."""
+        self.progress = {"step": name, "detail": detail, "since": now().isoformat() + "Z"}
+
     def _loop(self) -> None:
         _lower_priority(self.config.background_nice)
         while not self._stop.is_set():
@@ -142,9 +153,11 @@ class Refresher:
     def ingest_sources(self, source_ids=None) -> list[str]:
         """Incremental ingest of each source (all, or ``source_ids``); return those that changed."""
         changed = []
-        for sid, st in self.sources.items():
+        todo = [sid for sid in self.sources if source_ids is None or sid in source_ids]
+        for i, (sid, st) in enumerate(self.sources.items()):
             if source_ids is not None and sid not in source_ids:
                 continue
+            self.step("ingest", f"{todo.index(sid) + 1}/{len(todo)}: {sid}")
             t0 = time.perf_counter()
             st.last_attempt_at = now()
             marker = st.file_marker()
@@ -228,6 +241,7 @@ class Refresher:
             lap = tick
 
         holder = self.holder
+        self.step("ingest")
         changed = self.ingest_sources()
         done("ingest")
         holder.pending.discard("ingest")
@@ -235,6 +249,7 @@ class Refresher:
         analyzed: tuple = ()
         matched = 0
         if changed or first:
+            self.step("analysis", "every source" if first else ", ".join(changed))
             with self.write_lock:
                 cur = self.con.cursor()
                 try:
@@ -250,11 +265,35 @@ class Refresher:
         did = {"changed_sources": changed, "analyzed": list(analyzed), "matched": matched,
                "refit": False, "described": False}
         learned = warm.learned if warm is not None else holder.restored
+        if learned is None and (warm is None or warm.signature != signature) and signature[0]:
+            # warming up: answer at once from the lanes, every training run, until the first fit ends
+            self.step("warm-up", "listing the lanes")
+            holder.warm = warm = self._warmup(signature)
+            did["warmup_lanes"] = len(warm.upcoming)
+            if self.modes is not None:
+                with self.write_lock:
+                    cur = self.con.cursor()
+                    try:
+                        self.modes.persist(cur, warm.known)
+                    finally:
+                        cur.close()
+            done("warmup")
         scored = None     # every lane's upcoming training, when a child refit scored them
-        if learned is None or self._refit_due(learned):
-            learned, scored = self._refit()
-            did["refit"] = True
+        if (learned is None and self._may_retry()) or (learned is not None and self._refit_due(learned)):
+            self.step("fitting", f"on {signature[0]} trainings" + (" (first policy)" if learned is None else ""))
+            try:
+                learned, scored = self._refit()
+                did["refit"] = True
+            except RefitFailed as exc:   # keep the last policy (or the warm-up's fallback) and say why
+                did["refit_error"] = str(exc)
         done("refit")
+        if learned is None:     # no policy yet: the warm-up state stays
+            self.step("warm-up", f"the first fit failed: {did.get('refit_error')}; retrying later")
+            did["seconds"] = time.perf_counter() - t0
+            did["phases"] = phases
+            self.last_refresh = {**did, "at": now().isoformat() + "Z"}
+            return did
+        self.step("describing")
         if warm is None or did["refit"] or force_describe or warm.signature != signature:
             # only the lanes of sources that changed need describing again (a lane never spans two)
             partial = (None if warm is None or did["refit"] or force_describe or not changed
@@ -297,6 +336,7 @@ class Refresher:
         did["seconds"] = time.perf_counter() - t0
         did["phases"] = phases
         self.last_refresh = {**did, "at": now().isoformat() + "Z"}
+        self.step("idle")
         if self.metrics.refresh_seconds:
             self.metrics.refresh_seconds(did["seconds"])
         log.info("refresh: %s", did)
@@ -315,7 +355,25 @@ class Refresher:
         finally:
             cur.close()
 
+    def _may_retry(self) -> bool:
+        """After a failed refit, wait before the next (unless one is requested)."""
+        if self.refit_requested or self._refit_failed_at is None:
+            return True
+        return time.monotonic() - self._refit_failed_at >= min(self.config.refit_every_s, 600.0)
+
+    def _warmup(self, signature: tuple) -> Warm:
+        """The warm-up state: every lane unscored (decisions run every training: the fallback)."""
+        cur = self.con.cursor()
+        try:
+            upcoming = live.lanes_unscored(cur)
+        finally:
+            cur.close()
+        base = self.describe(None, signature, sources=(), base=Warm(None, upcoming, {}, {}, 0.0, now()))
+        return base
+
     def _refit_due(self, learned: live.LearnedPolicy) -> bool:
+        if not self._may_retry():
+            return False
         if self.refit_requested:
             return True
         cur = self.con.cursor()
@@ -336,19 +394,35 @@ class Refresher:
         t0 = time.perf_counter()
         self.refit_requested = False
         learned, scored, where = None, None, "in a child process"
+        self.last_refit = {"started_at": now().isoformat() + "Z", "ok": None}
         if self.config.refit_process:
             try:
                 learned, scored = self._refit_in_child()
+            except RefitFailed as exc:
+                # out of memory within its limit: learning here would only bring that into the
+                # service; keep the last policy and retry later
+                self._refit_failed_at = time.monotonic()
+                self.last_refit.update(ok=False, error=str(exc), seconds=round(time.perf_counter() - t0, 3))
+                log.error("refit failed: %s; the service keeps its last policy", exc)
+                raise
             except (OSError, ServiceError, live.PolicyFileError, subprocess.SubprocessError) as exc:
                 log.warning("refit in a child process failed (%s); learning in the service process", exc)
         if learned is None:
             where = "in the service process"
             cur = self.con.cursor()
             try:
-                frame, columns, keys = replay_frame(cur, with_keys=True)
+                frame, columns, keys, plan = training_frame(cur, max_rows=self.config.learn_max_rows,
+                                                            memory_bytes=int(self.config.memory_limit
+                                                                             * memory.CHILD_LEARNING))
             finally:
                 cur.close()
             learned = live.learn(frame, columns, keys, config=self.policy_config)
+            learned = dataclasses.replace(learned, trainings=plan.total)
+            self.last_refit["training_set"] = plan.to_dict()
+            del frame
+        self._refit_failed_at = None
+        self.last_refit.update(ok=True, error=None, seconds=round(time.perf_counter() - t0, 3),
+                               where=where, version=learned.version)
         live.save(learned, self.config.policy_path)
         log.info("policy %s learned from %d trainings in %.1f s %s%s", learned.version, learned.trainings,
                  time.perf_counter() - t0, where,
@@ -375,11 +449,27 @@ class Refresher:
             settings.write_bytes(pickle.dumps(self.policy_config))
             out = work / "policy"
             nice = self.config.background_nice if sys.platform.startswith("linux") else 0
-            done = subprocess.run([sys.executable, "-m", "frugal.service.refit", str(copy), str(settings), str(out),
-                                   "--nice", str(nice), "--parent", str(os.getpid())], capture_output=True, text=True,
-                                  timeout=self.config.refit_timeout_s)
+            args = [sys.executable, "-m", "frugal.service.refit", str(copy), str(settings), str(out),
+                    "--nice", str(nice), "--parent", str(os.getpid()),
+                    "--memory-limit", str(int(self.config.memory_limit))]
+            if self.config.learn_max_rows is not None:
+                args += ["--max-rows", str(self.config.learn_max_rows)]
+            if os.environ.get("FRUGAL_REFIT_ADDRESS_LIMIT"):   # tests: a child that must run out of memory
+                args += ["--address-limit", os.environ["FRUGAL_REFIT_ADDRESS_LIMIT"]]
+            done = subprocess.run(args, capture_output=True, text=True, timeout=self.config.refit_timeout_s)
+            for line in done.stderr.splitlines():
+                if line.startswith("training set: "):
+                    try:
+                        self.last_refit["training_set"] = ast.literal_eval(line[len("training set: "):])
+                    except (ValueError, SyntaxError):
+                        pass
             if done.returncode != 0:
-                raise ServiceError((done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1])
+                why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+                if done.returncode == 3 or done.returncode < 0:
+                    # 3: out of memory within its limits; < 0: killed by a signal (the OOM killer's is SIGKILL)
+                    raise RefitFailed(why if done.returncode == 3 else
+                                      f"the refit child was killed by signal {-done.returncode}")
+                raise ServiceError(why)
             learned = live.load(out)
             with open(str(out) + ".upcoming", "rb") as fh:
                 upcoming = pickle.load(fh)
@@ -439,6 +529,10 @@ class Refresher:
             self.report_at = now()
         except Exception as exc:  # the report is a convenience; decisions go on
             log.warning("report not rebuilt: %s", exc)
+
+
+class RefitFailed(ServiceError):
+    """A refit that ran out of memory within its limit (or was killed): the last policy stays."""
 
 
 def settle_heap() -> None:

@@ -22,6 +22,7 @@ from optimizer.pruning import ledger, live
 from optimizer.pruning.policy import PolicyConfig
 from provenance.warehouse import connect
 
+from frugal.service import memory
 from frugal.service.config import ServiceConfig
 from frugal.service.decider import Decider
 from frugal.service.ledger_writer import LedgerWriter
@@ -42,6 +43,9 @@ class Service:
                                           max_model_age_h=config.max_model_age_h,
                                           max_lost_pushes=config.max_lost_pushes)
         self.con = connect(config.warehouse)
+        # its share of the memory limit, spilling beyond it (set before external access is shut) beside the warehouse (frugal.service.memory)
+        memory.apply_duckdb_limits(self.con, int(config.memory_limit * memory.SERVICE_DUCKDB),
+                                   memory.temp_directory(config.warehouse))
         # user SQL runs on this process's warehouse: no file, network or extension access at all
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET autoinstall_known_extensions = false")
@@ -87,7 +91,20 @@ class Service:
 
     @property
     def ready(self) -> bool:
+        """A policy is in use (learned, restored or its fallback): the warm-up is over."""
+        warm = self.holder.warm
+        return warm is not None and warm.learned is not None
+
+    @property
+    def answering(self) -> bool:
+        """Decisions are answered: by the policy, or while it warms up by its fallback (run)."""
         return self.holder.warm is not None
+
+    def progress(self) -> dict:
+        """What the refresher does now, the last refit, the memory limit (``/api/v1/sources``)."""
+        return {"step": self.refresher.progress, "warming_up": not self.ready, "answering": self.answering,
+                "last_refit": self.refresher.last_refit,
+                "memory_limit": memory.format_size(int(self.config.memory_limit))}
 
     @property
     def sources(self) -> dict[str, SourceStatus]:
@@ -103,7 +120,15 @@ class Service:
 
     def readiness(self) -> dict:
         warm = self.holder.warm
-        return {"ready": warm is not None, "pending": sorted(self.holder.pending),
+        ready = warm is not None and warm.learned is not None
+        return {"ready": ready, "pending": sorted(self.holder.pending),
+                "answering": warm is not None,
+                "warmup": None if ready else {"step": self.refresher.progress["step"],
+                                              "detail": self.refresher.progress["detail"],
+                                              "since": self.refresher.progress["since"],
+                                              "decisions": ("answered: every training runs until the first "
+                                                            "policy is fitted" if warm is not None else
+                                                            "not yet: the warehouse is being loaded")},
                 "policy_version": warm.learned.version if warm is not None and warm.learned is not None else None,
                 "fallback": (warm.learned.policy.fallback if warm is not None and warm.learned is not None
                              else None),

@@ -11,8 +11,11 @@ router = APIRouter(prefix="/api/v1", tags=["sources"])
 
 @router.get("/sources")
 def sources(service=Depends(get_service)) -> dict:
-    """Each source: status (ok, error, pending), last ingest, last error, consecutive failures."""
-    return {"sources": [s.to_dict() for s in service.sources.values()], "last_refresh": service.last_refresh}
+    """Each source: status (ok, error, pending), last ingest, last error, consecutive failures; the
+    refresher's progress (its step now, e.g. ingest 2/4, analysis, fitting, describing; while
+    the first policy is fitted, the warm-up), the last refit (ok or why not, its training set)."""
+    return {"sources": [s.to_dict() for s in service.sources.values()], "last_refresh": service.last_refresh,
+            "progress": service.progress()}
 
 
 @router.post("/ingest")
