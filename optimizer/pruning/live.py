@@ -36,7 +36,7 @@ from optimizer.pruning.policy import (Policy, PolicyConfig, cap_allowance, catch
 from optimizer.pruning.upcoming import NEXT_PREFIX, is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
-           "choose", "PolicyFileError", "FORMAT", "write_pickle"]
+           "choose", "PolicyFileError", "FORMAT", "write_pickle", "lanes_unscored"]
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,26 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
     return out
 
 
+def lanes_unscored(con) -> dict[str, Upcoming]:
+    """Every lane's upcoming training, unscored (no policy yet: a service warming up answers from
+    these, running every training). One SQL pass over the lanes: no features are built."""
+    from optimizer.pruning.features import _check_tables, _columns, _source_sql
+    from optimizer.pruning.upcoming import last_trainings
+
+    _check_tables(con)
+    for stmt in _source_sql(None, "trainer_component" in _columns(con, "graphlets")).split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+    last = last_trainings(con)
+    out: dict[str, Upcoming] = {}
+    for row in last.itertuples(index=False):
+        start = pd.Timestamp(row.s).to_pydatetime() if pd.notna(row.s) else None
+        out[str(row.lane)] = Upcoming(source_id=str(row.source_id), pipeline=str(row.pipeline), lane=str(row.lane),
+                                      at=start or dt.datetime.min, probability=None, cost_s=None, key=None,
+                                      guard=None, previous_start=start)
+    return out
+
+
 @dataclass(frozen=True)
 class Budget:
     """The running budget: expected pushes lost by recent prunes against pushes observed or, under the
@@ -283,7 +303,8 @@ def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = N
     if rule is not None:
         return Choice(rule.action, p, threshold, (f"operator rule: {rule.action} ({rule.reason})",), rule=rule.reason)
     if learned is None:
-        reason = "no policy learned yet: running every training"
+        reason = ("the policy is warming up (no policy learned yet: the first fit has not ended): "
+                  "running every training until it has")
         return Choice("run", None, None, (reason,), fallback=reason)
     policy = learned.policy
     if policy.predictor is None or p is None:
