@@ -5,16 +5,22 @@ Cond(Trainer -> Evaluator -> Pusher) runs three times in .venv-tfx (TFX pins pro
 ml-metadata 1.16; frugal's venv cannot hold it). The MLMD store starts as a copy of a real TFX
 store (another pipeline's history), so the service has something to learn from.
 
-1. the service answers run: the Trainer trains, the model is pushed;
-2. the service is stopped: the gate fails open, the Trainer trains;
-3. the service again, an operator rule pins the pipeline to prune: ingestion and validation
-   run, Trainer, Evaluator and Pusher have no execution in that run, the run succeeds.
+The pipeline is new to the service (its first run comes after the service loaded the store),
+so it starts in shadow mode (``new_pipeline_mode``): every run trains, the ledger records what
+the policy would have done.
 
-(The fail-open run comes second so that the ledger's outcome matching, which gives each
-decision the first training after it, has no unrecorded training after the prune.) Then an
-ingest: the ledger holds both decisions with this run's ids and inputs, the run decision
-matched to the training it allowed, the prune matched to nothing; frugal's graphlets of the
-pipeline are exactly the two trainings that ran.
+1. shadow, the service answers run: the Trainer trains, the model is pushed;
+2. shadow, an operator rule pins the pipeline to prune: the run trains and pushes anyway, the
+   answer and the ledger say would_prune;
+3. the service is stopped: the gate fails open, the Trainer trains;
+4. the service again (the pipeline's mode kept across the restart), the rule switches the
+   pipeline to enforce: ingestion and validation run, Trainer, Evaluator and Pusher have no
+   execution in that run, the run succeeds.
+
+Then an ingest: the ledger holds the three decisions with their runs' ids and inputs, the run
+decisions matched to the trainings they allowed, the prune matched to nothing; frugal's graphlets
+of the pipeline are exactly the three trainings that ran; the shadow report's figures are the
+counts made from MLMD (the gate's recorded decisions, the trainer executions, the pushed models).
 """
 
 from __future__ import annotations
@@ -98,39 +104,72 @@ def test_frugal_gate_on_real_tfx(request, tmp_path, prod_store, frugal_service, 
     assert states(first) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
     assert first["decision"]["run"] == 1 and first["decision"]["action"] == "run"
     assert len(first["decision"]["decision_id"]) == 32, first["decision"]
+    assert json.loads(first["decision"]["reasons"])[0] == "shadow mode: would run, ran"
     assert first["pushed"] == [1]
+    modes = {m["pipeline"]: m["mode"] for m in service.call("GET", "/api/v1/modes")["modes"]}
+    assert modes == {"penguin_prod": "enforce", PIPELINE: "shadow"}
+
+    service.call("POST", "/api/v1/rules", {"pipeline": PIPELINE, "action": "prune", "reason": "data incident"})
+    second = tfx_runs.run(url)
+    assert states(second) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}, "shadow mode must train"
+    assert second["decision"]["run"] == 1 and second["decision"]["action"] == "run"
+    reasons = json.loads(second["decision"]["reasons"])
+    assert reasons[0] == "shadow mode: would prune, ran" and "data incident" in reasons[1]
+    assert second["pushed"] == [1]
+    assert service.sql(f"SELECT mode, would_prune, explored FROM decisions WHERE run_id = '{second['run_id']}'") \
+        == [["shadow", True, False]]
 
     service.stop()
-    second = tfx_runs.run(url)
-    assert states(second) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
-    assert (second["decision"]["run"], second["decision"]["fallback"], second["decision"]["decision_id"]) == \
+    third = tfx_runs.run(url)
+    assert states(third) == {node: ["COMPLETE"] for node in UPSTREAM + GUARDED}
+    assert (third["decision"]["run"], third["decision"]["fallback"], third["decision"]["decision_id"]) == \
         (1, "unreachable", "")
-    assert second["pushed"] == [1]
+    assert third["pushed"] == [1]
 
     service.start()
-    service.call("POST", "/api/v1/rules", {"pipeline": PIPELINE, "action": "prune", "reason": "data incident"})
-    third = tfx_runs.run(service.url)
-    assert states(third) == {node: ["COMPLETE"] for node in UPSTREAM}, "guarded nodes executed on prune"
-    assert third["decision"]["run"] == 0 and third["decision"]["action"] == "prune"
-    assert any("data incident" in r for r in json.loads(third["decision"]["reasons"]))
-    assert third["pushed"] == []
+    service.call("PUT", f"/api/v1/rules/{PIPELINE}", {"mode": "enforce", "action": "prune",
+                                                      "reason": "data incident"})
+    fourth = tfx_runs.run(service.url)
+    assert states(fourth) == {node: ["COMPLETE"] for node in UPSTREAM}, "guarded nodes executed on prune"
+    assert fourth["decision"]["run"] == 0 and fourth["decision"]["action"] == "prune"
+    assert any("data incident" in r for r in json.loads(fourth["decision"]["reasons"]))
+    assert fourth["pushed"] == []
 
     service.call("POST", "/api/v1/ingest")
     ledger = {r[0]: r[1:] for r in service.sql(
-        "SELECT run_id, action, rule, inputs, outcome, outcome_graphlet_id, outcome_pushed "
+        "SELECT run_id, action, rule, inputs, outcome, outcome_graphlet_id, outcome_pushed, mode, would_prune "
         f"FROM decisions WHERE pipeline = '{PIPELINE}'")}
-    assert set(ledger) == {first["run_id"], third["run_id"]}
-    action, rule, inputs, outcome, graphlet, pushed = ledger[first["run_id"]]
+    assert set(ledger) == {first["run_id"], second["run_id"], fourth["run_id"]}
+    action, rule, inputs, outcome, graphlet, pushed, mode, would = ledger[first["run_id"]]
     trainer_1 = first["nodes"]["Trainer"][0]["id"]
-    assert (action, rule, outcome, pushed) == ("run", None, "ran", True)
+    assert (action, rule, outcome, pushed, mode, would) == ("run", None, "ran", True, "shadow", False)
     assert graphlet.endswith(f":{trainer_1}")
     assert sorted(json.loads(inputs)) == first["gate_inputs"] and len(first["gate_inputs"]) == 2
-    action, rule, inputs, outcome, graphlet, pushed = ledger[third["run_id"]]
-    assert (action, rule, outcome, graphlet) == ("prune", "data incident", "pruned", None)
-    assert sorted(json.loads(inputs)) == third["gate_inputs"]
+    action, rule, inputs, outcome, graphlet, pushed, mode, would = ledger[second["run_id"]]
+    trainer_2 = second["nodes"]["Trainer"][0]["id"]
+    assert (action, rule, outcome, pushed, mode, would) == ("run", "data incident", "ran", True, "shadow", True)
+    assert graphlet.endswith(f":{trainer_2}")
+    action, rule, inputs, outcome, graphlet, pushed, mode, would = ledger[fourth["run_id"]]
+    assert (action, rule, outcome, graphlet, mode, would) == ("prune", "data incident", "pruned", None, "enforce",
+                                                              True)
+    assert sorted(json.loads(inputs)) == fourth["gate_inputs"]
 
-    ledger = service.call("GET", f"/api/v1/pipelines/{PIPELINE}")["ledger"]
-    assert (ledger["decisions"], ledger["pruned"], ledger["ran"], ledger["by_rule"]) == (2, 1, 1, 1)
+    summary = service.call("GET", f"/api/v1/pipelines/{PIPELINE}")["ledger"]
+    assert (summary["decisions"], summary["pruned"], summary["ran"], summary["by_rule"]) == (3, 1, 2, 2)
     trained = {r[0] for r in service.sql(
         f"SELECT trainer_execution_id FROM graphlets WHERE pipeline = '{PIPELINE}'")}
-    assert trained == {trainer_1, second["nodes"]["Trainer"][0]["id"]}
+    assert trained == {trainer_1, trainer_2, third["nodes"]["Trainer"][0]["id"]}
+
+    # the shadow report against MLMD (each run's report is read with the ml_metadata API): the
+    # runs whose recorded decision was a shadow one, their trainer executions, their pushed models
+    runs = (first, second, third, fourth)
+    shadow_runs = [r for r in runs if r["decision"].get("reasons")
+                   and json.loads(r["decision"]["reasons"])[0].startswith("shadow mode:")]
+    would_prune = [r for r in shadow_runs if json.loads(r["decision"]["reasons"])[0] == "shadow mode: would prune, ran"]
+    [report] = service.call("GET", f"/api/v1/shadow?pipeline={PIPELINE}")["pipelines"]
+    assert report["decisions"] == len(shadow_runs) == sum(len(r["nodes"].get("Trainer", [])) for r in shadow_runs)
+    assert report["would_prune"] == len(would_prune) == 1
+    assert report["pushes_lost"] == sum(sum(r["pushed"]) for r in would_prune) == 1
+    assert report["compute_saved_s"] > 0
+    # without the second run's push the first run's model stays deployed until the third run's push
+    assert report["added_age_h2"] > 0
