@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_limit is not None:
         _limit_address_space(args.address_limit or max(memory.CHILD_ADDRESS_FLOOR,
                                                        int(args.memory_limit * memory.CHILD_ADDRESS_FACTOR)))
+    if os.environ.get("FRUGAL_REFIT_DELAY_S"):   # tests: a fit that takes a while (the warm-up answers meanwhile)
+        import time
+
+        time.sleep(float(os.environ["FRUGAL_REFIT_DELAY_S"]))
     with open(args.policy_config, "rb") as fh:
         config = pickle.load(fh)
     con = connect(args.warehouse, read_only=True)

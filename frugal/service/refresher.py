@@ -465,10 +465,12 @@ class Refresher:
                         pass
             if done.returncode != 0:
                 why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-                if done.returncode == 3 or done.returncode < 0:
-                    # 3: out of memory within its limits; < 0: killed by a signal (the OOM killer's is SIGKILL)
+                if done.returncode < 0:   # killed by a signal (the OOM killer's is SIGKILL)
+                    raise RefitFailed(f"the refit child was killed by signal {-done.returncode}")
+                if done.returncode == 3 or _out_of_memory(done.stderr):
+                    # out of memory within its limits: learning in this process would fare no better
                     raise RefitFailed(why if done.returncode == 3 else
-                                      f"the refit child was killed by signal {-done.returncode}")
+                                      f"the refit child ran out of memory within its limit: {why}")
                 raise ServiceError(why)
             learned = live.load(out)
             with open(str(out) + ".upcoming", "rb") as fh:
@@ -529,6 +531,15 @@ class Refresher:
             self.report_at = now()
         except Exception as exc:  # the report is a convenience; decisions go on
             log.warning("report not rebuilt: %s", exc)
+
+
+_OOM_SIGNS = ("MemoryError", "Out of Memory", "cannot allocate memory", "failed to map segment",
+              "std::bad_alloc", "Cannot allocate memory")
+
+
+def _out_of_memory(stderr: str) -> bool:
+    """Whether a child's error output says it ran out of memory (or address space)."""
+    return any(sign in stderr for sign in _OOM_SIGNS)
 
 
 class RefitFailed(ServiceError):
