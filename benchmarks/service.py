@@ -14,6 +14,16 @@ is JSON. Bars: p99 <= 50 ms with zero errors, >= 100x faster than the cold path,
 with inputs p99 <= 1 s.
 
     python benchmarks/service.py [--pipelines 450] [--days 100] [--rate 100] [--seconds 60]
+
+With ``--scale 0.25,0.5,1`` it instead serves corpora of these fractions of ``--pipelines`` (same
+days and seed; each simulated once, cached), each from a cold start (no warehouse, no policy),
+and prints per size: seconds from launch to the first decision answered (the warm-up's
+fallback) and to the first policy, the peak RSS of the service and of its children (the refit),
+sampled from /proc every 0.25 s, the first refresh's seconds (ingest, analysis, refit, describe)
+and those of a refit on demand and of an idle refresh, and decision latency p50/p99 (sequential,
+over real HTTP). ``--memory-limit`` is passed to `frugal serve`.
+
+    python benchmarks/service.py --scale 0.25,0.5,1 --pipelines 120 --days 60 [--memory-limit 2GB]
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import CACHE, ROOT, cached
+
+PAGE = 4096
 
 
 def corpus(pipelines: int, days: int, seed: int) -> Path:
@@ -205,6 +217,124 @@ def grow(store: str, pipeline: str) -> None:
     print(count, flush=True)
 
 
+def tree_rss(session: int) -> dict[int, int]:
+    """RSS in bytes of each process of a session (the service under `timeout`, its children)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session:      # fields: state ppid pgrp session ...
+                continue
+            out[int(stat.parent.name)] = int((stat.parent / "statm").read_text().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of the service process and of the rest of its session (its refit children), summed and apart."""
+
+    def __init__(self, session: int, service_pid: int | None, every: float = 0.25):
+        super().__init__(daemon=True)
+        self.session, self.service_pid, self.every = session, service_pid, every
+        self.peak_service = self.peak_children = self.peak_total = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            rss = tree_rss(self.session)
+            service = rss.get(self.service_pid, 0)
+            children = sum(v for pid, v in rss.items() if pid not in (self.service_pid, self.session))
+            self.peak_service = max(self.peak_service, service)
+            self.peak_children = max(self.peak_children, children)
+            self.peak_total = max(self.peak_total, service + children)
+            self.stop_event.wait(self.every)
+
+
+def scale_run(fraction: float, args, start_service) -> dict:
+    """One size of ``--scale``: a cold start of `frugal serve` on the corpus of this fraction."""
+    pipelines = max(2, round(args.pipelines * fraction))
+    store = corpus(pipelines, args.days, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="frugal-bench-scale-"))
+    extra = ["--source-id", "prod", "--ingest-every", "3600"]
+    if args.memory_limit:
+        extra += ["--memory-limit", args.memory_limit]
+    row: dict = {"fraction": fraction, "pipelines": pipelines, "days": args.days}
+    try:
+        t0 = time.perf_counter()
+        s = start_service([store], work / "w.duckdb", extra=extra, wait_ready=False, timeout=3600)
+        sampler = RssSampler(s.proc.pid, s.pid)
+        sampler.start()
+        try:
+            pipeline = None
+            while True:   # the first decision answered: the warm-up's fallback, or the policy's
+                body = s.get("/readyz").json()
+                if body.get("answering") or body.get("ready"):
+                    if pipeline is None:
+                        pipeline = s.sql("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY 1 LIMIT 1")[0][0]
+                    r = s.post("/api/v1/decisions", json={"pipeline": pipeline})
+                    if r.status_code == 200:
+                        row["first_answer_s"] = round(time.perf_counter() - t0, 2)
+                        row["first_answer"] = r.json()["policy_version"]
+                        break
+                time.sleep(0.1)
+            while s.get("/readyz").status_code != 200:
+                time.sleep(0.2)
+            row["first_policy_s"] = round(time.perf_counter() - t0, 2)
+            while s.get("/readyz").json()["pending"]:     # the first report too
+                time.sleep(0.2)
+            first = s.call("GET", "/api/v1/sources")
+            row["trainings"] = s.sql("SELECT count(*) FROM graphlets")[0][0]
+            row["first_refresh_s"] = round(first["last_refresh"]["seconds"], 2)
+            row["first_refresh_phases"] = first["last_refresh"]["phases"]
+            row["training_set"] = first["progress"]["last_refit"].get("training_set")
+            row["memory_limit"] = first["progress"]["memory_limit"]
+            names = [r[0] for r in s.sql("SELECT DISTINCT pipeline FROM graphlets ORDER BY 1")]
+            lat = []
+            for i in range(args.decisions):
+                t = time.perf_counter()
+                r = s.post("/api/v1/decisions", json={"pipeline": names[i % len(names)], "run_id": f"scale-{i}"})
+                lat.append(time.perf_counter() - t)
+                assert r.status_code == 200, r.text
+            row["decision_p50_ms"] = round(pct(lat, 50) * 1e3, 2)
+            row["decision_p99_ms"] = round(pct(lat, 99) * 1e3, 2)
+            t = time.perf_counter()
+            did = s.call("POST", "/api/v1/policy/refit")
+            row["refit_refresh_s"] = round(did.get("seconds", time.perf_counter() - t), 2)
+            row["refit_error"] = did.get("refit_error")
+            did = s.call("POST", "/api/v1/ingest")
+            row["idle_refresh_s"] = round(did["seconds"], 3)
+        finally:
+            sampler.stop_event.set()
+            sampler.join()
+            s.stop()
+        row["peak_rss_service_mb"] = round(sampler.peak_service / 1e6)
+        row["peak_rss_children_mb"] = round(sampler.peak_children / 1e6)
+        row["peak_rss_total_mb"] = round(sampler.peak_total / 1e6)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+def scale(args) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import start_service  # the launcher the tests use (tests/conftest.py)
+
+    CACHE.mkdir(exist_ok=True)
+    rows = []
+    for fraction in [float(f) for f in args.scale.split(",")]:
+        row = scale_run(fraction, args, start_service)
+        rows.append(row)
+        print(f"{row['fraction']:>5g} ({row['pipelines']} pipelines x {row['days']} days, {row['trainings']:,} "
+              f"trainings): first answer {row['first_answer_s']:.1f} s, first policy {row['first_policy_s']:.1f} s, "
+              f"peak RSS service {row['peak_rss_service_mb']} MB + children {row['peak_rss_children_mb']} MB "
+              f"(together {row['peak_rss_total_mb']} MB, limit {row['memory_limit']}), first refresh "
+              f"{row['first_refresh_s']:.1f} s, refit {row['refit_refresh_s']:.1f} s, idle refresh "
+              f"{row['idle_refresh_s']:.2f} s, decisions p50 {row['decision_p50_ms']:.1f} ms / p99 "
+              f"{row['decision_p99_ms']:.1f} ms", flush=True)
+    print(json.dumps({"scale": rows}))
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--grow":
         return grow(sys.argv[2], sys.argv[3])
@@ -218,7 +348,13 @@ def main() -> None:
     ap.add_argument("--ingest-every", type=float, default=5.0)
     ap.add_argument("--refit-during-load", action="store_true",
                     help="relearn the policy on demand a quarter into the load (the whole warehouse, in the background)")
+    ap.add_argument("--scale", default=None, help="fractions of the corpus to serve from a cold start each "
+                                                 "(e.g. 0.25,0.5,1), instead of the load test")
+    ap.add_argument("--memory-limit", default=None, help="frugal serve --memory-limit (with --scale)")
+    ap.add_argument("--decisions", type=int, default=300, help="sequential decisions timed per size (--scale)")
     args = ap.parse_args()
+    if args.scale:
+        return scale(args)
 
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import start_service  # the launcher the tests use (tests/conftest.py)

@@ -68,8 +68,8 @@ def rows_for(memory_bytes: int | None, *, columns: int = EXPECTED_COLUMNS, facto
     return max(MIN_RECENT, int(memory_bytes // (max(columns, 1) * BYTES_PER_VALUE * factor)))
 
 
-def _plan(con, max_rows: int | None) -> TrainingSetPlan:
-    total = con.execute("SELECT count(*) FROM _pf_gl").fetchone()[0]
+def _plan(con, max_rows: int | None, where: str) -> TrainingSetPlan:
+    total = con.execute(f"SELECT count(*) FROM _pf_gl {where}").fetchone()[0]
     if max_rows is None or total <= max_rows:
         return TrainingSetPlan(total, total, 0, 0, max_rows)
     recent = max(1, max_rows // 2)
@@ -78,13 +78,19 @@ def _plan(con, max_rows: int | None) -> TrainingSetPlan:
 
 
 def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_rows: int | None = None,
-                   memory_bytes: int | None = None, seed: int = 0):
+                   memory_bytes: int | None = None, seed: int = 0, until=None):
     """The training set of a refit: (frame, columns, property_keys, plan).
 
     ``frame`` is as ``optimizer.pruning.replay.replay_frame(con, with_keys=True)`` returns it, with
     a ``sample_weight`` column when it is a sample; at most ``max_rows`` trainings (or
-    ``rows_for(memory_bytes)``; neither: every training). Temporary tables only.
+    ``rows_for(memory_bytes)``; neither: every training). ``until``: only trainings that started
+    before it (a replay's training set as of then). Temporary tables only.
     """
+    where = ""
+    if until is not None:
+        stamp = pd.Timestamp(until)
+        stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+        where = f"WHERE s < TIMESTAMP '{stamp.isoformat(sep=' ')}'"
     if max_rows is None:
         max_rows = rows_for(memory_bytes)
     state: dict = {}
@@ -93,9 +99,9 @@ def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_
         from optimizer.pruning.features import graphlet_lanes
 
         graphlet_lanes(c)
-        state["plan"] = plan = _plan(c, max_rows)
+        state["plan"] = plan = _plan(c, max_rows, where)
         if not plan.bounded:
-            c.execute("CREATE OR REPLACE TEMP TABLE _ts_keep AS SELECT graphlet_id FROM _pf_gl")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _ts_keep AS SELECT graphlet_id FROM _pf_gl {where}")
             return
         rel = max(0, int(feature_config.relative_window))
         c.execute(f"""
@@ -104,7 +110,7 @@ def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_
                    coalesce(gr.pushed, false) AS pushed,
                    row_number() OVER (ORDER BY g.s DESC, g.graphlet_id DESC) AS newest,
                    row_number() OVER (PARTITION BY g.lane ORDER BY g.s, g.graphlet_id) AS in_lane
-            FROM _pf_gl g LEFT JOIN graphlets gr USING (graphlet_id);
+            FROM (SELECT * FROM _pf_gl {where}) g LEFT JOIN graphlets gr USING (graphlet_id);
 
             CREATE OR REPLACE TEMP TABLE _ts_pick AS
             WITH older AS (
@@ -130,7 +136,8 @@ def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_
 
     # the plan needs the lanes, which build_features makes: plan inside it, before its pandas part
     fs = build_features(con, feature_config, extend=choose,
-                        keep="SELECT graphlet_id FROM _ts_keep" if _bounded(con, max_rows) else None)
+                        keep="SELECT graphlet_id FROM _ts_keep" if until is not None or _bounded(con, max_rows)
+                        else None)
     plan: TrainingSetPlan = state["plan"]
     frame = fs.frame
     if plan.bounded:
