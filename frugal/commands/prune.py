@@ -130,15 +130,16 @@ def shadow_lines(pipelines: list[dict]) -> list[str]:
 
 def audit_lines(data: dict) -> list[str]:
     """Human summary of the audit (``GET /api/v1/audit``)."""
-    lo, hi = data["pushes_lost_ci95"]
-    alo, ahi = data["added_age_h2_ci95"]
+    g = lambda v: "?" if v is None else f"{v:.3g}"  # noqa: E731
+    lo, hi = data["pushes_lost_ci95"] or (None, None)
+    alo, ahi = data["added_age_h2_ci95"] or (None, None)
     lines = [f"model prunes in enforce mode: {data['would_prune']}, of which explored (ran anyway): "
              f"{data['explored']} ({data['explored_matched']} matched to their training, "
              f"{data['explored_pushes']} pushed); enforced: {data['enforced_prunes']}",
              f"pushes lost by the enforced prunes: estimated {data['estimated_pushes_lost']:.3g} "
-             f"(95% interval {lo:.3g} .. {hi:.3g}); the policy predicted {data['predicted_pushes_lost']:.3g}",
+             f"(95% interval {g(lo)} .. {g(hi)}); the policy predicted {data['predicted_pushes_lost']:.3g}",
              f"added age of the deployed models (h^2): estimated {data['estimated_added_age_h2']:.3g} "
-             f"(95% interval {alo:.3g} .. {ahi:.3g}); the policy predicted {data['predicted_added_age_h2']:.3g}"]
+             f"(95% interval {g(alo)} .. {g(ahi)}); the policy predicted {data['predicted_added_age_h2']:.3g}"]
     for p in data.get("pipelines", []):
         lines.append(f"  {p['pipeline']} ({p['source']}): {p['enforced_prunes']} pruned, {p['explored']} explored, "
                      f"{p['explored_pushes']} pushed; estimated pushes lost {p['estimated_pushes_lost']:.3g}, "

@@ -25,6 +25,8 @@ propensity weighting: the ones not explored were pruned), estimates what the pru
 enforced cost. A 95% normal-approximation interval goes with it (with no explored push, its
 upper end is the rule of three: 3 explored pushes), beside what the policy predicted for the
 enforced prunes (the sum of their push probabilities; the sum of their expected added age).
+With no explored training matched yet the intervals are None; with no explored push the added
+age's upper end is None (nothing to extrapolate from).
 
 Pure reads on a DuckDB connection.
 """
@@ -142,9 +144,11 @@ def _ipw(values: list[float], propensities: list[float]) -> tuple[float, float]:
     return est, math.sqrt(var)
 
 
-def _interval(est: float, se: float, hits: int, propensities: list[float]) -> list[float]:
+def _interval(est: float, se: float, hits: int, propensities: list[float]) -> list[float | None] | None:
+    if not propensities:   # no explored training matched yet: nothing measured
+        return None
     if hits == 0:   # nothing seen: a zero-width interval would claim certainty; rule of three
-        w = sum((1 - p) / p for p in propensities) / len(propensities) if propensities else 0.0
+        w = sum((1 - p) / p for p in propensities) / len(propensities)
         return [0.0, round(3.0 * w, 6)]
     return [round(max(0.0, est - Z95 * se), 6), round(est + Z95 * se, 6)]
 
@@ -174,8 +178,10 @@ def _audit_part(rows: pd.DataFrame, trainings: pd.DataFrame) -> dict:
             "estimated_pushes_lost": round(est, 6), "pushes_lost_ci95": _interval(est, se, hits, props),
             "predicted_pushes_lost": round(float(enforced["probability"].fillna(0).sum()), 6),
             "estimated_added_age_h2": round(age_est, 6),
-            "added_age_h2_ci95": ([round(max(0.0, age_est - Z95 * age_se), 6), round(age_est + Z95 * age_se, 6)]
-                                  if hits else [0.0, 0.0]),
+            # no explored push: no magnitude to extrapolate from, the upper end is unknown (None)
+            "added_age_h2_ci95": (None if not props else
+                                  [round(max(0.0, age_est - Z95 * age_se), 6), round(age_est + Z95 * age_se, 6)]
+                                  if hits else [0.0, None]),
             "predicted_added_age_h2": round(float(enforced["added_age"].fillna(0).sum()), 6)}
 
 
