@@ -203,9 +203,7 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
                                        config=config)
             loss, mass, key = terms.loss, terms.mass, terms.key
             guard = guard or terms.guard
-            longest = row.get("h_longest_push_interval_h")
-            parts = [row["h_hours_since_push"],
-                     longest if longest is not None and not pd.isna(longest) else row["h_median_push_interval_h"]]
+            parts = [row["h_hours_since_push"], row["h_median_push_interval_h"]]
             if not any(v is None or pd.isna(v) for v in parts):
                 projected = float(parts[0]) + float(parts[1]) + (cost or 0.0) / 3600.0
         out[row["lane"]] = Upcoming(

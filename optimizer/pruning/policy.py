@@ -55,9 +55,9 @@ class PolicyConfig:
     ``objective``: what the budget bounds. ``"freshness"`` (the default): the deployed models'
     added age, at most ``max_added_age`` of the fleet's age integral (optimizer.pruning.freshness);
     ``"pushes"``: the share of pushes lost, at most ``max_lost_pushes``. ``max_model_age_h``: a
-    model-age SLO, never prune when the deployed model would pass it; when None, the age limit is
-    ``age_factor`` x the lane's longest interval between pushes so far (its longest age before
-    pruning). Both age guards apply under the freshness objective.
+    model-age SLO, never prune when the deployed model would pass it at the lane's next expected
+    push; when None, the age limit is ``age_factor`` x the lane's typical interval between pushes.
+    Both age guards apply under the freshness objective.
     """
 
     objective: str = "freshness"
@@ -248,14 +248,14 @@ def upcoming_age_terms(p: float, *, hours_since_push, typical_interval_h, longes
         key = float(prune_key([p], [cost_s if cost_s is not None else math.nan], loss=[loss])[0])
     limit_h = max_model_age_h if max_model_age_h is not None else config.max_model_age_h
     guard = None
-    # the age guard assumes the longest wait the lane has known (else its typical one)
-    projected = (0.0 if math.isnan(age) else age) + duration + (wait if math.isnan(longest) else longest)
+    # the age the deployed model reaches at the next expected push if this training is pruned
+    projected = (0.0 if math.isnan(age) else age) + duration + wait
     if limit_h is not None and projected > limit_h:
-        guard = (f"the deployed model could pass its age limit of {limit_h:g} h: {projected:.1f} h "
-                 f"(now {age:.1f} h, and the lane's longest wait for a push)")
-    elif limit_h is None and not math.isnan(longest) and projected > config.age_factor * longest:
-        guard = (f"the deployed model could reach {projected:.1f} h, past {config.age_factor:g} x the lane's "
-                 f"longest interval between pushes so far ({longest:.1f} h)")
+        guard = (f"the deployed model would pass its age limit of {limit_h:g} h: {projected:.1f} h at the "
+                 f"next expected push (now {age:.1f} h, the lane pushes every {wait:.1f} h)")
+    elif limit_h is None and not math.isnan(wait) and projected > config.age_factor * wait:
+        guard = (f"the deployed model would reach {projected:.1f} h at the next expected push, past "
+                 f"{config.age_factor:g} x the lane's typical interval between pushes ({wait:.1f} h)")
     return AgeTerms(loss, 0.0 if math.isnan(mass) else mass, key, guard)
 
 
@@ -562,10 +562,13 @@ def _age_inputs(frame: pd.DataFrame, config: PolicyConfig, cost) -> tuple[np.nda
     """Per row, for the freshness objective: the expected hours from start to push (the cost
     feature's seconds, or 0), the slot (hours since the lane's previous training, else its
     typical interval between pushes), the model-age limit (``max_model_age_h``, else
-    ``age_factor`` x the lane's longest interval between pushes so far; infinite when unknown)
-    and the wait the age guard assumes after a prune (the lane's longest interval between pushes
-    so far, else its typical one: a prune must keep the limit unless the lane waits longer than
-    it ever has)."""
+    ``age_factor`` x the lane's typical (median) interval between pushes; infinite when unknown)
+    and the wait the age guard assumes after a prune (the lane's typical interval between pushes:
+    with the default limit, a lane is pruned only while its model is younger than its typical
+    interval less the time to push, so that one missed push keeps its age within twice the
+    typical interval). The longest interval so far would be the natural reference, but it is set
+    by the rarest gap of the whole history: measured against the longest age of the period that
+    follows, lanes that pushed regularly since then came out more than doubled."""
     n = len(frame)
     duration = np.zeros(n) if cost is None else np.nan_to_num(np.asarray(cost, dtype=float) / 3600.0, nan=0.0)
     duration = np.maximum(duration, 0.0)
@@ -575,15 +578,10 @@ def _age_inputs(frame: pd.DataFrame, config: PolicyConfig, cost) -> tuple[np.nda
     slot = np.where(np.isnan(slot), typical, slot)
     if config.max_model_age_h is not None:
         limit = np.full(n, float(config.max_model_age_h))
-    elif "longest_interval_h" in frame.columns:
-        lim = config.age_factor * frame["longest_interval_h"].to_numpy(dtype=float, na_value=np.nan)
-        limit = np.where(np.isnan(lim), np.inf, lim)
     else:
-        limit = np.full(n, np.inf)
-    longest = (frame["longest_interval_h"].to_numpy(dtype=float, na_value=np.nan)
-               if "longest_interval_h" in frame.columns else np.full(n, np.nan))
-    wait = np.where(np.isnan(longest), typical, longest)
-    return duration, slot, limit, wait
+        lim = config.age_factor * typical
+        limit = np.where(np.isnan(lim), np.inf, lim)
+    return duration, slot, limit, typical
 
 
 def recent_window(data: pd.DataFrame, prob: np.ndarray, config: PolicyConfig) -> tuple[np.ndarray, ...]:
