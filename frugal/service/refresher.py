@@ -361,6 +361,20 @@ class Refresher:
             return True
         return time.monotonic() - self._refit_failed_at >= min(self.config.refit_every_s, 600.0)
 
+    def warm_up_now(self) -> bool:
+        """At start, without a saved policy: answer from the warehouse's lanes at once, if it holds
+        trainings already (a restart before the first fit ended). True when it did."""
+        try:
+            signature = self.signature()
+            if not signature[0]:
+                return False
+            self.holder.warm = self._warmup(signature)
+        except Exception as exc:  # not analysed yet: the first refresh warms up
+            log.info("no warm-up from the warehouse yet: %s", exc)
+            return False
+        self.step("warm-up", "answering from the warehouse's lanes; the first refresh follows")
+        return True
+
     def _warmup(self, signature: tuple) -> Warm:
         """The warm-up state: every lane unscored (decisions run every training: the fallback)."""
         cur = self.con.cursor()

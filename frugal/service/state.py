@@ -68,6 +68,8 @@ class Service:
                                explore=config.explore, explore_seed=config.explore_seed)
         if self.refresher.restore():   # serve at once from an earlier run's policy and upcoming trainings
             self.decider.recall_prunes()
+        elif self.holder.restored is None:   # no policy yet: answer (every training runs) while it warms up
+            self.refresher.warm_up_now()
         settle_heap()   # before the first request: what startup loaded is never scanned again
 
     # ----------------------------------------------------------------------------------- lifecycle
