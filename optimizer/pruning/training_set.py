@@ -96,9 +96,10 @@ def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_
     state: dict = {}
 
     def choose(c) -> None:   # runs inside build_features, once _pf_src exists: plan on the lane table
-        from optimizer.pruning.features import graphlet_lanes
+        from optimizer.pruning.features import _GRAPHLET_SQL, _LANE_SQL
 
-        graphlet_lanes(c)
+        c.execute(_GRAPHLET_SQL)     # the lanes (_pf_gl), in DuckDB only
+        c.execute(_LANE_SQL)
         state["plan"] = plan = _plan(c, max_rows, where)
         if not plan.bounded:
             c.execute(f"CREATE OR REPLACE TEMP TABLE _ts_keep AS SELECT graphlet_id FROM _pf_gl {where}")
