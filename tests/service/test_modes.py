@@ -125,7 +125,7 @@ def test_exploration_runs_a_share_of_model_prunes_and_the_audit_estimates_their_
                                           "--explore-seed", "11"])
     pipelines = _pipelines(s)
     answers, n = [], 0
-    for _ in range(10):
+    for _ in range(14):
         for p in pipelines:
             d = s.decide(p)
             answers.append(d)
