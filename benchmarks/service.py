@@ -284,6 +284,9 @@ def scale_run(fraction: float, args, start_service) -> dict:
             while s.get("/readyz").json()["pending"]:     # the first report too
                 time.sleep(0.2)
             first = s.call("GET", "/api/v1/sources")
+            while "seconds" not in first["last_refresh"]:   # the first cycle's figures are recorded last
+                time.sleep(0.2)
+                first = s.call("GET", "/api/v1/sources")
             row["trainings"] = s.sql("SELECT count(*) FROM graphlets")[0][0]
             row["first_refresh_s"] = round(first["last_refresh"]["seconds"], 2)
             row["first_refresh_phases"] = first["last_refresh"]["phases"]
