@@ -46,8 +46,12 @@ def evaluate_lines(data: dict) -> list[str]:
     pol = data["policy"]
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     lines = [f"trained on trainings before {data['train_until']}; replayed {m['trainings']:,} later trainings"]
+    fresh = pol.get("objective") == "freshness"
     if pol["fallback"]:
         lines.append(f"fallback: {pol['fallback']}")
+    elif fresh:
+        lines.append(f"retrained {len(pol.get('refits', [])) or 1} times during the replay; prune where the expected "
+                     "added age per second of waste saved is lowest, within the age budget")
     else:
         ths = [r["threshold"] for r in pol.get("refits", []) if r["threshold"] is not None] or [pol["threshold"]]
         if len(pol.get("refits", [])) > 1:
@@ -64,6 +68,8 @@ def evaluate_lines(data: dict) -> list[str]:
     base = data.get("baselines") or {}
     # columns: the policy, each baseline (replayed the same way), the oracle
     cols = [("policy", m)] + [(name.replace("_", " "), b) for name, b in base.items()]
+    if oracle and fresh and oracle.get("controlled"):
+        cols.append(("oracle online", oracle["controlled"]))
     if oracle:
         cols.append(("oracle", oracle))
     rows = [("", *(c[0] for c in cols))]
@@ -84,6 +90,8 @@ def evaluate_lines(data: dict) -> list[str]:
         row("ranking (AUC)", "auc", lambda v: "n/a" if v is None else f"{v:.3f}")
     if base or oracle:
         at = [pct(m["waste_pruned"])] + [pct(b["at_policy_loss"]["waste_pruned"]) for b in base.values()]
+        if oracle and fresh and oracle.get("controlled"):
+            at.append("")
         if oracle:
             at.append(pct(oracle["waste_pruned_at_policy_loss"]))
         rows.append(("waste pruned at the policy's loss", *at))
@@ -110,6 +118,12 @@ def evaluate_lines(data: dict) -> list[str]:
     if oracle and data.get("policy_vs_oracle") is not None:
         lines.append(f"policy reaches {pct(data['policy_vs_oracle'])} of the oracle's waste pruned "
                      f"({pct(data.get('policy_vs_oracle_unguarded'))} of the oracle's without cadence guards)")
+    lane = (base.get("lane_push_rate") or {}).get("hindsight_at_budget")
+    if fresh and lane is not None:
+        ratio = (base["lane_push_rate"].get("policy_ratio_at_budget"))
+        lines.append(f"the lane push-rate rule held in hindsight to the whole age budget prunes {pct(lane['waste_pruned'])} "
+                     f"of the waste (added age {pct(lane['added_age'])}); the policy "
+                     + ("n/a" if ratio is None else f"x{ratio:.2f}") + " of it")
     if pol["top_features"]:
         lines.append("top features: " + ", ".join(f["feature"] for f in pol["top_features"][:5]))
     return lines
