@@ -21,7 +21,7 @@ and prints per size: seconds from launch to the first decision answered (the war
 fallback) and to the first policy, the peak RSS of the service and of its children (the refit),
 sampled from /proc every 0.25 s, the first refresh's seconds (ingest, analysis, refit, describe)
 and those of a refit on demand and of an idle refresh, and decision latency p50/p99 (sequential,
-over real HTTP). ``--memory-limit`` is passed to `frugal serve`.
+over real HTTP). ``--memory-limit`` and ``--learn-max-rows`` are passed to `frugal serve`.
 
     python benchmarks/service.py --scale 0.25,0.5,1 --pipelines 120 --days 60 [--memory-limit 2GB]
 """
@@ -259,6 +259,8 @@ def scale_run(fraction: float, args, start_service) -> dict:
     extra = ["--source-id", "prod", "--ingest-every", "3600"]
     if args.memory_limit:
         extra += ["--memory-limit", args.memory_limit]
+    if args.learn_max_rows:
+        extra += ["--learn-max-rows", str(args.learn_max_rows)]
     row: dict = {"fraction": fraction, "pipelines": pipelines, "days": args.days}
     try:
         t0 = time.perf_counter()
@@ -354,6 +356,7 @@ def main() -> None:
     ap.add_argument("--scale", default=None, help="fractions of the corpus to serve from a cold start each "
                                                  "(e.g. 0.25,0.5,1), instead of the load test")
     ap.add_argument("--memory-limit", default=None, help="frugal serve --memory-limit (with --scale)")
+    ap.add_argument("--learn-max-rows", type=int, default=None, help="frugal serve --learn-max-rows (with --scale)")
     ap.add_argument("--decisions", type=int, default=300, help="sequential decisions timed per size (--scale)")
     args = ap.parse_args()
     if args.scale:
