@@ -5,6 +5,11 @@ that lane's scored upcoming training), the operator's rules and the budget of re
 so it costs no query; with ``inputs`` (the "fresh" path) it first reads the source's newest
 records and describes the upcoming training from them. It is answered once its ledger row is
 committed (``LedgerWriter``). The operator's rules are written here too, as the decider reads them.
+
+The pipeline's mode (``modes.Modes``, or an active rule's) shapes the answer: ``shadow`` and
+``off`` always run (shadow records the verdict as ``would_prune``); in ``enforce`` a model prune
+runs anyway with probability ``explore`` (``explored``, ``propensity`` in the ledger), and only
+a prune enforced spends the budget.
 """
 
 from __future__ import annotations
