@@ -179,6 +179,21 @@ def _report(url, warehouse, token_file, path: str, local, fmt: str):
         con.close()
 
 
+# the budget's options, shared by `prune evaluate` and `prune decide`
+MAX_LOST_PUSHES = typer.Option(0.02, "--max-lost-pushes",
+                               help="Budget under --objective pushes: share of pushes the policy may lose.")
+OBJECTIVE = typer.Option("freshness", "--objective",
+                         help="What the budget bounds: freshness (the deployed models' added age) or pushes (the "
+                              "share of pushes lost).")
+MAX_ADDED_AGE = typer.Option(0.05, "--max-added-age",
+                             help="Budget under --objective freshness: how much older the deployed models may get "
+                                  "on average (0.05 = 5% added age).")
+MAX_MODEL_AGE_H = typer.Option(None, "--max-model-age-h",
+                               help="Model-age SLO: never prune when the deployed model would get older than this "
+                                    "many hours at the lane's next expected push (default: 2x the lane's typical "
+                                    "interval between pushes).")
+
+
 def register(app: typer.Typer) -> None:
     """Attach `frugal prune evaluate` and `frugal prune decide` to the application."""
     prune = typer.Typer(help="Predict and prune trainings that will not push a model.", no_args_is_help=True)
@@ -190,19 +205,10 @@ def register(app: typer.Typer) -> None:
         train_until: str = typer.Option(None, "--train-until",
                                         help="Learn from trainings before this UTC date/time, replay the rest "
                                              "(default: the first 60% of the time span)."),
-        max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
-                                              help="Budget under --objective pushes: share of pushes the policy "
-                                                   "may lose."),
-        objective: str = typer.Option("freshness", "--objective",
-                                      help="What the budget bounds: freshness (the deployed models' added age) "
-                                           "or pushes (the share of pushes lost)."),
-        max_added_age: float = typer.Option(0.05, "--max-added-age",
-                                            help="Budget under --objective freshness: how much older the deployed "
-                                                 "models may get on average (0.05 = 5% added age)."),
-        max_model_age_h: float = typer.Option(None, "--max-model-age-h",
-                                              help="Model-age SLO: never prune when the deployed model would get "
-                                                   "older than this many hours (default: 2x the lane's longest "
-                                                   "interval between pushes so far)."),
+        max_lost_pushes: float = MAX_LOST_PUSHES,
+        objective: str = OBJECTIVE,
+        max_added_age: float = MAX_ADDED_AGE,
+        max_model_age_h: float = MAX_MODEL_AGE_H,
         decisions_out: Path = typer.Option(
             None, "--decisions-out",
             help="Write one CSV row per replayed training: source_id, trainer_execution_id, started_at, "
@@ -303,19 +309,10 @@ def register(app: typer.Typer) -> None:
                                                     "decision is recorded in its ledger."),
         token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
         source: str = typer.Option(None, "--source", help="Source id, with --url, when the pipeline is in several."),
-        max_lost_pushes: float = typer.Option(0.02, "--max-lost-pushes",
-                                              help="Budget under --objective pushes: share of pushes the policy "
-                                                   "may lose."),
-        objective: str = typer.Option("freshness", "--objective",
-                                      help="What the budget bounds: freshness (the deployed models' added age) "
-                                           "or pushes (the share of pushes lost)."),
-        max_added_age: float = typer.Option(0.05, "--max-added-age",
-                                            help="Budget under --objective freshness: how much older the deployed "
-                                                 "models may get on average (0.05 = 5% added age)."),
-        max_model_age_h: float = typer.Option(None, "--max-model-age-h",
-                                              help="Model-age SLO: never prune when the deployed model would get "
-                                                   "older than this many hours (default: 2x the lane's longest "
-                                                   "interval between pushes so far)."),
+        max_lost_pushes: float = MAX_LOST_PUSHES,
+        objective: str = OBJECTIVE,
+        max_added_age: float = MAX_ADDED_AGE,
+        max_model_age_h: float = MAX_MODEL_AGE_H,
         fmt: str = typer.Option("table", "--format", help="table or json."),
     ) -> None:
         """Say prune or run for the pipeline's next training, with the probability and why."""

@@ -28,38 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTE = ("2 stores share the default source id 'metadata': using a/metadata for {a}, "
         "b/metadata for {b} (choose others with --source-id)")
 
-TINY = '''
-import os
-from pathlib import Path
-
-from pipelines.api import Pipeline, beam_step, python_step, source
-
-DATA = Path(os.environ["FRUGAL_RUN_DIR"]) / "rows.csv"
-if not DATA.exists():
-    DATA.write_text("x\\n" + "".join(f"{i}\\n" for i in range(20)))
-
-
-def double(rows):
-    import apache_beam as beam
-
-    return rows | beam.Map(lambda r: {"x": 2.0 * float(r["x"])})
-
-
-def train(examples):
-    return {"n": len(examples)}
-
-
-def push(model):
-    return {"pushed": model["n"] > 10}
-
-
-pipeline = Pipeline("team/tiny", (
-    source("rows", str(DATA)),
-    beam_step("double", double, {"rows": "rows"}, type_name="Transform"),
-    python_step("train", train, {"examples": "double"}, type_name="Trainer", output_type="Model"),
-    python_step("push", push, {"model": "train"}, type_name="Pusher", output_type="PushedModel"),
-))
-'''
+TINY = (ROOT / "tests" / "data" / "pipelines" / "tiny.py").read_text().replace('NAME = "tiny"', 'NAME = "team/tiny"')
 
 
 @pytest.fixture(scope="module")
