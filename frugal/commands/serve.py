@@ -29,8 +29,16 @@ def register(app: typer.Typer) -> None:
         source_id: list[str] = typer.Option(None, "--source-id", help="Source id per store, in order (default: "
                                                                       "as frugal ingest: the file stem, folder/stem "
                                                                       "for stores whose stems collide)."),
-        max_lost_pushes: float = typer.Option(None, "--max-lost-pushes", help="Budget: share of pushes the "
-                                                                              "policy may lose (default 0.02)."),
+        objective: str = typer.Option(None, "--objective", help="What the budget bounds: freshness (the deployed "
+                                                                "models' added age; the default) or pushes."),
+        max_added_age: float = typer.Option(None, "--max-added-age", help="Freshness budget: how much older the "
+                                                                          "deployed models may get (default 0.05)."),
+        max_model_age_h: float = typer.Option(None, "--max-model-age-h",
+                                              help="Model-age SLO in hours (default: 2x each lane's typical "
+                                                   "interval between pushes; per pipeline in a rule)."),
+        max_lost_pushes: float = typer.Option(None, "--max-lost-pushes", help="Pushes budget (--objective pushes): "
+                                                                              "share of pushes the policy may lose "
+                                                                              "(default 0.02)."),
         mode: str = typer.Option(None, "--mode", help="Mode of the pipelines in the stores when the service first "
                                                       "loads them: enforce, shadow or off (default enforce)."),
         new_pipeline_mode: str = typer.Option(None, "--new-pipeline-mode",
@@ -72,7 +80,8 @@ def register(app: typer.Typer) -> None:
                                 "port": port if port not in (None, 0) else None, "token_file": token_file,
                                 "ingest_every_s": ingest_every,
                                 "source_ids": tuple(source_id) if source_id else None,
-                                "max_lost_pushes": max_lost_pushes, "mode": mode,
+                                "max_lost_pushes": max_lost_pushes, "objective": objective,
+                                "max_added_age": max_added_age, "max_model_age_h": max_model_age_h, "mode": mode,
                                 "new_pipeline_mode": new_pipeline_mode, "explore": explore,
                                 "explore_seed": explore_seed, "memory_limit": memory_limit,
                                 "learn_max_rows": learn_max_rows})

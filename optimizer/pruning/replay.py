@@ -37,7 +37,7 @@ from optimizer.pruning.policy import (Policy, PolicyConfig, choose_threshold, co
 
 __all__ = ["ReplayResult", "evaluate", "replay_metrics", "cadence", "cadence_summary",
            "tradeoff_curve", "load_truth", "store_sources", "tradeoff_figure", "cadence_figure", "replay_frame",
-           "CensoredReplay", "censored_replay"]
+           "CensoredReplay", "censored_replay", "with_outcomes"]
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +114,24 @@ def replay_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, with_k
     Returns (frame, columns), or (frame, columns, property_keys) with ``with_keys``.
     """
     fs = build_features(con, feature_config)
+    frame = with_outcomes(con, fs.frame)
+    if with_keys:
+        return frame, fs.columns, fs.frame.attrs["property_keys"]
+    return frame, fs.columns
+
+
+def with_outcomes(con, features: pd.DataFrame) -> pd.DataFrame:
+    """Features (one row per graphlet) joined with their outcomes and the columns the replay and the
+    policy read (``REPLAY_COLUMNS``), in time order."""
     out = graphlet_outcomes(con)
-    frame = fs.frame.merge(out, on="graphlet_id", how="left", validate="one_to_one").copy()
+    frame = features.merge(out, on="graphlet_id", how="left", validate="one_to_one").copy()
     frame["n_prior"] = frame["h_trainings_before"]
     frame["hours_since_push"] = frame["h_hours_since_push"]
     frame["typical_interval_h"] = frame["h_median_push_interval_h"]
     frame["longest_interval_h"] = frame["h_longest_push_interval_h"]
     frame["push_time"] = frame["ended_at"]
     frame["pushed"] = frame["pushed"].fillna(False).astype(bool)
-    frame = frame.sort_values(["started_at", "graphlet_id"], kind="stable").reset_index(drop=True)
-    if with_keys:
-        return frame, fs.columns, fs.frame.attrs["property_keys"]
-    return frame, fs.columns
+    return frame.sort_values(["started_at", "graphlet_id"], kind="stable").reset_index(drop=True)
 
 
 def replay_metrics(frame: pd.DataFrame, pruned: np.ndarray, *, wasted_total_s: float | None = None,

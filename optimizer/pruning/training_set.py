@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from optimizer.pruning.features import FeatureConfig, build_features, graphlet_outcomes
+from optimizer.pruning.features import FeatureConfig, build_features
+from optimizer.pruning.replay import with_outcomes
 
 __all__ = ["TrainingSetPlan", "rows_for", "training_frame", "BYTES_PER_VALUE", "ROW_FACTOR", "EXPECTED_COLUMNS"]
 
@@ -145,16 +146,7 @@ def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_
         weights = state["weights"]
         frame = frame.merge(weights, on="graphlet_id", how="inner", validate="one_to_one")
         frame = frame.rename(columns={"weight": "sample_weight"})
-    out = graphlet_outcomes(con)
-    frame = frame.merge(out, on="graphlet_id", how="left", validate="one_to_one").copy()
-    # as replay_frame
-    frame["n_prior"] = frame["h_trainings_before"]
-    frame["hours_since_push"] = frame["h_hours_since_push"]
-    frame["typical_interval_h"] = frame["h_median_push_interval_h"]
-    frame["longest_interval_h"] = frame["h_longest_push_interval_h"]
-    frame["push_time"] = frame["ended_at"]
-    frame["pushed"] = frame["pushed"].fillna(False).astype(bool)
-    frame = frame.sort_values(["started_at", "graphlet_id"], kind="stable").reset_index(drop=True)
+    frame = with_outcomes(con, frame)
     log.info("training set: %s", plan.to_dict())
     return frame, fs.columns, fs.frame.attrs["property_keys"], plan
 

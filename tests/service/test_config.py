@@ -61,3 +61,32 @@ def test_bad_modes_and_exploration_settings_are_refused_clearly(tmp_path, line, 
                                          encoding="utf-8")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):
         merged(load_toml(tmp_path / "serve.toml"), {})
+
+
+@pytest.mark.parametrize("table", ["", "[serve]\n"])
+def test_the_objective_and_its_budgets_are_set_in_toml_and_reach_the_policy(tmp_path, table):
+    from frugal.service.state import Service
+
+    (tmp_path / "serve.toml").write_text(f'{table}stores = ["a.sqlite"]\nwarehouse = "w.duckdb"\n'
+                                         'objective = "pushes"\nmax_added_age = 0.1\nmax_model_age_h = 30\n',
+                                         encoding="utf-8")
+    config = merged(load_toml(tmp_path / "serve.toml"), {"max_added_age": None})
+    assert (config.objective, config.max_added_age, config.max_model_age_h) == ("pushes", 0.1, 30)
+    defaults = ServiceConfig(stores=("a.sqlite",), warehouse=Path("w.duckdb"))
+    assert (defaults.objective, defaults.max_added_age, defaults.max_model_age_h) == ("freshness", 0.05, None)
+    service = Service(merged(load_toml(tmp_path / "serve.toml"), {}))
+    try:
+        policy = service.policy_config
+        assert (policy.objective, policy.max_added_age, policy.max_model_age_h) == ("pushes", 0.1, 30)
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"objective": "speed"}, 'objective must be "freshness" or "pushes"'),
+    ({"max_added_age": -0.1}, "max_added_age must be a share >= 0"),
+    ({"max_model_age_h": 0}, "max_model_age_h must be > 0 hours"),
+])
+def test_bad_objective_settings_are_refused_clearly(values, message):
+    with pytest.raises(ConfigError, match=message):
+        ServiceConfig(stores=("a.sqlite",), warehouse=Path("w.duckdb"), **values)
