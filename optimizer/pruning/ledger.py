@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = ["create_ledger_tables", "record_decision", "record_decisions", "match_outcomes", "Rule", "put_rule",
            "delete_rule", "load_rules", "recent_decisions", "ledger_summary", "ledger_section", "LEDGER_COLUMNS",
-           "RECORDED_COLUMNS"]
+           "RECORDED_COLUMNS", "explored_weights"]
 
 LEDGER_COLUMNS = ("decision_id", "decided_at", "source_id", "pipeline", "lane", "run_id", "action",
                   "probability", "threshold", "policy_version", "reasons", "fallback", "rule", "inputs",
@@ -256,3 +256,24 @@ def ledger_section(con):
             "compute_saved_s": ("compute saved (s)", round(s["compute_saved_s"], 1), "float"),
             "estimated_pushes_lost": ("estimated pushes lost", round(s["estimated_pushes_lost"], 3), "float"),
         })
+
+
+def explored_weights(con) -> dict[str, float]:
+    """Graphlet id -> 1 / propensity of every training that ran because exploration chose it.
+
+    Trainings the policy pruned are never observed, so a refit learns from a censored history; an
+    explored training (a would-be prune run anyway with probability ``propensity``) stands for all
+    the would-be prunes it was drawn from, and is weighted by the inverse of that probability.
+    Empty without a ledger, or before any explored decision was matched to its training."""
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "decisions" not in have:
+        return {}
+    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'decisions'").fetchall()}
+    if not {"explored", "propensity"} <= cols:
+        return {}
+    rows = con.execute("""
+        SELECT outcome_graphlet_id, max(propensity) FROM decisions
+        WHERE explored AND outcome = 'ran' AND outcome_graphlet_id IS NOT NULL AND propensity > 0
+        GROUP BY 1""").fetchall()
+    return {str(g): 1.0 / float(p) for g, p in rows}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from optimizer.pruning.features import FeatureConfig, build_features
+from optimizer.pruning.ledger import explored_weights
 from optimizer.pruning.replay import with_outcomes
 
 __all__ = ["TrainingSetPlan", "rows_for", "training_frame", "BYTES_PER_VALUE", "ROW_FACTOR", "EXPECTED_COLUMNS"]
@@ -147,6 +148,13 @@ def training_frame(con, feature_config: FeatureConfig = FeatureConfig(), *, max_
         frame = frame.merge(weights, on="graphlet_id", how="inner", validate="one_to_one")
         frame = frame.rename(columns={"weight": "sample_weight"})
     frame = with_outcomes(con, frame)
+    explored = explored_weights(con)
+    if explored:
+        # explored trainings stand for the would-be prunes that were never observed
+        boost = frame["graphlet_id"].astype(str).map(explored).fillna(1.0).to_numpy(dtype=float)
+        base = frame["sample_weight"].to_numpy(dtype=float) if "sample_weight" in frame.columns else 1.0
+        frame["sample_weight"] = base * boost
+        log.info("training set: %d explored trainings weighted 1 / propensity", int((boost != 1.0).sum()))
     log.info("training set: %s", plan.to_dict())
     return frame, fs.columns, fs.frame.attrs["property_keys"], plan
 

@@ -77,3 +77,32 @@ def test_describe_reads_only_the_lanes_latest_trainings(warehouse):
     unscored = live.lanes_unscored(con)
     assert unscored.keys() == everything.keys()
     assert all(u.probability is None for u in unscored.values())
+
+
+def test_explored_trainings_are_weighted_by_their_inverse_propensity(warehouse, tmp_path):
+    """A refit learns from what ran: an explored training (a would-be prune run anyway with
+    probability 0.25, matched to its graphlet in the ledger) weighs 4, every other training 1,
+    also on top of a bounded set's sampling weight."""
+    import shutil
+
+    from optimizer.pruning.ledger import create_ledger_tables, record_decision
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, copy)
+    con = duckdb.connect(str(copy))
+    newest = con.execute("SELECT graphlet_id, source_id, pipeline FROM graphlets "
+                         "ORDER BY started_at DESC, graphlet_id LIMIT 3").fetchall()
+    create_ledger_tables(con)
+    for k, (gid, source, pipeline) in enumerate(newest):
+        record_decision(con, {"decision_id": f"d{k}", "decided_at": pd.Timestamp("2020-01-01").to_pydatetime(),
+                              "source_id": source, "pipeline": pipeline, "action": "run",
+                              "explored": k < 2, "would_prune": True, "propensity": 0.25, "mode": "enforce"})
+        con.execute("UPDATE decisions SET outcome = 'ran', outcome_graphlet_id = ? WHERE decision_id = ?",
+                    [gid, f"d{k}"])
+    frame, _, _, plan = training_frame(con)
+    weights = frame.set_index("graphlet_id")["sample_weight"]
+    assert weights.loc[newest[0][0]] == weights.loc[newest[1][0]] == 4.0
+    assert weights.loc[newest[2][0]] == 1.0 and (weights.drop([newest[0][0], newest[1][0]]) == 1.0).all()
+    bounded, _, _, _ = training_frame(con, max_rows=200)
+    b = bounded.set_index("graphlet_id")["sample_weight"]
+    assert b.loc[newest[0][0]] == 4.0           # the newest trainings are kept in full (weight 1) x 4
