@@ -155,6 +155,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.runner import MLMD_FILE, RunOptions, run_pipeline
 
         beam_args = tuple(ctx.args)
+        budget_bytes = parse_bytes(budget) if budget else None   # a bad value is named before anything else
         artifacts, run_dir = output_folders(store, artifacts, not no_reuse)
         gate = _gate(hook, hook_token_file, hook_timeout) if hook else None
         with _run_dir(run_dir):
@@ -162,7 +163,7 @@ def register(app: typer.Typer) -> None:
             opts = RunOptions(
                 artifacts=artifacts,
                 mlmd_store=store,
-                budget_bytes=parse_bytes(budget) if budget else None,
+                budget_bytes=budget_bytes,
                 reuse=not no_reuse,
                 policy=policy,
                 beam_args=beam_args,
