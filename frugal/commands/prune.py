@@ -194,6 +194,14 @@ MAX_MODEL_AGE_H = typer.Option(None, "--max-model-age-h",
                                     "interval between pushes).")
 
 
+# the options of the service's reports, shared by `prune shadow` and `prune audit`
+REPORT_URL = typer.Option(None, "--url", help="A running `frugal serve` (which holds the warehouse).")
+REPORT_WAREHOUSE = typer.Option(None, "--warehouse", "-w", help="The service's warehouse, when it is not running.")
+REPORT_TOKEN_FILE = typer.Option(None, "--token-file", help="Bearer token for --url (first line).")
+REPORT_PIPELINE = typer.Option(None, "--pipeline", "-p", help="Only this pipeline.")
+REPORT_FORMAT = typer.Option("table", "--format", help="table or json.")
+
+
 def register(app: typer.Typer) -> None:
     """Attach `frugal prune evaluate` and `frugal prune decide` to the application."""
     prune = typer.Typer(help="Predict and prune trainings that will not push a model.", no_args_is_help=True)
@@ -256,12 +264,11 @@ def register(app: typer.Typer) -> None:
 
     @prune.command("shadow")
     def shadow_command(
-        url: str = typer.Option(None, "--url", help="A running `frugal serve` (which holds the warehouse)."),
-        warehouse: Path = typer.Option(None, "--warehouse", "-w", help="The service's warehouse, when it is "
-                                                                        "not running."),
-        token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
-        pipeline: str = typer.Option(None, "--pipeline", "-p", help="Only this pipeline."),
-        fmt: str = typer.Option("table", "--format", help="table or json."),
+        url: str = REPORT_URL,
+        warehouse: Path = REPORT_WAREHOUSE,
+        token_file: Path = REPORT_TOKEN_FILE,
+        pipeline: str = REPORT_PIPELINE,
+        fmt: str = REPORT_FORMAT,
     ) -> None:
         """What pruning would have done to the pipelines in shadow mode: decisions, would-be prunes,
         compute saved, pushes lost, added model age (see docs/service.md, "Shadow mode")."""
@@ -280,12 +287,11 @@ def register(app: typer.Typer) -> None:
 
     @prune.command("audit")
     def audit_command(
-        url: str = typer.Option(None, "--url", help="A running `frugal serve` (which holds the warehouse)."),
-        warehouse: Path = typer.Option(None, "--warehouse", "-w", help="The service's warehouse, when it is "
-                                                                        "not running."),
-        token_file: Path = typer.Option(None, "--token-file", help="Bearer token for --url (first line)."),
-        pipeline: str = typer.Option(None, "--pipeline", "-p", help="Only this pipeline."),
-        fmt: str = typer.Option("table", "--format", help="table or json."),
+        url: str = REPORT_URL,
+        warehouse: Path = REPORT_WAREHOUSE,
+        token_file: Path = REPORT_TOKEN_FILE,
+        pipeline: str = REPORT_PIPELINE,
+        fmt: str = REPORT_FORMAT,
     ) -> None:
         """What the enforced prunes cost, estimated from the explored trainings (inverse propensity
         weighting, 95% interval), beside what the policy predicted (docs/service.md, "Audit")."""
