@@ -304,7 +304,9 @@ def scale_run(fraction: float, args, start_service) -> dict:
             row["decision_p50_ms"] = round(pct(lat, 50) * 1e3, 2)
             row["decision_p99_ms"] = round(pct(lat, 99) * 1e3, 2)
             t = time.perf_counter()
-            did = s.call("POST", "/api/v1/policy/refit")
+            r = s.http.post(s.url + "/api/v1/policy/refit", timeout=3600)   # minutes at the paper's scale
+            assert r.status_code == 200, r.text
+            did = r.json()
             row["refit_refresh_s"] = round(did.get("seconds", time.perf_counter() - t), 2)
             row["refit_error"] = did.get("refit_error")
             did = s.call("POST", "/api/v1/ingest")
