@@ -161,7 +161,11 @@ def audit_lines(data: dict) -> list[str]:
     return lines
 
 
-def _report(url, warehouse, token_file, path: str, local, fmt: str):
+def _report(url, warehouse, token_file, endpoint: str, pipeline: str | None, local, fmt: str, lines) -> None:
+    """Print one of the service's reports: ``GET endpoint[?pipeline=]`` of a running service
+    (``url``), or ``local(con)`` on its warehouse; as JSON, or as ``lines(data)``."""
+    from urllib.parse import quote
+
     from optimizer.errors import OptimizerError
 
     if fmt not in ("table", "json"):
@@ -171,12 +175,19 @@ def _report(url, warehouse, token_file, path: str, local, fmt: str):
     if url is not None:
         from frugal.commands.remote import call
 
-        return call(url, "GET", path, token_file=token_file)
-    con = _open(warehouse)
-    try:
-        return local(con)
-    finally:
-        con.close()
+        path = endpoint + (f"?pipeline={quote(pipeline, safe='')}" if pipeline else "")
+        data = call(url, "GET", path, token_file=token_file)
+    else:
+        con = _open(warehouse)
+        try:
+            data = local(con)
+        finally:
+            con.close()
+    if fmt == "json":
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for line in lines(data):
+            typer.echo(line)
 
 
 # the budget's options, shared by `prune evaluate` and `prune decide`
@@ -272,18 +283,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What pruning would have done to the pipelines in shadow mode: decisions, would-be prunes,
         compute saved, pushes lost, added model age (see docs/service.md, "Shadow mode")."""
-        from urllib.parse import quote
-
         from optimizer.pruning.audit import shadow_report
 
-        path = "/api/v1/shadow" + (f"?pipeline={quote(pipeline, safe='')}" if pipeline else "")
-        data = _report(url, warehouse, token_file, path, lambda con: {"pipelines": shadow_report(con, pipeline)},
-                       fmt)
-        if fmt == "json":
-            typer.echo(json.dumps(data, indent=2))
-        else:
-            for line in shadow_lines(data["pipelines"]):
-                typer.echo(line)
+        _report(url, warehouse, token_file, "/api/v1/shadow", pipeline,
+                lambda con: {"pipelines": shadow_report(con, pipeline)}, fmt, lambda d: shadow_lines(d["pipelines"]))
 
     @prune.command("audit")
     def audit_command(
@@ -295,17 +298,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What the enforced prunes cost, estimated from the explored trainings (inverse propensity
         weighting, 95% interval), beside what the policy predicted (docs/service.md, "Audit")."""
-        from urllib.parse import quote
-
         from optimizer.pruning.audit import audit
 
-        path = "/api/v1/audit" + (f"?pipeline={quote(pipeline, safe='')}" if pipeline else "")
-        data = _report(url, warehouse, token_file, path, lambda con: audit(con, pipeline), fmt)
-        if fmt == "json":
-            typer.echo(json.dumps(data, indent=2))
-        else:
-            for line in audit_lines(data):
-                typer.echo(line)
+        _report(url, warehouse, token_file, "/api/v1/audit", pipeline, lambda con: audit(con, pipeline), fmt,
+                audit_lines)
 
     @prune.command("decide")
     def decide_command(

@@ -25,7 +25,7 @@ import pandas as pd
 
 from optimizer.pruning.features import hours_since_epoch
 
-__all__ = ["age_integrals", "freshness_metrics", "age_terms"]
+__all__ = ["age_integrals", "freshness_metrics", "age_terms", "slot_terms"]
 
 
 def age_integrals(frame: pd.DataFrame, pruned: np.ndarray, since, until) -> pd.DataFrame:
@@ -126,6 +126,10 @@ def age_terms(prob, age_h, duration_h, wait_h, slot_h) -> tuple[np.ndarray, np.n
     dur = np.nan_to_num(np.maximum(np.asarray(duration_h, dtype=float), 0.0), nan=0.0)
     wait = np.asarray(wait_h, dtype=float)
     slot = np.maximum(np.asarray(slot_h, dtype=float), 0.0)
-    loss = p * (age + dur) * wait
-    mass = age * slot + slot * slot / 2.0
-    return loss, mass
+    return slot_terms(p, age, dur, wait, slot)
+
+
+def slot_terms(p, age_h, duration_h, wait_h, slot_h):
+    """The arithmetic of ``age_terms`` on numbers or arrays as they are (no clipping): the
+    controller calls it once per decision with the age of the world it has shaped."""
+    return p * (age_h + duration_h) * wait_h, age_h * slot_h + slot_h * slot_h / 2.0

@@ -164,17 +164,14 @@ def decide(warehouse, pipeline: str, *, at=None, config: PolicyConfig = PolicyCo
     key = float(prune_key([p], [cost])[0]) if policy.key_threshold is not None and cost is not None else None
     loss = None
     if config.freshness:
-        terms = upcoming_age_terms(p, hours_since_push=row["h_hours_since_push"],
-                                   typical_interval_h=row["h_median_push_interval_h"],
-                                   longest_interval_h=row.get("h_longest_push_interval_h"),
-                                   since_prev_h=row.get("p_hours_since_prev_training"), cost_s=cost, config=config)
+        terms = upcoming_age_terms(p, row, cost, config)
         loss, key = terms.loss, terms.key
         guard = guard or terms.guard
     if guard is not None:
         action = "run"
         reasons.append(f"cadence guard: {guard}")
     else:
-        action = "prune" if policy.prunes(p, cost, loss=loss) else "run"
+        action = "prune" if policy.prunes(p, cost, age_key=key if loss is not None else None) else "run"
         reasons.append(_threshold_reason(p, cost, key, policy, below=action == "prune", loss=loss))
     for c in contributions:
         value = "not recorded" if c.value is None else f"{c.value:g}"

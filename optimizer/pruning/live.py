@@ -196,16 +196,9 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
                              longest_interval_h=row.get("h_longest_push_interval_h"))
         loss = mass = projected = None
         if config.freshness and p is not None:
-            terms = upcoming_age_terms(p, hours_since_push=row["h_hours_since_push"],
-                                       typical_interval_h=row["h_median_push_interval_h"],
-                                       longest_interval_h=row.get("h_longest_push_interval_h"),
-                                       since_prev_h=row.get("p_hours_since_prev_training"), cost_s=cost,
-                                       config=config)
-            loss, mass, key = terms.loss, terms.mass, terms.key
+            terms = upcoming_age_terms(p, row, cost, config)
+            loss, mass, key, projected = terms.loss, terms.mass, terms.key, terms.projected_age_h
             guard = guard or terms.guard
-            parts = [row["h_hours_since_push"], row["h_median_push_interval_h"]]
-            if not any(v is None or pd.isna(v) for v in parts):
-                projected = float(parts[0]) + float(parts[1]) + (cost or 0.0) / 3600.0
         out[row["lane"]] = Upcoming(
             source_id=str(row["source_id"]), pipeline=str(row["pipeline"]), lane=str(row["lane"]),
             at=pd.Timestamp(row["started_at"]).to_pydatetime(), probability=p, cost_s=cost, key=key, guard=guard,
@@ -323,7 +316,7 @@ def choose(up: Upcoming, learned: LearnedPolicy | None, *, rule: Rule | None = N
         reasons.append(f"cadence guard: {up.guard}")
     elif slo is not None:
         reasons.append(f"model-age SLO: {slo}")
-    elif policy.below(p, up.cost_s, raised, loss=up.loss):
+    elif policy.below(p, up.cost_s, raised, age_key=up.key if up.loss is not None else None):
         spend = up.loss if policy.config.freshness else p
         if budget is not None and budget.freshness and not budget.allows(spend):
             reasons.append(f"below the threshold, but the added-age budget is spent: {budget.lost:.3g} h^2 of "

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.pruning.features import hours_since_epoch
-from optimizer.pruning.freshness import age_terms
+from optimizer.pruning.freshness import age_terms, slot_terms
 
 __all__ = ["PolicyConfig", "Policy", "guard_reason", "replay_decisions", "choose_threshold", "train_policy",
            "lost_share", "REPLAY_COLUMNS", "window_threshold", "controlled_decisions",
@@ -146,7 +146,7 @@ class Policy:
     key_threshold: float | None = None
 
     def prunes(self, probability: float, cost: float | None = None, target: float | None = None,
-               loss: float | None = None) -> bool:
+               age_key: float | None = None) -> bool:
         """Whether a training that the guards allow is below the threshold.
 
         Under the controlled rule with a cost (``config.cost_feature``: the lane's median
@@ -159,22 +159,19 @@ class Policy:
         """
         if self.predictor is None:
             return False
-        return self.below(probability, cost, self.thresholds(target), loss=loss)
+        return self.below(probability, cost, self.thresholds(target), age_key=age_key)
 
     def below(self, probability: float, cost: float | None, thresholds: tuple[float, float | None],
-              loss: float | None = None) -> bool:
+              age_key: float | None = None) -> bool:
         """Whether ``probability`` (with ``cost``, its key) is below ``thresholds`` = (threshold, key_threshold).
 
-        Under the freshness objective the key is the expected added age (``loss``, from
-        ``optimizer.pruning.freshness.age_terms``) per second of waste saved; a training
-        without a ``loss`` is never pruned there.
+        Under the freshness objective the key is ``age_key``, the training's expected added age
+        per second of waste saved (``upcoming_age_terms``); a training without one is never
+        pruned there.
         """
         threshold, key_threshold = thresholds
         if self.config.freshness:
-            if loss is None or key_threshold is None or math.isnan(loss):
-                return False
-            return bool(prune_key([probability], [cost if cost is not None else math.nan], loss=[loss])[0]
-                        < key_threshold) if self.config.cost_feature is not None else bool(loss < key_threshold)
+            return age_key is not None and key_threshold is not None and bool(age_key < key_threshold)
         if key_threshold is not None and cost is not None:
             return bool(prune_key([probability], [cost])[0] < key_threshold)
         return bool(probability < threshold)
@@ -223,22 +220,23 @@ def guard_reason(n_prior: float, hours_since_push: float, typical_interval_h: fl
 @dataclass(frozen=True)
 class AgeTerms:
     """One upcoming training under the freshness objective: its expected added age if pruned and
-    the age it accounts for (h^2, ``age_terms``), its key (added age per second of waste saved)
-    and why the model-age SLO holds it back (None: it does not)."""
+    the age it accounts for (h^2, ``age_terms``), its key (added age per second of waste saved),
+    the deployed model's age at the lane's next expected push if it is pruned (None: unknown) and
+    why the model-age guard holds it back (None: it does not)."""
 
     loss: float
     mass: float
     key: float
+    projected_age_h: float | None
     guard: str | None
 
 
-def upcoming_age_terms(p: float, *, hours_since_push, typical_interval_h, longest_interval_h, since_prev_h,
-                       cost_s: float | None, config: PolicyConfig, max_model_age_h: float | None = None) -> AgeTerms:
-    """``AgeTerms`` of one training as the replay's controller computes them (``controlled_decisions``);
-    ``max_model_age_h`` (a pipeline's own SLO) overrides the config's."""
-    nums = [math.nan if v is None or pd.isna(v) else float(v)
-            for v in (hours_since_push, typical_interval_h, longest_interval_h, since_prev_h)]
-    age, wait, longest, slot = nums
+def upcoming_age_terms(p: float, row, cost_s: float | None, config: PolicyConfig) -> AgeTerms:
+    """``AgeTerms`` of one training from its feature ``row``, as the replay's controller computes them
+    (``controlled_decisions``)."""
+    age, wait, slot = (math.nan if v is None or pd.isna(v) else float(v)
+                       for v in (row["h_hours_since_push"], row["h_median_push_interval_h"],
+                                 row.get("p_hours_since_prev_training")))
     duration = 0.0 if cost_s is None or config.cost_feature is None else max(float(cost_s), 0.0) / 3600.0
     slot = wait if math.isnan(slot) else slot
     loss, mass = (float(v[0]) for v in age_terms([p], [age], [duration], [wait], [slot]))
@@ -246,17 +244,18 @@ def upcoming_age_terms(p: float, *, hours_since_push, typical_interval_h, longes
         key = loss
     else:
         key = float(prune_key([p], [cost_s if cost_s is not None else math.nan], loss=[loss])[0])
-    limit_h = max_model_age_h if max_model_age_h is not None else config.max_model_age_h
+    limit_h = float(_age_limit(wait, config))
     guard = None
     # the age the deployed model reaches at the next expected push if this training is pruned
     projected = (0.0 if math.isnan(age) else age) + duration + wait
-    if limit_h is not None and projected > limit_h:
+    if config.max_model_age_h is not None and projected > limit_h:
         guard = (f"the deployed model would pass its age limit of {limit_h:g} h: {projected:.1f} h at the "
                  f"next expected push (now {age:.1f} h, the lane pushes every {wait:.1f} h)")
-    elif limit_h is None and not math.isnan(wait) and projected > config.age_factor * wait:
+    elif config.max_model_age_h is None and projected > limit_h:
         guard = (f"the deployed model would reach {projected:.1f} h at the next expected push, past "
                  f"{config.age_factor:g} x the lane's typical interval between pushes ({wait:.1f} h)")
-    return AgeTerms(loss, 0.0 if math.isnan(mass) else mass, key, guard)
+    return AgeTerms(loss, 0.0 if math.isnan(mass) else mass, key,
+                    None if math.isnan(age) or math.isnan(projected) else projected, guard)
 
 
 REPLAY_COLUMNS = ("lane", "started_at", "n_prior", "hours_since_push", "typical_interval_h",
@@ -507,14 +506,11 @@ def controlled_decisions(frame: pd.DataFrame, prob: np.ndarray, threshold, confi
         if fresh:
             # expected added age if pruned, the age this slot accounts for, and the age SLO
             a = 0.0 if math.isnan(age) else max(age, 0.0)
-            loss_i = p_i * (a + duration[i]) * typical[i]
-            mass_i = a * slot[i] + slot[i] * slot[i] / 2.0
+            loss_i, mass_i = slot_terms(p_i, a, duration[i], typical[i], slot[i])
             if not math.isfinite(mass_i):
                 mass_i = 0.0
             ok = ok and not (a + duration[i] + guard_wait[i] > age_limit[i])
-            c_i = math.nan if cost_arr is None else cost_arr[i]
-            key_i = loss_i if cost_arr is None else (loss_i / ((1.0 - min(p_i, 1.0 - 1e-9)) * c_i)
-                                                     if c_i > 0 and math.isfinite(c_i) else math.inf)
+            key_i = loss_i if cost_arr is None else float(prune_key(p_i, cost_arr[i], loss=loss_i))
             accounted += mass_i
         else:
             loss_i, mass_i, key_i = p_i, p_i, key[i]
@@ -576,12 +572,16 @@ def _age_inputs(frame: pd.DataFrame, config: PolicyConfig, cost) -> tuple[np.nda
     slot = (frame["p_hours_since_prev_training"].to_numpy(dtype=float, na_value=np.nan)
             if "p_hours_since_prev_training" in frame.columns else np.full(n, np.nan))
     slot = np.where(np.isnan(slot), typical, slot)
+    return duration, slot, _age_limit(typical, config), typical
+
+
+def _age_limit(typical_h, config: PolicyConfig):
+    """The model-age limit (h) of trainings whose lanes push every ``typical_h``: ``max_model_age_h``,
+    else ``age_factor`` x ``typical_h`` (infinite where that is unknown)."""
+    typical_h = np.asarray(typical_h, dtype=float)
     if config.max_model_age_h is not None:
-        limit = np.full(n, float(config.max_model_age_h))
-    else:
-        lim = config.age_factor * typical
-        limit = np.where(np.isnan(lim), np.inf, lim)
-    return duration, slot, limit, typical
+        return np.full(typical_h.shape, float(config.max_model_age_h))
+    return np.where(np.isnan(typical_h), np.inf, config.age_factor * typical_h)
 
 
 def recent_window(data: pd.DataFrame, prob: np.ndarray, config: PolicyConfig) -> tuple[np.ndarray, ...]:

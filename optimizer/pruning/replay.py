@@ -290,8 +290,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
         t0, t1 = started.min(), started.max()
         until = t0 + (t1 - t0) * train_share
     else:
-        until = pd.Timestamp(train_until)
-        until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+        until = _utc(train_until)
     test = frame[started >= until].reset_index(drop=True)
     if test.empty:
         raise OptimizerError(f"no training starts at or after {until:%Y-%m-%d %H:%M}; choose an earlier "
@@ -299,8 +298,7 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
     # expanding window: retrain at ``config.refits`` evenly spaced times of the replayed period,
     # each time on what was known by then, and decide the trainings up to the next retraining
     t_test = pd.to_datetime(test["started_at"], utc=True)
-    end = t_test.max() + pd.Timedelta(seconds=1)
-    bounds = [until + (end - until) * k / config.refits for k in range(config.refits)] + [end]
+    bounds = _refit_bounds(until, t_test, config.refits)
     X = test[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
     base = _BaselineInputs(frame, started, until, columns, config) if baselines else None
     prob = np.ones(len(test))
@@ -417,6 +415,18 @@ def evaluate(con, *, train_until=None, config: PolicyConfig = PolicyConfig(), pr
                         baseline_results, baseline_curves)
 
 
+def _utc(ts) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _refit_bounds(until: pd.Timestamp, starts: pd.Series, refits: int) -> list[pd.Timestamp]:
+    """The replay's refit times: ``refits`` evenly spaced from ``until`` to just after the last
+    start, and that end; the policy trained at bound k decides the trainings up to bound k + 1."""
+    end = starts.max() + pd.Timedelta(seconds=1)
+    return [until + (end - until) * k / refits for k in range(refits)] + [end]
+
+
 def _controlled_oracle(frame: pd.DataFrame, before: pd.Series, test: pd.DataFrame, truth: pd.DataFrame,
                        p_true: np.ndarray, config: PolicyConfig, cost, ages, wasted_total, lane_p) -> dict:
     """The true probabilities decided *online*, by the policy's own controller, guards and cost key.
@@ -486,7 +496,6 @@ class _Ages:
         self.frame, self.rows, self.until, self.test, self.config = frame, replayed.to_numpy(), until, test, config
         ends = pd.concat([pd.to_datetime(test["started_at"], utc=True), pd.to_datetime(test["push_time"], utc=True)])
         self.end = ends.max()
-        self.without = None
 
     def integrals(self, pruned: np.ndarray) -> pd.DataFrame:
         full = np.zeros(len(self.frame), dtype=bool)
@@ -702,14 +711,12 @@ def censored_replay(frame: pd.DataFrame, columns, until, config: PolicyConfig = 
     if not 0.0 <= explore <= 1.0:
         raise OptimizerError(f"explore must be a share in [0, 1], got {explore}")
     started = pd.to_datetime(frame["started_at"], utc=True)
-    until = pd.Timestamp(until)
-    until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+    until = _utc(until)
     is_test = (started >= until).to_numpy()
     rows = frame[is_test].reset_index(drop=True)
     index = np.flatnonzero(is_test)
     t_rows = pd.to_datetime(rows["started_at"], utc=True)
-    end = t_rows.max() + pd.Timedelta(seconds=1)
-    bounds = [until + (end - until) * k / config.refits for k in range(config.refits)] + [end]
+    bounds = _refit_bounds(until, t_rows, config.refits)
     X = rows[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
     draws = np.random.default_rng(seed).random(len(rows))
     prob = np.ones(len(rows))
