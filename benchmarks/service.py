@@ -20,10 +20,16 @@ days and seed; each simulated once, cached), each from a cold start (no warehous
 and prints per size: seconds from launch to the first decision answered (the warm-up's
 fallback) and to the first policy, the peak RSS of the service and of its children (the refit),
 sampled from /proc every 0.25 s, the first refresh's seconds (ingest, analysis, refit, describe)
-and those of a refit on demand and of an idle refresh, and decision latency p50/p99 (sequential,
-over real HTTP). ``--memory-limit`` and ``--learn-max-rows`` are passed to `frugal serve`.
+and those of a refit on demand and of an idle refresh, decision latency p50/p99 (sequential,
+over real HTTP, then open loop at ``--rate`` for ``--seconds``), decisions from a run's inputs
+(the newest training's input artifacts of ``--fresh-pipelines`` pipelines, each twice: the
+first cuts the pipeline's slice, the second finds it warm), and a restart on the same
+warehouse with the saved policy (seconds to ready, its peak RSS). ``--memory-limit`` and
+``--learn-max-rows`` are passed to `frugal serve`; ``--stores`` writes the corpus to that many
+stores (the paper's: 4).
 
     python benchmarks/service.py --scale 0.25,0.5,1 --pipelines 120 --days 60 [--memory-limit 2GB]
+    python benchmarks/service.py --scale 0.125,1 --pipelines 3000 --days 120 --stores 4   # the paper
 """
 
 from __future__ import annotations
@@ -48,22 +54,87 @@ PAGE = 4096
 
 def corpus(pipelines: int, days: int, seed: int) -> Path:
     """The store of a simulated corpus (simulated once, cached)."""
-    from pipelines.simulator import simulate
+    return corpus_stores(pipelines, days, seed, 1)[0]
 
-    out = CACHE / f"service-{pipelines}x{days}-s{seed}"
+
+def corpus_stores(pipelines: int, days: int, seed: int, stores: int) -> list[Path]:
+    """The ``stores`` MLMD stores of a simulated corpus (simulated once, cached)."""
+    from pipelines.simulator import simulate
+    from pipelines.simulator.corpus import store_file_names
+
+    out = CACHE / (f"service-{pipelines}x{days}-s{seed}" + (f"-k{stores}" if stores > 1 else ""))
 
     def build(folder: Path) -> None:
-        print(f"simulating {pipelines} pipelines x {days} days (cached in {out}) ...", flush=True)
-        simulate(folder, pipelines=pipelines, days=days, seed=seed, progress=False)
+        print(f"simulating {pipelines} pipelines x {days} days into {stores} store(s) (cached in {out}) ...",
+              flush=True)
+        simulate(folder, pipelines=pipelines, days=days, seed=seed, stores=stores, progress=False)
 
     cached(out, build)
-    return out / "mlmd.sqlite"
+    return [out / name for name, _ in store_file_names(stores)]
 
 
 def pct(values, q):
     import numpy as np
 
     return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def open_loop(url: str, targets: list[tuple[str, str | None]], rate: float, seconds: float, *,
+              during=None, warmed=None) -> dict:
+    """Open-loop load: decision i (for ``targets[i % len]``, (pipeline, source)) is sent at
+    start + i / rate, by a pool of threads that each keep one HTTP/1.1 connection alive (the
+    standard library's client: little work per request); a connection idle for 2 s is
+    replaced, as pooled clients do before the server drops it. Returns latencies, send times
+    (seconds into the load) and errors."""
+    n = int(rate * seconds)
+    lat: list[float] = []
+    sent: list[float] = []
+    errors: list[str] = []
+    local = threading.local()
+    host, port = url.split("//", 1)[1].split(":")
+    clock = {"start": 0.0}
+
+    def one(i: int, record: bool = True) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is not None and time.perf_counter() - local.used > 2.0:
+            conn.close()          # expire idle connections before the server's keep-alive (5 s) does
+            conn = None
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        local.used = time.perf_counter()
+        pipeline, source = targets[i % len(targets)]
+        body = json.dumps({"pipeline": pipeline, "run_id": f"bench-{i}", **({"source": source} if source else {})})
+        t = time.perf_counter()
+        try:
+            conn.request("POST", "/api/v1/decisions", body, {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            text = r.read()
+            ok = r.status == 200 and json.loads(text)["action"] in ("run", "prune")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            conn.close()
+            local.conn = None
+            ok, text = False, str(exc).encode()
+        if record:
+            lat.append(time.perf_counter() - t)
+            sent.append(t - clock["start"])
+            if not ok:
+                errors.append(text[:200].decode(errors="replace"))
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda i: one(-1 - i, False), range(64)))    # warm-up: open the connections
+        if warmed is not None:
+            warmed()
+        start = clock["start"] = time.perf_counter()
+        load_started = time.time()
+        for i in range(n):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, i)
+            if during is not None:
+                during(i, n, start)
+    return {"lat": lat, "sent": sent, "errors": errors, "start": start, "load_started": load_started,
+            "elapsed": time.perf_counter() - start}
 
 
 def measure(s, live: Path, args, append_run) -> dict:
@@ -79,59 +150,24 @@ def measure(s, live: Path, args, append_run) -> dict:
                               stdout=subprocess.PIPE, text=True)
     grower.stdout.readline()   # its first run is written: its start-up (imports) is not in the load
 
-    # open-loop load: request i is sent at start + i / rate, by a pool of threads that each keep
-    # one HTTP/1.1 connection alive (the standard library's client: little work per request); a
-    # connection idle for 2 s is replaced, as pooled clients do before the server drops it
-    n = int(args.rate * args.seconds)
-    lat: list[float] = []
-    sent: list[float] = []     # when each recorded request was sent, seconds into the load
-    start = 0.0
-    errors: list[str] = []
-    local = threading.local()
-    host, port = s.url.split("//", 1)[1].split(":")
+    refit: dict = {}
 
-    def one(i: int, record: bool = True) -> None:
-        conn = getattr(local, "conn", None)
-        if conn is not None and time.perf_counter() - local.used > 2.0:
-            conn.close()          # expire idle connections before the server's keep-alive (5 s) does
-            conn = None
-        if conn is None:
-            conn = local.conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        local.used = time.perf_counter()
-        body = json.dumps({"pipeline": pipelines[i % len(pipelines)], "source": "prod", "run_id": f"bench-{i}"})
-        t = time.perf_counter()
-        try:
-            conn.request("POST", "/api/v1/decisions", body, {"Content-Type": "application/json"})
-            r = conn.getresponse()
-            text = r.read()
-            ok = r.status == 200 and json.loads(text)["action"] in ("run", "prune")
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            conn.close()
-            local.conn = None
-            ok, text = False, str(exc).encode()
-        if record:
-            lat.append(time.perf_counter() - t)
-            sent.append(t - start)
-            if not ok:
-                errors.append(text[:200].decode(errors="replace"))
+    def during(i: int, n: int, start: float) -> None:
+        if args.refit_during_load and i == n // 4:   # an operator's refit, a quarter into the load
+            refit["thread"] = threading.Thread(target=refit_now, args=(s, refit, time.perf_counter() - start))
+            refit["thread"].start()
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        list(pool.map(lambda i: one(-1 - i, False), range(64)))    # warm-up: open the connections
-        before = s.get("/metrics").text
-        refreshes_before = refresh_count(before)
-        gc_before = histogram(before, "frugal_gc_pause_seconds", generation="2")
-        start = time.perf_counter()
-        load_started = time.time()
-        refit: dict = {}
-        for i in range(n):
-            delay = start + i / args.rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(one, i)
-            if args.refit_during_load and i == n // 4:   # an operator's refit, a quarter into the load
-                refit["thread"] = threading.Thread(target=refit_now, args=(s, refit, time.perf_counter() - start))
-                refit["thread"].start()
-    elapsed = time.perf_counter() - start
+    before = {}
+
+    def warmed() -> None:
+        before["metrics"] = s.get("/metrics").text
+
+    load = open_loop(s.url, [(p, "prod") for p in pipelines], args.rate, args.seconds, during=during,
+                     warmed=warmed)
+    lat, sent, errors, load_started = load["lat"], load["sent"], load["errors"], load["load_started"]
+    refreshes_before = refresh_count(before["metrics"])
+    gc_before = histogram(before["metrics"], "frugal_gc_pause_seconds", generation="2")
+    elapsed = load["elapsed"]
     if "thread" in refit:
         refit.pop("thread").join()
     sources = s.get("/api/v1/sources").json()
@@ -251,12 +287,40 @@ class RssSampler(threading.Thread):
             self.stop_event.wait(self.every)
 
 
+def fresh_decisions(s, count: int) -> dict:
+    """Decisions from inputs: for ``count`` pipelines spread over the fleet, the input artifacts
+    of each one's newest training, twice (cold slice, then warm); latencies in ms."""
+    rows = s.sql(f"""
+        WITH newest AS (
+            SELECT source_id, pipeline, arg_max(trainer_execution_id, started_at) AS trainer,
+                   row_number() OVER (ORDER BY hash(pipeline)) AS k
+            FROM graphlets WHERE trainer_execution_id IS NOT NULL GROUP BY 1, 2)
+        SELECT n.source_id, n.pipeline, list(DISTINCT e.artifact_id ORDER BY e.artifact_id)
+        FROM newest n JOIN events e ON e.source_id = n.source_id AND e.execution_id = n.trainer
+        WHERE e.type = 'INPUT' AND n.k <= {int(count)} GROUP BY 1, 2 ORDER BY 2""")
+    cold, warm, errors = [], [], []
+    for source, pipeline, inputs in rows:
+        for times in (cold, warm):
+            t = time.perf_counter()
+            r = s.post("/api/v1/decisions", json={"pipeline": pipeline, "source": source, "inputs": inputs})
+            times.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors.append(r.text[:200])
+    every = cold + warm
+    ms = lambda x: round(x * 1e3, 1)  # noqa: E731
+    return {"pipelines": len(rows), "errors": len(errors), "first_errors": errors[:3],
+            "cold_p50_ms": ms(pct(cold, 50)), "cold_max_ms": ms(max(cold)),
+            "warm_p50_ms": ms(pct(warm, 50)), "warm_p99_ms": ms(pct(warm, 99)), "warm_max_ms": ms(max(warm)),
+            "p50_ms": ms(pct(every, 50)), "p99_ms": ms(pct(every, 99)), "max_ms": ms(max(every)),
+            "within_1s": sum(x <= 1.0 for x in every), "of": len(every)}
+
+
 def scale_run(fraction: float, args, start_service) -> dict:
     """One size of ``--scale``: a cold start of `frugal serve` on the corpus of this fraction."""
     pipelines = max(2, round(args.pipelines * fraction))
-    store = corpus(pipelines, args.days, args.seed)
+    stores = corpus_stores(pipelines, args.days, args.seed, args.stores)
     work = Path(tempfile.mkdtemp(prefix="frugal-bench-scale-"))
-    extra = ["--source-id", "prod", "--ingest-every", "3600"]
+    extra = (["--source-id", "prod"] if len(stores) == 1 else []) + ["--ingest-every", "3600"]
     if args.memory_limit:
         extra += ["--memory-limit", args.memory_limit]
     if args.learn_max_rows:
@@ -264,7 +328,7 @@ def scale_run(fraction: float, args, start_service) -> dict:
     row: dict = {"fraction": fraction, "pipelines": pipelines, "days": args.days}
     try:
         t0 = time.perf_counter()
-        s = start_service([store], work / "w.duckdb", extra=extra, wait_ready=False, timeout=3600)
+        s = start_service(stores, work / "w.duckdb", extra=extra, wait_ready=False, timeout=3600)
         sampler = RssSampler(s.proc.pid, s.pid)
         sampler.start()
         try:
@@ -303,6 +367,17 @@ def scale_run(fraction: float, args, start_service) -> dict:
                 assert r.status_code == 200, r.text
             row["decision_p50_ms"] = round(pct(lat, 50) * 1e3, 2)
             row["decision_p99_ms"] = round(pct(lat, 99) * 1e3, 2)
+            # open-loop load over every pipeline
+            targets = [(r[0], r[1]) for r in s.sql("SELECT pipeline, any_value(source_id) FROM graphlets "
+                                                   "GROUP BY 1 ORDER BY 1")]
+            load = open_loop(s.url, targets, args.rate, args.seconds)
+            row["load"] = {"rate": args.rate, "seconds": round(load["elapsed"], 1), "decisions": len(load["lat"]),
+                           "errors": len(load["errors"]), "p50_ms": round(pct(load["lat"], 50) * 1e3, 2),
+                           "p99_ms": round(pct(load["lat"], 99) * 1e3, 2),
+                           "max_ms": round(max(load["lat"]) * 1e3, 1)}
+            # decisions from a run's inputs: the newest training's input artifacts of 20 pipelines,
+            # each twice (the first cuts the pipeline's slice, the second finds it warm)
+            row["fresh"] = fresh_decisions(s, args.fresh_pipelines)
             t = time.perf_counter()
             r = s.http.post(s.url + "/api/v1/policy/refit", timeout=3600)   # minutes at the paper's scale
             assert r.status_code == 200, r.text
@@ -315,6 +390,23 @@ def scale_run(fraction: float, args, start_service) -> dict:
             sampler.stop_event.set()
             sampler.join()
             s.stop()
+        # a restart on the same warehouse with the saved policy: ready (a policy in use) at once?
+        t0 = time.perf_counter()
+        s = start_service(stores, work / "w.duckdb", extra=extra, wait_ready=False, timeout=600)
+        again = RssSampler(s.proc.pid, s.pid)
+        again.start()
+        try:
+            while s.get("/readyz").status_code != 200:
+                time.sleep(0.1)
+            row["restart_ready_s"] = round(time.perf_counter() - t0, 2)
+            pipeline = targets[0]
+            r = s.post("/api/v1/decisions", json={"pipeline": pipeline[0], "source": pipeline[1]})
+            row["restart_answer"] = r.json().get("policy_version") if r.status_code == 200 else r.text[:200]
+        finally:
+            again.stop_event.set()
+            again.join()
+            s.stop()
+        row["restart_peak_rss_mb"] = round(again.peak_total / 1e6)
         row["peak_rss_service_mb"] = round(sampler.peak_service / 1e6)
         row["peak_rss_children_mb"] = round(sampler.peak_children / 1e6)
         row["peak_rss_total_mb"] = round(sampler.peak_total / 1e6)
@@ -338,7 +430,13 @@ def scale(args) -> None:
               f"(together {row['peak_rss_total_mb']} MB, limit {row['memory_limit']}), first refresh "
               f"{row['first_refresh_s']:.1f} s, refit {row['refit_refresh_s']:.1f} s, idle refresh "
               f"{row['idle_refresh_s']:.2f} s, decisions p50 {row['decision_p50_ms']:.1f} ms / p99 "
-              f"{row['decision_p99_ms']:.1f} ms", flush=True)
+              f"{row['decision_p99_ms']:.1f} ms; at {row['load']['rate']:g}/s for {row['load']['seconds']:g} s: "
+              f"p50 {row['load']['p50_ms']} / p99 {row['load']['p99_ms']} ms, {row['load']['errors']} errors; "
+              f"from inputs ({row['fresh']['pipelines']} pipelines, twice): first p50 {row['fresh']['cold_p50_ms']} "
+              f"/ max {row['fresh']['cold_max_ms']} ms, warm p50 {row['fresh']['warm_p50_ms']} / max "
+              f"{row['fresh']['warm_max_ms']} ms, {row['fresh']['within_1s']}/{row['fresh']['of']} within 1 s, "
+              f"{row['fresh']['errors']} errors; restart ready in {row['restart_ready_s']} s "
+              f"(peak {row['restart_peak_rss_mb']} MB)", flush=True)
     print(json.dumps({"scale": rows}))
 
 
@@ -360,6 +458,10 @@ def main() -> None:
     ap.add_argument("--memory-limit", default=None, help="frugal serve --memory-limit (with --scale)")
     ap.add_argument("--learn-max-rows", type=int, default=None, help="frugal serve --learn-max-rows (with --scale)")
     ap.add_argument("--decisions", type=int, default=300, help="sequential decisions timed per size (--scale)")
+    ap.add_argument("--stores", type=int, default=1, help="MLMD stores the corpus is written to (--scale; "
+                                                        "the paper corpus: 4)")
+    ap.add_argument("--fresh-pipelines", type=int, default=20,
+                    help="pipelines whose newest training's inputs are decided from (--scale)")
     args = ap.parse_args()
     if args.scale:
         return scale(args)

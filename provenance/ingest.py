@@ -14,7 +14,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +29,10 @@ from provenance.connections import (
     sqlite_schema_version,
 )
 from provenance.errors import ProvenanceError
+from provenance.readers.sqlite_reader import PART_IDS
 from provenance.readers.staging import Batch
 from provenance.upgrade import UPGRADABLE_SCHEMA_VERSIONS, upgraded_copy
-from provenance.warehouse import connect, load_batch, source_row
+from provenance.warehouse import connect, load_parts, source_row
 
 __all__ = ["ingest", "IngestReport", "SourceReport", "VIAS", "known_sources", "store_source_ids"]
 
@@ -54,6 +55,7 @@ class SourceReport:
     seconds: float
     issues: int                    # rows of ingest_issues for the source after the ingest
     issue_counts: dict[str, int] = field(default_factory=dict)
+    parts: int = 1                 # parts the read was loaded in (a first read of a big SQLite store: several)
 
     @property
     def rows_per_s(self) -> float:
@@ -155,8 +157,8 @@ def _check(spec: StoreSpec, upgrade_copy: bool) -> None:
         check_server_reachable(spec)
 
 
-def _read(spec: StoreSpec, via: str, watermark: dict | None, on_table) -> Batch:
-    """Read one store; errors of the database layers become a ProvenanceError with advice."""
+def _read(spec: StoreSpec, via: str, watermark: dict | None, on_table, part_ids: int) -> Iterator[Batch]:
+    """Read one store, in parts; errors of the database layers become a ProvenanceError with advice."""
     import sqlite3
 
     import adbc_driver_manager
@@ -166,15 +168,36 @@ def _read(spec: StoreSpec, via: str, watermark: dict | None, on_table) -> Batch:
         if via == "sqlite":
             from provenance.readers.sqlite_reader import read_sqlite
 
-            return read_sqlite(spec, watermark, on_table=on_table)
+            yield from read_sqlite(spec, watermark, on_table=on_table, part_ids=part_ids)
+            return
         from provenance.readers.api_reader import read_api
 
-        return read_api(spec, watermark, on_table=on_table)
+        yield read_api(spec, watermark, on_table=on_table)
     except (sqlite3.Error, adbc_driver_manager.Error, mlmd_errors.StatusError) as exc:
         raise ProvenanceError(
             f"cannot read the MLMD store {spec.uri}: {str(exc).strip()}. If a pipeline is writing "
             "to it right now, run the ingest again; if the store is damaged, ingest a good copy."
         ) from exc
+
+
+class _Counted:
+    """The parts of one read as they pass to the loader, counted (rows read, full or delta) and logged."""
+
+    def __init__(self, source_id: str, via: str, parts: Iterator[Batch]):
+        self.source_id, self.via, self.parts = source_id, via, parts
+        self.store_rows, self.full, self.count = 0, False, 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        t0 = time.perf_counter()
+        for batch in self.parts:
+            self.store_rows += batch.store_rows
+            self.full = batch.full
+            self.count += 1
+            log.info("%s: part %d read, %d store rows via %s (%s) in %.2f s; loading into the warehouse",
+                     self.source_id, self.count, batch.store_rows, self.via,
+                     "full" if batch.full else "incremental", time.perf_counter() - t0)
+            yield batch
+            t0 = time.perf_counter()
 
 
 class _Progress:
@@ -220,6 +243,7 @@ def ingest(
     progress: bool | None = None,
     upgrade_copy: bool = False,
     checkpoint: bool = True,
+    part_ids: int = PART_IDS,
 ) -> IngestReport:
     """Ingest ``stores`` into the DuckDB file ``warehouse`` in one atomic transaction.
 
@@ -232,7 +256,9 @@ def ingest(
     ``upgrade_copy``: read SQLite stores of older MLMD schema versions through a temporary
     copy upgraded to version 10 (the store itself is never changed). ``checkpoint=False``
     leaves the committed write-ahead log for DuckDB to fold in later (a service that writes
-    all the time checkpoints on its own schedule).
+    all the time checkpoints on its own schedule). ``part_ids``: a first (full) read of a SQLite
+    store is read and loaded in parts of this many ids of one table, so its memory is bounded
+    whatever the store's size (provenance.readers.sqlite_reader).
     """
     if not stores:
         raise ProvenanceError("no store given: pass at least one MLMD store (SQLite path or mysql:// URL).")
@@ -279,13 +305,13 @@ def ingest(
                 readable = spec
                 if upgrade_copy and spec.kind == "sqlite":
                     readable = dataclasses.replace(spec, path=upgraded_copy(spec.path, Path(workdir)))
-                batch = _read(readable, how, prev["watermark"] if prev else None,
-                              lambda name, n, task=task: bar.advance(task, n, f"{spec.source_id}: {name}"))
-            t_read = time.perf_counter()
-            log.info("%s: read %d store rows via %s (%s) in %.2f s; loading into the warehouse",
-                     spec.source_id, batch.store_rows, how, "full" if batch.full else "incremental", t_read - t0)
-            written = load_batch(con, spec.source_id, spec.uri, spec.kind, batch, fresh=prev is None)
-            log.info("%s: loaded in %.2f s", spec.source_id, time.perf_counter() - t_read)
+                # read and load part by part: one part of the store is held at a time
+                batch = _Counted(spec.source_id, how, _read(
+                    readable, how, prev["watermark"] if prev else None,
+                    lambda name, n, task=task: bar.advance(task, n, f"{spec.source_id}: {name}"), part_ids))
+                written = load_parts(con, spec.source_id, spec.uri, spec.kind, batch, fresh=prev is None)
+            log.info("%s: %d store rows in %d part(s) loaded in %.2f s", spec.source_id, batch.store_rows,
+                     batch.count, time.perf_counter() - t0)
             bar.advance(task, 0, f"{spec.source_id}: loaded")
             issue_counts = dict(con.execute(
                 "SELECT issue, COUNT(*) FROM ingest_issues WHERE source_id = ? GROUP BY issue ORDER BY issue",
@@ -293,7 +319,7 @@ def ingest(
             ).fetchall())
             reports.append(SourceReport(
                 source_id=spec.source_id, uri=spec.uri, kind=spec.kind, via=how, full=batch.full,
-                store_rows=batch.store_rows, rows=written, seconds=time.perf_counter() - t0,
+                store_rows=batch.store_rows, rows=written, seconds=time.perf_counter() - t0, parts=batch.count,
                 issues=sum(issue_counts.values()), issue_counts=issue_counts,
             ))
             for issue, n in issue_counts.items():

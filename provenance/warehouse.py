@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,7 @@ from provenance.errors import ProvenanceError
 from provenance.readers.staging import Batch, event_paths
 from provenance.schema import ARTIFACT_STATES, EVENT_TYPES, EXECUTION_STATES, TABLES, create_schema
 
-__all__ = ["connect", "load_batch", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
+__all__ = ["connect", "load_batch", "load_parts", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,46 @@ def load_batch(
     Runs inside the caller's transaction. ``fresh`` says the source has no rows yet, which
     lets a full load skip the deletes.
     """
+    return load_parts(con, source_id, uri, kind, [batch], fresh=fresh)
+
+
+def load_parts(
+    con: duckdb.DuckDBPyConnection,
+    source_id: str,
+    uri: str,
+    kind: str,
+    parts: Iterable[Batch],
+    *,
+    fresh: bool = False,
+) -> dict[str, int]:
+    """Load the parts of one read, in order, as rows of ``source_id``; return rows written per table.
+
+    The first part clears what the read replaces (every row of the source for a full read,
+    the changed nodes for a delta) and writes the types; every part writes its rows; the
+    source's ``ingest_issues`` and its ``sources`` row (with the watermark) are written once,
+    after the last. Runs inside the caller's transaction, so the parts land together or not
+    at all, while only one part is held in memory at a time.
+    """
+    written: dict[str, int] = {}
+    last: Batch | None = None
+    for i, batch in enumerate(parts):
+        for table, n in _load_part(con, source_id, batch, fresh=fresh, first=i == 0).items():
+            written[table] = written.get(table, 0) + n
+        last = batch
+    if last is None:
+        raise ProvenanceError(f"nothing was read from {uri}: the reader yielded no batch")
+    written["ingest_issues"] = record_issues(con, source_id)
+    con.execute(
+        "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
+        [source_id, uri, kind, last.schema_version,
+         datetime.now(timezone.utc).replace(tzinfo=None), json.dumps(last.watermark, sort_keys=True)],
+    )
+    return written
+
+
+def _load_part(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, fresh: bool,
+               first: bool) -> dict[str, int]:
+    """One part of a read: the first also clears what the read replaces and writes the types."""
     names = [
         "types", "type_properties", "artifacts", "executions", "contexts", "events",
         "event_steps", "attributions", "associations", "parent_contexts", "properties",
@@ -123,12 +164,13 @@ def load_batch(
     sid = [source_id]
     written: dict[str, int] = {}
     try:
-        if batch.full and not fresh:
+        if first and batch.full and not fresh:
             for table in DATA_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
         elif not batch.full:
-            for table in ("types", "type_properties", "ingest_issues"):
-                con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
+            if first:
+                for table in ("types", "type_properties", "ingest_issues"):
+                    con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
             for table, key, entity in (
                 ("artifacts", "artifact_id", "artifact"),
                 ("executions", "execution_id", "execution"),
@@ -141,15 +183,16 @@ def load_batch(
                     f"DELETE FROM properties WHERE source_id = ? AND entity = '{entity}' "
                     f"AND entity_id IN (SELECT {key} FROM stg_{table})", sid,
                 )
-        written["types"] = _run(con, f"""
-            INSERT INTO types SELECT ?, type_id, kind, name, version, description, base_type
-            FROM stg_types""", sid)
-        written["type_properties"] = _run(con, f"""
-            INSERT INTO type_properties SELECT ?, type_id, name,
-                CASE data_type WHEN 1 THEN 'INT' WHEN 2 THEN 'DOUBLE' WHEN 3 THEN 'STRING'
-                     WHEN 4 THEN 'STRUCT' WHEN 5 THEN 'PROTO' WHEN 6 THEN 'BOOLEAN'
-                     WHEN 0 THEN 'UNKNOWN' ELSE CAST(data_type AS VARCHAR) END
-            FROM stg_type_properties""", sid)
+        if first:
+            written["types"] = _run(con, f"""
+                INSERT INTO types SELECT ?, type_id, kind, name, version, description, base_type
+                FROM stg_types""", sid)
+            written["type_properties"] = _run(con, f"""
+                INSERT INTO type_properties SELECT ?, type_id, name,
+                    CASE data_type WHEN 1 THEN 'INT' WHEN 2 THEN 'DOUBLE' WHEN 3 THEN 'STRING'
+                         WHEN 4 THEN 'STRUCT' WHEN 5 THEN 'PROTO' WHEN 6 THEN 'BOOLEAN'
+                         WHEN 0 THEN 'UNKNOWN' ELSE CAST(data_type AS VARCHAR) END
+                FROM stg_type_properties""", sid)
         written["properties"] = _run(con, """
             INSERT INTO properties SELECT ?, entity, entity_id, name, is_custom <> 0, value_type,
                 int_value, double_value, string_value, bool_value <> 0
@@ -220,12 +263,6 @@ def load_batch(
                 match = " AND ".join(f"t.{c} = s.{c}" for c in cols)
                 select += f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.source_id = ? AND {match})"
             written[table] = _run(con, f"INSERT INTO {table} {select}", sid)
-        written["ingest_issues"] = record_issues(con, source_id)
-        con.execute(
-            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
-            [source_id, uri, kind, batch.schema_version,
-             datetime.now(timezone.utc).replace(tzinfo=None), json.dumps(batch.watermark, sort_keys=True)],
-        )
     finally:
         for name in names + ["event_paths"]:
             con.unregister(f"stg_{name}")

@@ -2,8 +2,9 @@
 
 A decision reads only the current ``Warm`` (resolves the pipeline to its source and lane, takes
 that lane's scored upcoming training), the operator's rules and the budget of recent prunes,
-so it costs no query; with ``inputs`` (the "fresh" path) it first reads the source's newest
-records and describes the upcoming training from them. It is answered once its ledger row is
+so it costs no query; with ``inputs`` (the "fresh" path) it reads those artifacts and what
+wrote and read them from the MLMD store by id, and describes the upcoming training from them
+on the pipeline's warm slice (``slices.Slices``). It is answered once its ledger row is
 committed (``LedgerWriter``). The operator's rules are written here too, as the decider reads them.
 
 The pipeline's mode (``modes.Modes``, or an active rule's) shapes the answer: ``shadow`` and
@@ -23,7 +24,10 @@ import uuid
 
 from analysis.analyze import analyze
 from optimizer.pruning import ledger, live
+from optimizer.pruning.pipeline_slice import describe_with_inputs
 from optimizer.pruning.policy import PolicyConfig
+from provenance.errors import ProvenanceError
+from provenance.readers.inputs import MissingInputs
 
 from frugal.service.errors import BadRequest, Conflict, NotFound, NotReady
 from frugal.service.ledger_writer import LedgerWriter
@@ -31,6 +35,7 @@ from frugal.service.config import MODES
 from frugal.service.modes import Modes
 from frugal.service.refresher import Refresher
 from frugal.service.shared import Metrics, Warm, WarmHolder, now
+from frugal.service.slices import Slices
 
 __all__ = ["Decider"]
 
@@ -54,6 +59,7 @@ class Decider:
         self._ledger = ledger_writer
         self.metrics = metrics
         self.rules = ledger.load_rules(con)
+        self.slices = Slices(con)     # pipelines' slices for decisions from inputs
         self._recent_prunes: collections.deque = collections.deque(maxlen=policy_config.window)
 
     def recall_prunes(self) -> None:
@@ -209,50 +215,51 @@ class Decider:
         return answer, future
 
     def _fresh(self, pipeline: str, source: str | None, lane: str | None, inputs: list[int]):
-        """Read the source's newest records, then describe the upcoming training from ``inputs``."""
+        """Describe the upcoming training from this run's ``inputs``, read from the MLMD store by id.
+
+        On the pipeline's warm slice (``slices.Slices``), not the whole warehouse: the cost does
+        not grow with the fleet. A pipeline this service has never seen is read first (its
+        source ingested and analysed), so that it has a slice.
+        """
         if not inputs:
             raise BadRequest("\"inputs\" is empty: give the MLMD artifact ids of this run's upstream, or leave it out")
+        ids = [int(a) for a in inputs]
         warm = self.holder.warm
-        sources = self.refresher.sources
-        candidates = None
-        if source is not None:
-            if source not in sources:
-                raise NotFound(f"unknown source {source!r}; this service reads: {', '.join(sources)}")
-            candidates = [source]
-        elif warm is not None:
-            candidates = list(warm.known.get(pipeline, ())) or None   # lanes' sources included
-        self.refresher.ingest_sources(candidates)
+        if source is not None and source not in self.refresher.sources:
+            raise NotFound(f"unknown source {source!r}; this service reads: {', '.join(self.refresher.sources)}")
         if warm is None or pipeline not in warm.known:
-            # a pipeline seen for the first time: analyse what was just read so it is known
-            with self.write_lock:
-                cur = self.con.cursor()
-                try:
-                    analyze(cur)
-                finally:
-                    cur.close()
-            learned = warm.learned if warm is not None else self.holder.restored
-            self.holder.warm = warm = (self.refresher.describe(learned, self.refresher.signature())
-                                       if learned is not None else warm)
-            if warm is None:
-                raise NotReady("not ready yet: the policy is being learned; retry shortly")
+            warm = self._read_new_pipeline(pipeline, source)
         source = self._resolve(warm, pipeline, source)
-        cur = self.con.cursor()
         try:
-            have = {int(r[0]) for r in cur.execute(
-                f"SELECT artifact_id FROM artifacts WHERE source_id = ? AND artifact_id IN "
-                f"({', '.join('?' * len(inputs))})", [source, *[int(a) for a in inputs]]).fetchall()}
-            missing = [a for a in inputs if int(a) not in have]
-            if missing:
-                raise BadRequest(f"artifacts {missing} are not in source {source!r} (read just now); pass ids of "
-                                 "artifacts this run recorded in that MLMD store")
-            lane_full = self._lane(warm, pipeline, source, lane)
-            if lane_full is None:
-                return warm, None, source, None
-            ups = live.describe_upcoming(cur, warm.learned, pipeline=pipeline, lanes=[lane_full],
-                                         inputs=[int(a) for a in inputs], sources=[source])
-        finally:
-            cur.close()
-        return warm, ups.get(lane_full), source, lane_full
+            batch = self.refresher.read_inputs(source, ids)
+        except MissingInputs as exc:
+            raise BadRequest(f"{exc} (source {source!r})") from exc
+        except ProvenanceError as exc:
+            raise NotReady(f"cannot read this run's inputs from source {source!r}: {exc}") from exc
+        lane_full = self._lane(warm, pipeline, source, lane)
+        if lane_full is None:
+            return warm, None, source, None
+        if warm.learned is None:      # warming up: the lane's unscored training, every training runs
+            return warm, warm.upcoming.get(lane_full), source, lane_full
+        sl = self.slices.get(warm, source, pipeline)
+        return warm, describe_with_inputs(sl, warm.learned, lane_full, batch, ids), source, lane_full
+
+    def _read_new_pipeline(self, pipeline: str, source: str | None) -> Warm:
+        """Ingest and analyse the sources, so that a pipeline seen for the first time is known."""
+        self.refresher.ingest_sources([source] if source is not None else None)
+        with self.write_lock:
+            cur = self.con.cursor()
+            try:
+                analyze(cur)
+            finally:
+                cur.close()
+        warm = self.holder.warm
+        learned = warm.learned if warm is not None else self.holder.restored
+        if learned is not None:
+            self.holder.warm = warm = self.refresher.describe(learned, self.refresher.signature())
+        if warm is None:
+            raise NotReady("not ready yet: the policy is being learned; retry shortly")
+        return warm
 
     # --------------------------------------------------------------------------------------- rules
     def put_rule(self, pipeline: str, action: str | None, reason: str, expires_at: dt.datetime | None,

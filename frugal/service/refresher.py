@@ -73,6 +73,7 @@ class Refresher:
         self.last_refit: dict = {}        # the last refit: when, ok or its error, seconds, training set
         self._refit_failed_at: float | None = None
         self.modes = None                 # the pipelines' modes (frugal.service.modes.Modes), set by the Service
+        self.after_describe: list = []    # callables(warm) run after each new warm state (the decider's slices)
         self.last_refresh: dict = {}
         self.report_at: dt.datetime | None = None
         self._stop = threading.Event()
@@ -184,6 +185,13 @@ class Refresher:
             if after != before:
                 changed.append(sid)
         return changed
+
+    def read_inputs(self, sid: str, artifact_ids: list[int]):
+        """The records around a run's input artifacts, read by id from source ``sid``'s store."""
+        from provenance.readers.inputs import read_inputs
+
+        st = self.sources[sid]
+        return read_inputs(parse_store(st.store, sid), artifact_ids)
 
     def _source_state(self, sid: str) -> tuple:
         """What an ingest can change of a source (an incremental read re-reads its newest rows)."""
@@ -308,6 +316,10 @@ class Refresher:
             holder.warm = fresh_warm
             did["described"] = True
             done("describe")
+            for hook in self.after_describe:
+                hook(fresh_warm)
+            if self.after_describe:
+                done("slices")
             self._save_snapshot()
             done("snapshot")
         if self.modes is not None and holder.warm is not None:

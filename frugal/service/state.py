@@ -66,6 +66,7 @@ class Service:
         self.decider = Decider(self.policy_config, self.con, self.write_lock, self.holder, self.refresher,
                                self._ledger, self.metrics, modes=self.modes, default_mode=config.mode,
                                explore=config.explore, explore_seed=config.explore_seed)
+        self.refresher.after_describe.append(self.decider.slices.rewarm)   # gates' slices warm again
         if self.refresher.restore():   # serve at once from an earlier run's policy and upcoming trainings
             self.decider.recall_prunes()
         elif self.holder.restored is None:   # no policy yet: answer (every training runs) while it warms up
@@ -106,7 +107,8 @@ class Service:
         """What the refresher does now, the last refit, the memory limit (``/api/v1/sources``)."""
         return {"step": self.refresher.progress, "warming_up": not self.ready, "answering": self.answering,
                 "last_refit": self.refresher.last_refit,
-                "memory_limit": memory.format_size(int(self.config.memory_limit))}
+                "memory_limit": memory.format_size(int(self.config.memory_limit)),
+                "slices": self.decider.slices.stats()}
 
     @property
     def sources(self) -> dict[str, SourceStatus]:

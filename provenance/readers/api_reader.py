@@ -84,6 +84,23 @@ def _lineage_query(field: str, bounds: tuple[int, int]):
     return query
 
 
+def type_rows(store) -> tuple[list[tuple], list[tuple]]:
+    """The staging rows of ``types`` and ``type_properties`` of an open store."""
+    types, type_props = [], []
+    for kind, listed in (
+        ("artifact", store.get_artifact_types()),
+        ("execution", store.get_execution_types()),
+        ("context", store.get_context_types()),
+    ):
+        for t in listed:
+            base = None
+            if kind != "context" and t.HasField("base_type") and t.base_type != 0:
+                base = type(t).SystemDefinedBaseType.Name(t.base_type)
+            types.append((t.id, kind, t.name, _opt(t, "version"), _opt(t, "description"), base))
+            type_props.extend((t.id, name, int(dt)) for name, dt in t.properties.items())
+    return types, type_props
+
+
 def _marks(nodes: list, prev: dict | None) -> dict:
     upd = max((n.last_update_time_since_epoch for n in nodes), default=None)
     mid = max((n.id for n in nodes), default=None)
@@ -112,18 +129,7 @@ def read_api(
         if on_table:
             on_table(name, len(rows))
 
-    types, type_props = [], []
-    for kind, listed in (
-        ("artifact", store.get_artifact_types()),
-        ("execution", store.get_execution_types()),
-        ("context", store.get_context_types()),
-    ):
-        for t in listed:
-            base = None
-            if kind != "context" and t.HasField("base_type") and t.base_type != 0:
-                base = type(t).SystemDefinedBaseType.Name(t.base_type)
-            types.append((t.id, kind, t.name, _opt(t, "version"), _opt(t, "description"), base))
-            type_props.extend((t.id, name, int(dt)) for name, dt in t.properties.items())
+    types, type_props = type_rows(store)
     put("types", types)
     put("type_properties", type_props)
 

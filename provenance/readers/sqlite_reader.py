@@ -18,7 +18,7 @@ import base64
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -152,6 +152,8 @@ def _run_jobs(uri, jobs, threads: int, on_table) -> dict[str, pa.Table]:
         for con in opened:
             con.close()
     props = [results.pop(k) for k in sorted(k for k in list(results) if k.startswith("properties:"))]
+    if not props:
+        return results
     results["properties"] = _decode_special(pa.concat_tables(props))
     if on_table:
         on_table("properties", results["properties"].num_rows)
@@ -188,18 +190,30 @@ def _can_continue(old: dict | None, marks: dict, version: int) -> bool:
     return True
 
 
+PART_IDS = 250_000  # ids of one table per part of a full read: bounds the rows held at once
+
+
 def read_sqlite(
     spec: StoreSpec,
     watermark: dict | None = None,
     *,
     on_table: Callable[[str, int], None] | None = None,
     threads: int = 2,
-) -> Batch:
+    part_ids: int = PART_IDS,
+) -> Iterator[Batch]:
     """Read a SQLite MLMD store: in full, or the delta since ``watermark`` when it still applies.
 
+    Yields batches to load in order, together (one transaction): a delta is one batch; a full
+    read is cut into parts of at most ``part_ids`` consecutive ids of one table (nodes with
+    their properties, events with their path steps, edges), so that a first read of a store of
+    any size holds one part at a time, not the whole store. Every part carries the (small)
+    type tables; ``Batch.part`` numbers them. Rows are read up to the high-water marks taken
+    at the start, in one snapshot: what is written meanwhile is read by the next ingest.
     ``threads`` queries run at once, each on its own read-only connection (SQLite and the
     Arrow conversion run without the GIL).
     """
+    if part_ids < 1:
+        raise ValueError(f"part_ids must be positive, got {part_ids}")
     version = sqlite_schema_version(spec.path)
     check_supported(version, str(spec.path))
     uri = readonly_uri(spec.path)
@@ -208,80 +222,126 @@ def read_sqlite(
         scon.execute("BEGIN")  # one snapshot for all the marks
         marks = _store_marks(scon)
         full = not _can_continue(watermark, marks, version)
-        prev = {} if full else watermark["marks"]
-        where: dict[str, str] = {}
-        node_where: dict[str, str] = {}
-        for name, (table, _, idcol) in _NODES.items():
-            if full:  # properties of nodes that exist (as the API reads them)
-                node_where[name], where[name] = "1=1", f"{idcol} IN (SELECT id FROM {table})"
-            else:
-                upd = int(prev[name].get("update_ms") or 0)
-                mid = int(prev[name].get("max_id") or 0)
-                cond = f"(last_update_time_since_epoch >= {upd} OR id > {mid})"
-                node_where[name] = cond
-                where[name] = f"{idcol} IN (SELECT id FROM {table} WHERE {cond})"
-        edge_where = {
-            name: "1=1" if full else f"id > {int(prev[name].get('max_id') or 0)}"
-            for name in ("events", "attributions", "associations")
-        }
-        jobs: list[tuple[str, str]] = [("types", f"""
-            SELECT t.id, {_KINDS}, t.name, t.version, t.description,
-                   upper(substr(p.name, 6))
-            FROM Type t
-            LEFT JOIN ParentType pt ON pt.type_id = t.id
-            LEFT JOIN Type p ON p.id = pt.parent_type_id AND p.name IN ({_SYSTEM})
-            WHERE t.name NOT IN ({_SYSTEM})"""),
-            ("type_properties", "SELECT type_id, name, data_type FROM TypeProperty"),
-            ("artifacts", f"""
-            SELECT id, type_id, uri, state, name, external_id, create_time_since_epoch,
-                   last_update_time_since_epoch FROM Artifact WHERE {node_where['artifacts']}"""),
-            ("executions", f"""
-            SELECT id, type_id, last_known_state, name, external_id, create_time_since_epoch,
-                   last_update_time_since_epoch FROM Execution WHERE {node_where['executions']}"""),
-            ("contexts", f"""
-            SELECT id, type_id, name, external_id, create_time_since_epoch,
-                   last_update_time_since_epoch FROM Context WHERE {node_where['contexts']}"""),
-            ("events", f"""
-            SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch
-            FROM Event WHERE {edge_where['events']} AND execution_id IN (SELECT id FROM Execution)"""),
-            ("event_steps", f"""
-            SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath
-            WHERE {'1=1' if full else 'event_id > ' + str(int(prev['events'].get('max_id') or 0))}"""),
-            ("attributions",
-             f"SELECT context_id, artifact_id FROM Attribution WHERE {edge_where['attributions']} "
-             "AND artifact_id IN (SELECT id FROM Artifact)"),
-            ("associations",
-             f"SELECT context_id, execution_id FROM Association WHERE {edge_where['associations']} "
-             "AND execution_id IN (SELECT id FROM Execution)"),
-            ("parent_contexts",
-             "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"),
-        ]
-        for name, (_, ptable, idcol) in _NODES.items():
-            jobs.append((f"properties:{name}", f"""
-                SELECT '{_ENTITY[name]}', {idcol}, name, is_custom_property,
-                       CASE WHEN proto_value IS NOT NULL THEN 'proto'
-                            WHEN byte_value IS NOT NULL THEN 'bytes'
-                            WHEN substr(string_value, 1, {len(STRUCT_PREFIX)}) = '{STRUCT_PREFIX}' THEN 'struct'
-                            WHEN int_value IS NOT NULL THEN 'int'
-                            WHEN double_value IS NOT NULL THEN 'double'
-                            WHEN string_value IS NOT NULL THEN 'string'
-                            WHEN bool_value IS NOT NULL THEN 'bool' END,
-                       int_value, double_value,
-                       CASE WHEN proto_value IS NOT NULL THEN typeof(proto_value) || ':' || hex(proto_value)
-                            WHEN byte_value IS NOT NULL THEN typeof(byte_value) || ':' || hex(byte_value)
-                            ELSE string_value END,
-                       bool_value
-                FROM {ptable}
-                WHERE {where[name]}"""))
-        tables = _run_jobs(uri, jobs, threads, on_table)
+        lows = {name: scon.execute(f"SELECT MIN(id) FROM {table}").fetchone()[0]
+                for name, table in _RANGED.items()} if full else {}
     finally:
         scon.rollback()
         scon.close()
-    store_rows = sum(t.num_rows for t in tables.values())
-    return Batch(
-        full=full,
-        tables=tables,
-        watermark={"via": "sqlite", "schema_version": version, "marks": marks},
-        schema_version=version,
-        store_rows=store_rows,
-    )
+    mark = {"via": "sqlite", "schema_version": version, "marks": marks}
+    types = _type_jobs()
+    if not full:
+        tables = _run_jobs(uri, types + _delta_jobs(watermark["marks"]), threads, on_table)
+        yield Batch(full=False, tables=tables, watermark=mark, schema_version=version,
+                    store_rows=sum(t.num_rows for t in tables.values()))
+        return
+    type_tables = _run_jobs(uri, types, threads, None)
+    type_rows = sum(t.num_rows for t in type_tables.values())
+    part = 0
+    for name, table in _RANGED.items():
+        low, high = lows[name], marks[name]["max_id"]
+        if low is None or high is None:
+            continue
+        for lo in range(int(low) - 1, int(high), part_ids):
+            hi = min(lo + part_ids, int(high))
+            tables = _run_jobs(uri, _part_jobs(name, lo, hi), threads, on_table)
+            part += 1
+            yield Batch(full=True, tables={**type_tables, **tables}, watermark=mark, schema_version=version,
+                        store_rows=sum(t.num_rows for t in tables.values()) + (type_rows if part == 1 else 0),
+                        part=part)
+    if part == 0:  # an empty store: its types alone
+        yield Batch(full=True, tables=type_tables, watermark=mark, schema_version=version,
+                    store_rows=type_rows, part=1)
+
+
+# Tables a full read cuts into id ranges (staging name -> MLMD table).
+_RANGED = {"artifacts": "Artifact", "executions": "Execution", "contexts": "Context",
+           "events": "Event", "attributions": "Attribution", "associations": "Association"}
+
+
+def _type_jobs() -> list[tuple[str, str]]:
+    return [("types", f"""
+        SELECT t.id, {_KINDS}, t.name, t.version, t.description,
+               upper(substr(p.name, 6))
+        FROM Type t
+        LEFT JOIN ParentType pt ON pt.type_id = t.id
+        LEFT JOIN Type p ON p.id = pt.parent_type_id AND p.name IN ({_SYSTEM})
+        WHERE t.name NOT IN ({_SYSTEM})"""),
+        ("type_properties", "SELECT type_id, name, data_type FROM TypeProperty")]
+
+
+def _node_sql(name: str, cond: str) -> str:
+    cols = {"artifacts": "id, type_id, uri, state, name, external_id",
+            "executions": "id, type_id, last_known_state, name, external_id",
+            "contexts": "id, type_id, name, external_id"}[name]
+    return (f"SELECT {cols}, create_time_since_epoch, last_update_time_since_epoch "
+            f"FROM {_NODES[name][0]} WHERE {cond}")
+
+
+def _property_sql(name: str, where: str) -> str:
+    _, ptable, idcol = _NODES[name]
+    return f"""
+        SELECT '{_ENTITY[name]}', {idcol}, name, is_custom_property,
+               CASE WHEN proto_value IS NOT NULL THEN 'proto'
+                    WHEN byte_value IS NOT NULL THEN 'bytes'
+                    WHEN substr(string_value, 1, {len(STRUCT_PREFIX)}) = '{STRUCT_PREFIX}' THEN 'struct'
+                    WHEN int_value IS NOT NULL THEN 'int'
+                    WHEN double_value IS NOT NULL THEN 'double'
+                    WHEN string_value IS NOT NULL THEN 'string'
+                    WHEN bool_value IS NOT NULL THEN 'bool' END,
+               int_value, double_value,
+               CASE WHEN proto_value IS NOT NULL THEN typeof(proto_value) || ':' || hex(proto_value)
+                    WHEN byte_value IS NOT NULL THEN typeof(byte_value) || ':' || hex(byte_value)
+                    ELSE string_value END,
+               bool_value
+        FROM {ptable}
+        WHERE {where}"""
+
+
+def _edge_jobs(events: str, steps: str, attributions: str, associations: str) -> list[tuple[str, str]]:
+    """Edges as the ml_metadata API sees them: those of nodes that exist."""
+    return [
+        ("events", "SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch FROM Event "
+                   f"WHERE {events} AND execution_id IN (SELECT id FROM Execution)"),
+        ("event_steps", f"SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath WHERE {steps}"),
+        ("attributions", f"SELECT context_id, artifact_id FROM Attribution WHERE {attributions} "
+                         "AND artifact_id IN (SELECT id FROM Artifact)"),
+        ("associations", f"SELECT context_id, execution_id FROM Association WHERE {associations} "
+                         "AND execution_id IN (SELECT id FROM Execution)"),
+    ]
+
+
+def _delta_jobs(prev: dict) -> list[tuple[str, str]]:
+    """The rows changed since the marks ``prev``: nodes updated or new (all their properties), new edges."""
+    jobs: list[tuple[str, str]] = []
+    for name, (table, _, idcol) in _NODES.items():
+        upd = int(prev[name].get("update_ms") or 0)
+        mid = int(prev[name].get("max_id") or 0)
+        cond = f"(last_update_time_since_epoch >= {upd} OR id > {mid})"
+        jobs.append((name, _node_sql(name, cond)))
+        jobs.append((f"properties:{name}", _property_sql(name, f"{idcol} IN (SELECT id FROM {table} WHERE {cond})")))
+    after = {name: f"id > {int(prev[name].get('max_id') or 0)}" for name in ("events", "attributions", "associations")}
+    jobs += _edge_jobs(after["events"], f"event_id > {int(prev['events'].get('max_id') or 0)}",
+                       after["attributions"], after["associations"])
+    jobs.append(("parent_contexts",
+                 "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"))
+    return jobs
+
+
+def _part_jobs(name: str, lo: int, hi: int) -> list[tuple[str, str]]:
+    """The queries of one part of a full read: ids ``lo < id <= hi`` of the table ``name``."""
+    span = f"id > {lo} AND id <= {hi}"
+    if name in _NODES:
+        table, _, idcol = _NODES[name]
+        jobs = [(name, _node_sql(name, span)),
+                (f"properties:{name}", _property_sql(
+                    name, f"{idcol} > {lo} AND {idcol} <= {hi} AND {idcol} IN (SELECT id FROM {table} WHERE {span})"))]
+        if name == "contexts":
+            jobs.append(("parent_contexts", "SELECT context_id, parent_context_id FROM ParentContext "
+                         f"WHERE context_id > {lo} AND context_id <= {hi} AND context_id IN (SELECT id FROM Context)"))
+        return jobs
+    nothing = "0 = 1"
+    edges = dict(events=nothing, steps=nothing, attributions=nothing, associations=nothing)
+    edges[name] = span
+    if name == "events":
+        edges["steps"] = f"event_id > {lo} AND event_id <= {hi}"
+    return [job for job in _edge_jobs(**edges) if job[0] == name or (name == "events" and job[0] == "event_steps")]

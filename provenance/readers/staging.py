@@ -54,7 +54,9 @@ class Batch:
     ``full``: the batch holds the whole store, so it replaces every row of the source.
     Otherwise it is a delta: node rows (artifacts, executions, contexts) are the changed
     nodes with *all* their properties; edge rows are inserted where absent.
-    ``store_rows`` counts the MLMD rows read (all tables), for rows/s figures.
+    ``store_rows`` counts the MLMD rows read (all tables), for rows/s figures. A read may come
+    in parts (``part`` 1, 2, ...; see provenance.readers.sqlite_reader): each carries the type
+    tables, and together they are the batch.
     """
 
     full: bool
@@ -63,6 +65,7 @@ class Batch:
     schema_version: int | None
     store_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    part: int = 1                  # parts of one read are loaded in order, the first replacing the source's rows
 
     def table(self, name: str) -> pa.Table:
         return self.tables.get(name) or empty_table(name)

@@ -32,14 +32,14 @@ def reference(big_store, tfx_dir, tmp_path_factory):
 # A real ingest process that logs its phases (the `frugal -v ingest` path, minus CLI start-up).
 INGEST = (
     "import logging, sys; logging.basicConfig(level=logging.INFO); "
-    "from provenance import ingest; ingest(sys.argv[1:-1], sys.argv[-1], progress=False)"
+    "from provenance import ingest; ingest(sys.argv[2:-1], sys.argv[-1], progress=False, part_ids=int(sys.argv[1]))"
 )
 
 
-def _ingest_and_kill(stores, warehouse, marker: str, delay: float) -> int:
+def _ingest_and_kill(stores, warehouse, marker: str, delay: float, part_ids: int) -> int:
     """Start a real ingest process and SIGKILL it `delay` s after it logs `marker`."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", INGEST, *map(str, stores), str(warehouse)],
+        [sys.executable, "-c", INGEST, str(part_ids), *map(str, stores), str(warehouse)],
         stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -56,17 +56,18 @@ def _ingest_and_kill(stores, warehouse, marker: str, delay: float) -> int:
     return proc.returncode
 
 
-@pytest.mark.parametrize("marker,delay", [
-    ("loading into the warehouse", 0.05),   # inside the transaction, during the bulk load
-    ("loaded in", 0.0),                      # first store loaded, second one being read
+@pytest.mark.parametrize("marker,delay,part_ids", [
+    ("loading into the warehouse", 0.05, 250_000),   # inside the transaction, during the bulk load
+    ("loaded in", 0.0, 250_000),                      # first store loaded, second one being read
+    ("part 9 read", 0.0, 2_000),                      # a first read in parts, eight of them loaded
 ])
 def test_kill_9_mid_ingest_leaves_warehouse_unchanged(big_store, reference, tfx_dir, tmp_path, dump, marker, delay,
-                                                      assert_same_warehouse):
+                                                      part_ids, assert_same_warehouse):
     minimal = tfx_dir / "penguin_minimal.sqlite"  # only read
     wh = tmp_path / "w.duckdb"
     ingest([minimal], wh, progress=False)
     before = dump(wh)
-    code = _ingest_and_kill([big_store, minimal], wh, marker, delay)
+    code = _ingest_and_kill([big_store, minimal], wh, marker, delay, part_ids)
     assert code == -signal.SIGKILL, "the ingest finished before it could be killed"
     assert dump(wh) == before
     report = ingest([big_store, minimal], wh, progress=False)

@@ -204,3 +204,32 @@ def test_same_stem_stores_get_folder_stem_ids_and_a_warehouse_keeps_its_ids(tfx_
     # ids given with --source-id are never changed, and a collision between them is refused
     with pytest.raises(ProvenanceError, match="two stores would get the source id 'x'"):
         ingest([stores["b"], stores["c"]], wh, source_ids=["x", "x"], progress=False)
+
+
+@pytest.mark.parametrize("part_ids", [1, 37])
+def test_a_first_read_in_parts_equals_the_whole_read(tmp_path, rich_store, part_ids, assert_same_warehouse, dump):
+    """A full read of a SQLite store is loaded a few ids of each table at a time (bounded
+    memory on a store of any size); the warehouse is the one a single read gives, and the next
+    ingest continues incrementally from the same watermark."""
+    from provenance.synthetic_store import write_synthetic_store
+
+    path = tmp_path / "many.sqlite"
+    counts = write_synthetic_store(path, runs=60, seed=5)
+    rich, ids = rich_store
+    with sqlite3.connect(rich) as con:   # issues are recorded once, over all the parts
+        con.execute("DELETE FROM Artifact WHERE id = ?", [ids["model"]])       # its events now dangle
+        con.execute("UPDATE Execution SET type_id = 999 WHERE id = ?", [ids["gen"]])  # a type nobody defines
+    whole = ingest([path, rich], tmp_path / "whole.duckdb", progress=False)
+    parted = ingest([path, rich], tmp_path / "parted.duckdb", progress=False, part_ids=part_ids)
+    tables = [counts[t] for t in ("Artifact", "Execution", "Context", "Event", "Attribution", "Association")]
+    assert whole.sources[0].parts == sum(1 for n in tables if n)   # one part per table at the default size
+    expected_parts = sum(-(-n // part_ids) for n in tables)         # ids are dense in this store
+    assert parted.sources[0].parts == expected_parts
+    assert parted.sources[0].store_rows == whole.sources[0].store_rows
+    assert parted.sources[1].issue_counts == whole.sources[1].issue_counts == {"dangling_event": 1,
+                                                                               "unknown_type": 1}
+    assert_same_warehouse(tmp_path / "parted.duckdb", tmp_path / "whole.duckdb")
+    assert dump(tmp_path / "parted.duckdb") == dump(tmp_path / "whole.duckdb")
+    again = ingest([path], tmp_path / "parted.duckdb", progress=False, part_ids=part_ids)
+    assert not again.sources[0].full and again.sources[0].parts == 1
+    assert dump(tmp_path / "parted.duckdb") == dump(tmp_path / "whole.duckdb")

@@ -193,6 +193,28 @@ def test_store_grows_and_decisions_are_matched_with_what_happened(served):
     assert info["ledger"]["ran"] >= 1
 
 
+def test_decisions_from_inputs_reuse_the_pipelines_slice_until_it_trains_again(served):
+    """A gate's decisions read their inputs from the store and describe them on the pipeline's
+    slice: cut at the first, reused while the pipeline has no new training, cut again by the
+    refresh that brought one (not by the next decision)."""
+    names = [r[0] for r in served.sql("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC")]
+    pipeline = names[1]     # not the pipeline other tests grow
+    slices = lambda: served.get("/api/v1/sources").json()["progress"]["slices"]  # noqa: E731
+    before = slices()["cuts"]
+    for blessed in (1, 0):
+        ids = append_run(served.store, pipeline, started_at=time.time() - 1.0, anomalies_blessed=blessed, train=False)
+        inputs = [ids["Examples"], ids["ExampleStatistics"], ids["Schema"], ids["ExampleAnomalies"]]
+        d = served.decide(pipeline, inputs=inputs, explain=True)
+        assert d["features"]["a.ExampleAnomalies.blessed.min"] == blessed and d["probability"] is not None
+    assert slices()["cuts"] == before + 1
+    append_run(served.store, pipeline, started_at=time.time(), pushed=True)
+    assert "prod" in served.post("/api/v1/ingest").json()["changed_sources"]
+    assert slices()["cuts"] == before + 2          # the refresh cut the stale slice again
+    ids = append_run(served.store, pipeline, started_at=time.time() + 1.0, anomalies_blessed=1, train=False)
+    served.decide(pipeline, inputs=[ids["Examples"], ids["ExampleAnomalies"]])
+    assert slices()["cuts"] == before + 2 and slices()["kept"] >= 1
+
+
 def test_command_line_talks_to_the_service(served, capsys):
     from frugal.cli import main
 

@@ -1,0 +1,87 @@
+"""Warm pipeline slices for decisions from a run's inputs (optimizer.pruning.pipeline_slice).
+
+A decision with ``inputs`` describes its training on the pipeline's slice, not on the whole
+warehouse. Slices are cut on a pipeline's first such decision and kept (the most recently
+used ``capacity``); a slice is stale once its pipeline gained a training (its lanes' last
+starts in the warm state moved), and the refresher cuts the stale ones again after each
+refresh (``rewarm``), off the request path, so that a gate's decision finds its slice warm.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from optimizer.pruning.pipeline_slice import PipelineSlice, cut_slice
+
+from frugal.service.shared import Warm
+
+__all__ = ["Slices"]
+
+log = logging.getLogger(__name__)
+
+
+def slice_key(warm: Warm | None, pipeline: str, source: str) -> tuple:
+    """What a slice of ``pipeline`` in ``source`` was cut from: each lane's last training start."""
+    if warm is None:
+        return ()
+    lanes = warm.pipelines.get(pipeline, {}).get(source, ())
+    return tuple((lane, getattr(warm.upcoming.get(lane), "previous_start", None)) for lane in lanes)
+
+
+class Slices:
+    """The most recently used pipeline slices, cut from the service's warehouse connection."""
+
+    def __init__(self, con, capacity: int = 128):
+        self.con = con
+        self.capacity = max(1, int(capacity))
+        self._slices: collections.OrderedDict[tuple[str, str], PipelineSlice] = collections.OrderedDict()
+        self._lock = threading.Lock()          # the dictionary
+        self._cutting = threading.Lock()       # one cut at a time: each scans the warehouse's big tables
+        self.cuts = 0
+        self.cut_seconds = 0.0
+
+    def get(self, warm: Warm | None, source: str, pipeline: str) -> PipelineSlice:
+        """The slice of ``pipeline`` in ``source``, cut now if it is missing or stale."""
+        key = slice_key(warm, pipeline, source)
+        with self._lock:
+            sl = self._slices.get((source, pipeline))
+            if sl is not None and sl.key == key:
+                self._slices.move_to_end((source, pipeline))
+                return sl
+        return self._cut(source, pipeline, key)
+
+    def _cut(self, source: str, pipeline: str, key: tuple) -> PipelineSlice:
+        with self._cutting:
+            with self._lock:    # another request may have cut it meanwhile
+                sl = self._slices.get((source, pipeline))
+                if sl is not None and sl.key == key:
+                    return sl
+            t0 = time.perf_counter()
+            sl = cut_slice(self.con, source, pipeline, key=key)
+            self.cuts += 1
+            self.cut_seconds += time.perf_counter() - t0
+        with self._lock:   # a replaced or evicted slice closes once no request holds it any more
+            self._slices.pop((source, pipeline), None)
+            self._slices[(source, pipeline)] = sl
+            while len(self._slices) > self.capacity:
+                self._slices.popitem(last=False)
+        return sl
+
+    def rewarm(self, warm: Warm | None) -> int:
+        """Cut again every kept slice whose pipeline gained a training; return how many."""
+        with self._lock:
+            stale = [(s, p) for (s, p), sl in self._slices.items() if sl.key != slice_key(warm, p, s)]
+        for source, pipeline in stale:
+            try:
+                self._cut(source, pipeline, slice_key(warm, pipeline, source))
+            except Exception as exc:   # the next decision cuts it on demand
+                log.warning("slice of %s in %s not cut again: %s", pipeline, source, exc)
+        return len(stale)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"kept": len(self._slices), "capacity": self.capacity, "cuts": self.cuts,
+                    "cut_seconds": round(self.cut_seconds, 3)}

@@ -1,0 +1,162 @@
+"""One pipeline's records cut out of the warehouse, to describe its next training from a run's inputs.
+
+A decision from a run's ``inputs`` describes one upcoming training. Built over the whole
+warehouse, the feature SQL scans every table (hundreds of millions of rows at a large
+fleet's scale) to find one pipeline's few thousand; a *slice* is those rows, copied once into
+a small in-memory DuckDB with the warehouse's own tables: the pipeline's graphlets and their
+members, its executions (the analysis's, the graphlets' members, the trainers) and two hops of
+executions that read what they touched (the feature SQL's siblings), every artifact those
+read or wrote, and the events, properties, associations and contexts of all of them.
+
+A decision then loads the run's inputs (read from the MLMD store by id:
+provenance.readers.inputs) into the slice inside a transaction, builds the one training's
+features with the same SQL (``live.describe_upcoming``) and rolls back, so the slice stays as
+it was cut. The features equal those built over the whole warehouse (tests/optimizer/
+test_pipeline_slice.py), up to one difference: "now" (the upcoming start, ``at``) is the
+newest record the warehouse held of the source when the slice was cut, or of the inputs' own
+records if newer, not of records the store gained since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+
+from optimizer.pruning import live
+from provenance.readers.staging import Batch
+from provenance.schema import create_schema
+from provenance.warehouse import load_batch
+
+__all__ = ["PipelineSlice", "cut_slice", "describe_with_inputs"]
+
+# warehouse tables copied with the schema's own DDL; the analysis tables as they are
+_WAREHOUSE = ("types", "type_properties", "executions", "artifacts", "events", "properties",
+              "associations", "contexts")
+_ANALYSIS = ("graphlets", "graphlet_members", "analysis_executions")
+
+
+@dataclass
+class PipelineSlice:
+    """The records of one pipeline of one source, in an in-memory DuckDB (see the module docstring)."""
+
+    source_id: str
+    pipeline: str
+    con: duckdb.DuckDBPyConnection
+    newest: dt.datetime | None          # the source's newest execution record when cut
+    rows: int
+    seconds: float
+    key: tuple = ()                     # what the slice was cut from (the caller's staleness test)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_SELECT = {
+    "executions": "SELECT * FROM executions WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)",
+    "artifacts": "SELECT * FROM artifacts WHERE source_id = $s AND artifact_id IN (SELECT id FROM _sl_a)",
+    "events": "SELECT * FROM events WHERE source_id = $s AND (execution_id IN (SELECT id FROM _sl_x) "
+              "OR artifact_id IN (SELECT id FROM _sl_a))",
+    "properties": "SELECT * FROM properties WHERE source_id = $s AND ("
+                  "(entity = 'execution' AND entity_id IN (SELECT id FROM _sl_x)) OR "
+                  "(entity = 'artifact' AND entity_id IN (SELECT id FROM _sl_a)))",
+    "associations": "SELECT * FROM associations WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)",
+    "contexts": "SELECT * FROM contexts WHERE source_id = $s AND context_id IN (SELECT context_id FROM associations "
+                "WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x))",
+    "types": "SELECT * FROM types WHERE source_id = $s",
+    "type_properties": "SELECT * FROM type_properties WHERE source_id = $s",
+    "graphlets": "SELECT * FROM graphlets WHERE source_id = $s AND pipeline = $p",
+    "graphlet_members": "SELECT m.* FROM graphlet_members m JOIN graphlets g USING (graphlet_id) "
+                        "WHERE g.source_id = $s AND g.pipeline = $p",
+    "analysis_executions": "SELECT * FROM analysis_executions WHERE source_id = $s AND execution_id IN "
+                           "(SELECT id FROM _sl_x)",
+}
+
+
+def cut_slice(con, source_id: str, pipeline: str, *, hops: int = 2, key: tuple = ()) -> PipelineSlice:
+    """Copy the records of ``pipeline`` in ``source_id`` out of the warehouse ``con`` (read only)."""
+    t0 = time.perf_counter()
+    cur = con.cursor()
+    params = {"s": source_id, "p": pipeline}
+    try:
+        cur.execute("""
+            CREATE OR REPLACE TEMP TABLE _sl_x AS
+            SELECT execution_id AS id FROM analysis_executions WHERE source_id = $s AND pipeline = $p
+            UNION SELECT trainer_execution_id FROM graphlets
+                  WHERE source_id = $s AND pipeline = $p AND trainer_execution_id IS NOT NULL
+            UNION SELECT m.entity_id FROM graphlet_members m JOIN graphlets g USING (graphlet_id)
+                  WHERE g.source_id = $s AND g.pipeline = $p AND m.entity = 'execution'
+        """, params)
+        cur.execute("""
+            CREATE OR REPLACE TEMP TABLE _sl_a AS
+            SELECT DISTINCT artifact_id AS id FROM events WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)
+            UNION SELECT m.entity_id FROM graphlet_members m JOIN graphlets g USING (graphlet_id)
+                  WHERE g.source_id = $s AND g.pipeline = $p AND m.entity = 'artifact'
+        """, params)
+        for _ in range(hops):   # readers of what the slice touched, and what they wrote
+            cur.execute("""
+                INSERT INTO _sl_x SELECT DISTINCT execution_id FROM events
+                WHERE source_id = $s AND type = 'INPUT' AND artifact_id IN (SELECT id FROM _sl_a)
+                EXCEPT SELECT id FROM _sl_x
+            """, {"s": source_id})
+            cur.execute("""
+                INSERT INTO _sl_a SELECT DISTINCT artifact_id FROM events
+                WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)
+                EXCEPT SELECT id FROM _sl_a
+            """, {"s": source_id})
+        newest = cur.execute("SELECT greatest(max(update_time), max(create_time)) FROM executions "
+                             "WHERE source_id = $s", {"s": source_id}).fetchone()[0]
+        have = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        out = duckdb.connect()
+        out.execute("SET threads = 1")    # a slice is small: one thread, no contention with the service
+        create_schema(out)
+        rows = 0
+        for table, sql in _SELECT.items():
+            if table not in have:
+                continue
+            data = cur.sql(sql, params={k: v for k, v in params.items() if f"${k}" in sql}).to_arrow_table()
+            rows += data.num_rows
+            out.register("_sl_rows", data)
+            if table in _WAREHOUSE:
+                out.execute(f"INSERT INTO {table} SELECT * FROM _sl_rows")
+            else:
+                out.execute(f"CREATE TABLE {table} AS SELECT * FROM _sl_rows")
+            out.unregister("_sl_rows")
+    finally:
+        cur.close()
+    return PipelineSlice(source_id=source_id, pipeline=pipeline, con=out, newest=newest, rows=rows,
+                         seconds=time.perf_counter() - t0, key=key)
+
+
+def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: str, batch: Batch,
+                         inputs: list[int], *, at: dt.datetime | None = None) -> live.Upcoming | None:
+    """The upcoming training of ``lane`` from this run's ``inputs`` (``batch``: their records), scored.
+
+    ``at``: the upcoming start; default just after the newest record of the slice's source or
+    of the batch's executions (see the module docstring).
+    """
+    if at is None:
+        stamps = [sl.newest] if sl.newest is not None else []
+        executions = batch.table("executions")
+        for column in ("create_ms", "update_ms"):
+            values = [v for v in executions.column(column).to_pylist() if v]
+            if values:
+                stamps.append(dt.datetime.fromtimestamp(max(values) / 1000, dt.timezone.utc).replace(tzinfo=None))
+        at = max(stamps) + dt.timedelta(milliseconds=1) if stamps else None
+    with sl.lock:
+        cur = sl.con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                load_batch(cur, sl.source_id, "", "", batch)
+                ups = live.describe_upcoming(cur, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
+                                             at=at, sources=[sl.source_id])
+            finally:
+                cur.execute("ROLLBACK")
+        finally:
+            cur.close()
+    return ups.get(lane)

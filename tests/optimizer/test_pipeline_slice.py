@@ -1,0 +1,120 @@
+"""A decision from a run's inputs, described on a pipeline's slice with its inputs read from MLMD
+by id, equals the one described over the whole warehouse (optimizer.pruning.pipeline_slice,
+provenance.readers.inputs)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from optimizer.pruning import live
+from optimizer.pruning.pipeline_slice import cut_slice, describe_with_inputs
+from optimizer.pruning.training_set import training_frame
+from provenance.connections import parse_store
+from provenance.readers.inputs import MissingInputs, _read_api, read_inputs
+
+
+@pytest.fixture(scope="module")
+def corpus(simulated_warehouse, tmp_path_factory):
+    result, path, _ = simulated_warehouse(tmp_path_factory.mktemp("slice"), pipelines=8, days=30, seed=41)
+    con = duckdb.connect(str(path), read_only=True)
+    frame, cols, keys, _ = training_frame(con)
+    return result, con, live.learn(frame, cols, keys)
+
+
+def _lanes(con, n: int):
+    """(source, pipeline, lane, input artifact ids of the lane's newest trainer) for ``n`` lanes."""
+    ups = live.lanes_unscored(con)
+    out = []
+    for lane, up in sorted(ups.items())[:n]:
+        trainer = con.execute(
+            "SELECT trainer_execution_id FROM graphlets WHERE source_id = ? AND pipeline = ? ORDER BY started_at DESC, "
+            "graphlet_id DESC LIMIT 1", [up.source_id, up.pipeline]).fetchone()[0]
+        inputs = [r[0] for r in con.execute(
+            "SELECT DISTINCT artifact_id FROM events WHERE source_id = ? AND execution_id = ? AND type = 'INPUT' "
+            "ORDER BY 1", [up.source_id, trainer]).fetchall()]
+        out.append((up.source_id, up.pipeline, lane, inputs))
+    return out
+
+
+def _same(a: live.Upcoming, b: live.Upcoming) -> None:
+    assert a.inputs == b.inputs and a.values and a.probability is not None
+    assert repr(a) == repr(b)     # every feature, the score, the age terms and the guard
+
+
+def test_a_slice_describes_a_run_from_its_inputs_as_the_warehouse_does(corpus):
+    result, con, learned = corpus
+    stores = {parse_store(p).source_id: parse_store(p) for p in result.store_paths}
+    lanes = _lanes(con, 6)
+    assert len(lanes) == 6
+    for source, pipeline, lane, inputs in lanes:
+        assert inputs, lane
+        whole = live.describe_upcoming(con, learned, pipeline=pipeline, lanes=[lane], inputs=inputs,
+                                       sources=[source])[lane]
+        sl = cut_slice(con, source, pipeline)
+        counts = {t: sl.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("executions", "events")}
+        batch = read_inputs(stores[source], inputs)
+        # the inputs, their writer, and what read them (statistics, validators) came from the store
+        assert set(inputs) <= set(batch.table("artifacts").column("artifact_id").to_pylist())
+        assert batch.table("executions").num_rows >= 1
+        on_slice = describe_with_inputs(sl, learned, lane, batch, inputs)
+        _same(on_slice, whole)
+        # the slice is as it was cut, and much smaller than the warehouse
+        assert counts == {t: sl.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in counts}
+        total = con.execute("SELECT count(*) FROM events WHERE source_id = ?", [source]).fetchone()[0]
+        assert counts["events"] < total / 3
+        sl.close()
+
+
+def test_unknown_inputs_are_named(corpus):
+    result, con, _ = corpus
+    spec = parse_store(result.store_paths[0])
+    top = con.execute("SELECT max(artifact_id) FROM artifacts WHERE source_id = ?", [spec.source_id]).fetchone()[0]
+    for read in (read_inputs, _read_api):
+        with pytest.raises(MissingInputs, match=str(top + 7)) as err:
+            read(spec, [1, top + 7])
+        assert err.value.missing == [top + 7]
+
+
+@pytest.mark.parametrize("blessed,via", [(0, "sqlite"), (1, "api")])
+def test_a_run_the_warehouse_has_not_read_is_described_from_the_store(corpus, tmp_path, blessed, via):
+    """A gate's run written to the store after the last ingest: the slice reads its inputs by id
+    and describes what the whole warehouse describes once it has ingested the store."""
+    import shutil
+    import time
+
+    from provenance.ingest import ingest
+    from tests.service.runs import append_run
+
+    result, con, learned = corpus
+    source, pipeline, lane, _ = _lanes(con, 1)[0]
+    original = next(p for p in result.store_paths if parse_store(p).source_id == source)
+    store = tmp_path / original.name
+    shutil.copyfile(original, store)
+    newest = con.execute("SELECT max(create_time) FROM executions WHERE source_id = ?", [source]).fetchone()[0]
+    ids = append_run(store, pipeline, started_at=newest.timestamp() + 3600, anomalies_blessed=blessed, train=False)
+    inputs = [ids["Examples"], ids["ExampleStatistics"], ids["Schema"], ids["ExampleAnomalies"]]
+    assert con.execute(f"SELECT count(*) FROM artifacts WHERE source_id = ? AND artifact_id IN "
+                       f"({', '.join(map(str, inputs))})", [source]).fetchone()[0] == 0
+
+    t0 = time.perf_counter()
+    sl = cut_slice(con, source, pipeline)
+    spec = parse_store(store)
+    batch = read_inputs(spec, inputs) if via == "sqlite" else _read_api(spec, inputs)   # MySQL, PostgreSQL
+    on_slice = describe_with_inputs(sl, learned, lane, batch, inputs)
+    assert time.perf_counter() - t0 < 30
+    features = on_slice.features(learned.columns)
+    assert features.get("a.ExampleAnomalies.blessed.min") == blessed
+
+    ingested = tmp_path / "w.duckdb"       # the way of before: ingest the store, describe on everything
+    shutil.copyfile(con.execute("SELECT file FROM pragma_database_list WHERE name = current_database()")
+                    .fetchone()[0], ingested)
+    moved = duckdb.connect(str(ingested))      # the copy of the store stands for the original
+    moved.execute("UPDATE sources SET uri = ? WHERE source_id = ?", [str(store), source])
+    moved.close()
+    assert not ingest([store], ingested, source_ids=[source], progress=False).sources[0].full
+    whole_con = duckdb.connect(str(ingested), read_only=True)
+    whole = live.describe_upcoming(whole_con, learned, pipeline=pipeline, lanes=[lane], inputs=inputs,
+                                   sources=[source])[lane]
+    whole_con.close()
+    _same(on_slice, whole)
