@@ -193,7 +193,7 @@ class _Counted:
             self.store_rows += batch.store_rows
             self.full = batch.full
             self.count += 1
-            log.info("%s: part %d read, %d store rows via %s (%s) in %.2f s; loading into the warehouse",
+            log.debug("%s: part %d read, %d store rows via %s (%s) in %.2f s; loading into the warehouse",
                      self.source_id, self.count, batch.store_rows, self.via,
                      "full" if batch.full else "incremental", time.perf_counter() - t0)
             yield batch

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         config = pickle.load(fh)
     con = connect(args.warehouse, read_only=True)
     try:
-        con.execute("SET threads = 1")   # one core: the serving process keeps the other
+        # every core: the child runs at a lower CPU priority (--nice), so the serving process's
+        # requests go first; a first fit, while the service warms up, finishes sooner
         if args.memory_limit is not None:
             memory.apply_duckdb_limits(con, int(args.memory_limit * memory.CHILD_DUCKDB),
                                        os.path.dirname(os.path.abspath(args.out)) + "/duckdb.tmp")

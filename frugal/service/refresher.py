@@ -74,6 +74,7 @@ class Refresher:
         self._refit_failed_at: float | None = None
         self.modes = None                 # the pipelines' modes (frugal.service.modes.Modes), set by the Service
         self.after_describe: list = []    # callables(warm) run after each new warm state (the decider's slices)
+        self._hooks_ran = False
         self.last_refresh: dict = {}
         self.report_at: dt.datetime | None = None
         self._stop = threading.Event()
@@ -316,12 +317,13 @@ class Refresher:
             holder.warm = fresh_warm
             did["described"] = True
             done("describe")
-            for hook in self.after_describe:
-                hook(fresh_warm)
-            if self.after_describe:
-                done("slices")
             self._save_snapshot()
             done("snapshot")
+        if self.after_describe and holder.warm is not None and (did["described"] or not self._hooks_ran):
+            self._hooks_ran = True     # after each new warm state, and once after a restart's first refresh
+            for hook in self.after_describe:
+                hook(holder.warm)
+            done("slices")
         if self.modes is not None and holder.warm is not None:
             with self.write_lock:
                 cur = self.con.cursor()

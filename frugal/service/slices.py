@@ -5,6 +5,8 @@ warehouse. Slices are cut on a pipeline's first such decision and kept (the most
 used ``capacity``); a slice is stale once its pipeline gained a training (its lanes' last
 starts in the warm state moved), and the refresher cuts the stale ones again after each
 refresh (``rewarm``), off the request path, so that a gate's decision finds its slice warm.
+A started service cuts, at its first refresh, the slices of the pipelines that decided from
+inputs last (the ledger says which), so a restart keeps the gates' slices warm too.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Slices:
         self._cutting = threading.Lock()       # one cut at a time: each scans the warehouse's big tables
         self.cuts = 0
         self.cut_seconds = 0.0
+        self._wanted: list[tuple[str, str]] = []   # (source, pipeline) to cut at the next rewarm
 
     def get(self, warm: Warm | None, source: str, pipeline: str) -> PipelineSlice:
         """The slice of ``pipeline`` in ``source``, cut now if it is missing or stale."""
@@ -70,10 +73,23 @@ class Slices:
                 self._slices.popitem(last=False)
         return sl
 
+    def want_recent_gates(self) -> int:
+        """Cut, at the next rewarm, the slices of the pipelines that decided from inputs last
+        (from the ledger): after a restart a gate's decision finds its slice warm. Returns how many."""
+        rows = self.con.execute(
+            "SELECT source_id, pipeline FROM decisions WHERE inputs IS NOT NULL AND source_id IS NOT NULL "
+            "GROUP BY 1, 2 ORDER BY max(decided_at) DESC LIMIT ?", [self.capacity]).fetchall()
+        with self._lock:
+            self._wanted = [(str(s), str(p)) for s, p in reversed(rows)]   # the newest cut last: kept longest
+        return len(rows)
+
     def rewarm(self, warm: Warm | None) -> int:
-        """Cut again every kept slice whose pipeline gained a training; return how many."""
+        """Cut again every kept slice whose pipeline gained a training, and the wanted ones; return how many."""
         with self._lock:
             stale = [(s, p) for (s, p), sl in self._slices.items() if sl.key != slice_key(warm, p, s)]
+            known = warm.known if warm is not None else {}
+            stale += [(s, p) for s, p in self._wanted if (s, p) not in self._slices and s in known.get(p, ())]
+            self._wanted = []
         for source, pipeline in stale:
             try:
                 self._cut(source, pipeline, slice_key(warm, pipeline, source))

@@ -67,6 +67,7 @@ class Service:
                                self._ledger, self.metrics, modes=self.modes, default_mode=config.mode,
                                explore=config.explore, explore_seed=config.explore_seed)
         self.refresher.after_describe.append(self.decider.slices.rewarm)   # gates' slices warm again
+        self.decider.slices.want_recent_gates()    # and, after a restart, those of the last gates
         if self.refresher.restore():   # serve at once from an earlier run's policy and upcoming trainings
             self.decider.recall_prunes()
         elif self.holder.restored is None:   # no policy yet: answer (every training runs) while it warms up

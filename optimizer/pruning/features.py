@@ -227,6 +227,23 @@ _SIBLING_SQL = """
 
 """
 
+# A ``keep``'s scope: the kept trainings and each one's previous training in its lane.
+_SCOPE_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_scope AS
+    SELECT graphlet_id FROM _pf_keep
+    UNION
+    SELECT o.prev_id FROM _pf_order o JOIN _pf_keep k USING (graphlet_id) WHERE o.prev_id IS NOT NULL;
+
+    CREATE OR REPLACE TEMP TABLE _pf_msrc_scope AS
+    SELECT m.* FROM _pf_msrc m SEMI JOIN _pf_scope USING (graphlet_id);
+
+    CREATE OR REPLACE TEMP TABLE _pf_insrc_scope AS
+    SELECT i.* FROM _pf_insrc i SEMI JOIN _pf_scope USING (graphlet_id);
+
+    CREATE OR REPLACE TEMP TABLE _pf_scope_g AS
+    SELECT g.* FROM _pf_g g SEMI JOIN _pf_scope USING (graphlet_id);
+"""
+
 _UPSTREAM_FINAL_SQL = """
     CREATE OR REPLACE TEMP TABLE _pf_up AS
     SELECT DISTINCT m.graphlet_id, g.source_id, m.entity, m.entity_id,
@@ -501,9 +518,10 @@ _PROP_DIFF_SQL = """
 """
 
 
-def _select_property_keys(con, config: FeatureConfig) -> list[tuple[str, bool, bool]]:
-    """Property keys frequent enough to be features: (fkey, numeric, multi-valued)."""
-    n = con.execute("SELECT count(*) FROM _pf_g").fetchone()[0]
+def _select_property_keys(con, config: FeatureConfig, scoped: bool = False) -> list[tuple[str, bool, bool]]:
+    """Property keys frequent enough to be features: (fkey, numeric, multi-valued). ``scoped``:
+    frequent among the graphlets whose upstream was read (a ``keep``'s scope, a sample's estimate)."""
+    n = con.execute("SELECT count(*) FROM " + ("_pf_scope" if scoped else "_pf_g")).fetchone()[0]
     rows = con.execute("""
         SELECT fkey, count(*) AS n, bool_or(n_num > 0) AS numeric, max(vdistinct) > 1 AS multi
         FROM _pf_p GROUP BY 1 HAVING count(*) >= $minn
@@ -560,16 +578,22 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     con.execute(_GRAPHLET_SQL)
     con.execute(_LANE_SQL)
     con.execute(_EXCL_ROLES_SQL if "analysis_executions" in _tables(con) else _EXCL_MEMBERS_SQL)
-    con.execute(_UPSTREAM_SQL)
+    upstream = _UPSTREAM_SQL
+    if keep is not None:
+        # the upstream, its properties and their changes (the costly part) only for the kept
+        # trainings and the previous training of each in its lane (deltas, structure changes)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _pf_keep AS SELECT DISTINCT graphlet_id FROM ({keep})")
+        con.execute(_SCOPE_SQL)
+        upstream = (upstream.replace("FROM _pf_msrc", "FROM _pf_msrc_scope")
+                    .replace("FROM _pf_insrc", "FROM _pf_insrc_scope").replace("FROM _pf_g ", "FROM _pf_scope_g "))
+    con.execute(upstream)
     for _hop in range(2):
         con.execute(_SIBLING_SQL)
     con.execute(_UPSTREAM_FINAL_SQL)
     con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
     con.execute(_long_features_sql(config.recent, config.cost_window))
     con.execute(_PROP_DIFF_SQL)
-    keys = property_keys if property_keys is not None else _select_property_keys(con, config)
-    if keep is not None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _pf_keep AS SELECT DISTINCT graphlet_id FROM ({keep})")
+    keys = property_keys if property_keys is not None else _select_property_keys(con, config, scoped=keep is not None)
     kept = "WHERE g.graphlet_id IN (SELECT graphlet_id FROM _pf_keep)" if keep is not None else ""
 
     base = con.execute(f"""

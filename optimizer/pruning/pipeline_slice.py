@@ -56,25 +56,67 @@ class PipelineSlice:
         self.con.close()
 
 
+# What a slice copies, from the temporary tables of the pipeline's ids made by ``cut_slice``.
 _SELECT = {
     "executions": "SELECT * FROM executions WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)",
     "artifacts": "SELECT * FROM artifacts WHERE source_id = $s AND artifact_id IN (SELECT id FROM _sl_a)",
-    "events": "SELECT * FROM events WHERE source_id = $s AND (execution_id IN (SELECT id FROM _sl_x) "
-              "OR artifact_id IN (SELECT id FROM _sl_a))",
-    "properties": "SELECT * FROM properties WHERE source_id = $s AND ("
-                  "(entity = 'execution' AND entity_id IN (SELECT id FROM _sl_x)) OR "
-                  "(entity = 'artifact' AND entity_id IN (SELECT id FROM _sl_a)))",
-    "associations": "SELECT * FROM associations WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)",
-    "contexts": "SELECT * FROM contexts WHERE source_id = $s AND context_id IN (SELECT context_id FROM associations "
-                "WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x))",
+    # (one semi-join per branch: DuckDB scans an OR of two IN filters ten times slower)
+    "events": "SELECT * FROM events WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x) "
+              "UNION ALL SELECT * FROM events WHERE source_id = $s AND artifact_id IN (SELECT id FROM _sl_a) "
+              "AND execution_id NOT IN (SELECT id FROM _sl_x)",
+    "properties": "SELECT * FROM properties WHERE source_id = $s AND entity = 'execution' "
+                  "AND entity_id IN (SELECT id FROM _sl_x) UNION ALL "
+                  "SELECT * FROM properties WHERE source_id = $s AND entity = 'artifact' "
+                  "AND entity_id IN (SELECT id FROM _sl_a)",
+    "associations": "SELECT * FROM _sl_assoc",
+    "contexts": "SELECT * FROM contexts WHERE source_id = $s AND context_id IN (SELECT context_id FROM _sl_assoc)",
     "types": "SELECT * FROM types WHERE source_id = $s",
     "type_properties": "SELECT * FROM type_properties WHERE source_id = $s",
     "graphlets": "SELECT * FROM graphlets WHERE source_id = $s AND pipeline = $p",
-    "graphlet_members": "SELECT m.* FROM graphlet_members m JOIN graphlets g USING (graphlet_id) "
-                        "WHERE g.source_id = $s AND g.pipeline = $p",
+    "graphlet_members": "SELECT * FROM _sl_m",
     "analysis_executions": "SELECT * FROM analysis_executions WHERE source_id = $s AND execution_id IN "
                            "(SELECT id FROM _sl_x)",
 }
+
+# The pipeline's ids: its graphlets and their members (read once), its executions, their
+# artifacts; then ``hops`` rounds of the executions that read those artifacts and what they wrote.
+_IDS_SQL = """
+    CREATE OR REPLACE TEMP TABLE _sl_g AS
+    SELECT graphlet_id, trainer_execution_id FROM graphlets WHERE source_id = $s AND pipeline = $p;
+
+    CREATE OR REPLACE TEMP TABLE _sl_m AS
+    SELECT * FROM graphlet_members WHERE graphlet_id IN (SELECT graphlet_id FROM _sl_g);
+
+    CREATE OR REPLACE TEMP TABLE _sl_x AS
+    SELECT execution_id AS id FROM analysis_executions WHERE source_id = $s AND pipeline = $p
+    UNION SELECT trainer_execution_id FROM _sl_g WHERE trainer_execution_id IS NOT NULL
+    UNION SELECT entity_id FROM _sl_m WHERE entity = 'execution';
+
+    CREATE OR REPLACE TEMP TABLE _sl_a AS
+    SELECT DISTINCT artifact_id AS id FROM events WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)
+    UNION SELECT entity_id FROM _sl_m WHERE entity = 'artifact';
+"""
+
+_HOP_SQL = """
+    INSERT INTO _sl_x SELECT DISTINCT execution_id FROM events
+    WHERE source_id = $s AND type = 'INPUT' AND artifact_id IN (SELECT id FROM _sl_a)
+    EXCEPT SELECT id FROM _sl_x;
+
+    INSERT INTO _sl_a SELECT DISTINCT artifact_id FROM events
+    WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)
+    EXCEPT SELECT id FROM _sl_a;
+"""
+
+_ASSOC_SQL = """
+    CREATE OR REPLACE TEMP TABLE _sl_assoc AS
+    SELECT * FROM associations WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x);
+"""
+
+
+def _run(cur, sql: str, params: dict) -> None:
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            cur.execute(stmt, {k: v for k, v in params.items() if f"${k}" in stmt})
 
 
 def cut_slice(con, source_id: str, pipeline: str, *, hops: int = 2, key: tuple = ()) -> PipelineSlice:
@@ -83,34 +125,15 @@ def cut_slice(con, source_id: str, pipeline: str, *, hops: int = 2, key: tuple =
     cur = con.cursor()
     params = {"s": source_id, "p": pipeline}
     try:
-        cur.execute("""
-            CREATE OR REPLACE TEMP TABLE _sl_x AS
-            SELECT execution_id AS id FROM analysis_executions WHERE source_id = $s AND pipeline = $p
-            UNION SELECT trainer_execution_id FROM graphlets
-                  WHERE source_id = $s AND pipeline = $p AND trainer_execution_id IS NOT NULL
-            UNION SELECT m.entity_id FROM graphlet_members m JOIN graphlets g USING (graphlet_id)
-                  WHERE g.source_id = $s AND g.pipeline = $p AND m.entity = 'execution'
-        """, params)
-        cur.execute("""
-            CREATE OR REPLACE TEMP TABLE _sl_a AS
-            SELECT DISTINCT artifact_id AS id FROM events WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)
-            UNION SELECT m.entity_id FROM graphlet_members m JOIN graphlets g USING (graphlet_id)
-                  WHERE g.source_id = $s AND g.pipeline = $p AND m.entity = 'artifact'
-        """, params)
-        for _ in range(hops):   # readers of what the slice touched, and what they wrote
-            cur.execute("""
-                INSERT INTO _sl_x SELECT DISTINCT execution_id FROM events
-                WHERE source_id = $s AND type = 'INPUT' AND artifact_id IN (SELECT id FROM _sl_a)
-                EXCEPT SELECT id FROM _sl_x
-            """, {"s": source_id})
-            cur.execute("""
-                INSERT INTO _sl_a SELECT DISTINCT artifact_id FROM events
-                WHERE source_id = $s AND execution_id IN (SELECT id FROM _sl_x)
-                EXCEPT SELECT id FROM _sl_a
-            """, {"s": source_id})
-        newest = cur.execute("SELECT greatest(max(update_time), max(create_time)) FROM executions "
-                             "WHERE source_id = $s", {"s": source_id}).fetchone()[0]
         have = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        _run(cur, _IDS_SQL if "analysis_executions" in have else
+             _IDS_SQL.replace("SELECT execution_id AS id FROM analysis_executions WHERE source_id = $s AND "
+                              "pipeline = $p\n    UNION ", ""), params)
+        for _ in range(hops):   # readers of what the slice touched, and what they wrote
+            _run(cur, _HOP_SQL, params)
+        _run(cur, _ASSOC_SQL, params)
+        newest = cur.execute("SELECT greatest(max(update_time), max(create_time)) FROM executions "
+                             "WHERE source_id = $s", {"s": source_id}).fetchall()[0][0]
         out = duckdb.connect()
         out.execute("SET threads = 1")    # a slice is small: one thread, no contention with the service
         create_schema(out)

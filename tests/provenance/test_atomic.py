@@ -31,7 +31,7 @@ def reference(big_store, tfx_dir, tmp_path_factory):
 
 # A real ingest process that logs its phases (the `frugal -v ingest` path, minus CLI start-up).
 INGEST = (
-    "import logging, sys; logging.basicConfig(level=logging.INFO); "
+    "import logging, sys; logging.basicConfig(level=logging.DEBUG); "
     "from provenance import ingest; ingest(sys.argv[2:-1], sys.argv[-1], progress=False, part_ids=int(sys.argv[1]))"
 )
 

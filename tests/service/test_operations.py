@@ -152,6 +152,34 @@ def test_kill_9_loses_no_acknowledged_decision_and_restarts_warm(store_copy, tmp
         s2.stop()
 
 
+def test_a_restart_cuts_the_last_gates_slices_before_their_next_decision(store_copy, tmp_path, serve):
+    """The pipelines that decided from their inputs last get their slices cut again at a
+    restart's first refresh, so their next decision does not wait for a cut."""
+    store = store_copy()
+    warehouse = tmp_path / "w.duckdb"
+    s = serve([store], warehouse, extra=["--ingest-every", "3600"])
+    try:
+        gates = [r[0] for r in s.sql("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 2")]
+        for pipeline in gates:
+            ids = append_run(store, pipeline, started_at=time.time(), train=False)
+            s.decide(pipeline, inputs=[ids["Examples"], ids["ExampleAnomalies"]])
+        assert s.get("/api/v1/sources").json()["progress"]["slices"]["cuts"] == 2
+    finally:
+        s.stop()
+    s2 = serve([store], warehouse, extra=["--ingest-every", "3600"])
+    try:
+        slices = lambda: s2.get("/api/v1/sources").json()["progress"]["slices"]  # noqa: E731
+        deadline = time.monotonic() + 60
+        while slices()["cuts"] < 2 and time.monotonic() < deadline:   # the first refresh cuts them
+            time.sleep(0.1)
+        assert slices() | {"cut_seconds": 0} == {"kept": 2, "capacity": 128, "cuts": 2, "cut_seconds": 0}
+        ids = append_run(store, gates[0], started_at=time.time(), train=False)
+        s2.decide(gates[0], inputs=[ids["Examples"], ids["ExampleAnomalies"]])
+        assert slices()["cuts"] == 2           # found warm
+    finally:
+        s2.stop()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--port", "70000"], "not a TCP port"),
     (["--ingest-every", "0"], "ingest_every"),
