@@ -560,9 +560,12 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     tables only: works on read-only warehouses.
 
     ``keep``: a query selecting ``graphlet_id`` from the temporary table ``_pf_gl`` (graphlet_id,
-    source_id, pipeline, lane, s, ...): only these graphlets reach pandas (the SQL still reads
-    the whole history, in DuckDB, within its memory limit). A bounded training set or the lanes'
-    latest trainings are built so without every training's features in memory at once. A
+    source_id, pipeline, lane, s, ...): only these graphlets reach pandas, and the costly part
+    of the SQL (upstream members, siblings, their properties and changes) runs only for them
+    and the previous training of each in its lane; the history of every lane (trainings,
+    pushes, costs) is still read whole, in DuckDB. A bounded training set or the lanes' latest
+    trainings are built so in a fraction of the time and memory, with the same features (the
+    property keys, when not given, are then chosen by their coverage among those trainings). A
     ``keep`` should hold each kept training's ``relative_window`` predecessors in its lane, whose
     values ``relative_to_lane`` reads. ``key_chunk``: property keys read from DuckDB at a time
     (the long form of a chunk is in pandas at once, not that of every key).
