@@ -13,8 +13,10 @@ priority; the requests keep the interpreter to themselves.
 Within ``--memory-limit`` (the service's ``memory_limit``, frugal.service.memory): its DuckDB keeps
 to a share of it and spills beside the copy, it learns from a bounded training set
 (``optimizer.pruning.training_set``: at most ``--max-rows`` trainings, by default as many as
-that share of the limit holds) and it runs under an address-space limit, so that a refit
-too large fails here with MemoryError instead of drawing the OOM killer onto the service.
+that share of the limit holds; where the feature SQL still runs out of DuckDB's share, a
+sample half as large, whose SQL reads only the sampled trainings' upstream, and so on) and it
+runs under an address-space limit, so that a refit too large fails here with MemoryError
+instead of drawing the OOM killer onto the service.
 
 Writes the learned policy to POLICY_OUT (atomically, ``optimizer.pruning.live.save``) and every lane's
 upcoming training scored by it to POLICY_OUT.upcoming (``describe_upcoming``: the same feature
@@ -50,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from frugal.service import memory
     from optimizer.pruning import live
-    from optimizer.pruning.training_set import training_frame
     from provenance.warehouse import connect
 
     if args.memory_limit is not None:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             memory.apply_duckdb_limits(con, int(args.memory_limit * memory.CHILD_DUCKDB),
                                        os.path.dirname(os.path.abspath(args.out)) + "/duckdb.tmp")
         learning = int(args.memory_limit * memory.CHILD_LEARNING) if args.memory_limit is not None else None
-        frame, columns, keys, plan = training_frame(con, max_rows=args.max_rows, memory_bytes=learning)
+        frame, columns, keys, plan = _training_set(con, args.max_rows, learning)
         print(f"training set: {plan.to_dict()}", file=sys.stderr, flush=True)
         learned = live.learn(frame, columns, keys, config=config)
         learned = dataclasses.replace(learned, trainings=plan.total)
@@ -85,6 +86,28 @@ def main(argv: list[str] | None = None) -> int:
     live.write_pickle(upcoming, args.out + ".upcoming")
     live.save(learned, args.out)
     return 0
+
+
+def _training_set(con, max_rows: int | None, learning: int | None, attempts: int = 4):
+    """The training set within DuckDB's share of the limit: where the feature SQL over every
+    training runs out of it (spilling does not cover every operator), a sample of half as many
+    trainings, whose SQL reads only their upstream, and so on (``attempts`` in all)."""
+    import duckdb
+
+    from optimizer.pruning.training_set import MIN_RECENT, rows_for, training_frame
+
+    for attempt in range(attempts):
+        try:
+            return training_frame(con, max_rows=max_rows, memory_bytes=learning)
+        except duckdb.OutOfMemoryException as exc:
+            total = con.execute("SELECT count(*) FROM graphlets").fetchall()[0][0]
+            rows = min(x for x in (max_rows, rows_for(learning), total) if x is not None)
+            if attempt == attempts - 1 or rows // 2 < 2 * MIN_RECENT:
+                raise
+            max_rows = rows // 2
+            print(f"refit: the feature SQL of {rows} trainings ran out of DuckDB's share of the limit "
+                  f"({str(exc).splitlines()[0]}); trying a sample of {max_rows}", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
 
 
 def _limit_address_space(limit: int) -> None:
