@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import pickle
 import sys
@@ -63,26 +64,35 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(float(os.environ["FRUGAL_REFIT_DELAY_S"]))
     with open(args.policy_config, "rb") as fh:
         config = pickle.load(fh)
-    con = connect(args.warehouse, read_only=True)
-    try:
-        # one core: the serving process keeps the other (and DuckDB holds a hash table per thread:
-        # with two, a refit of 106,000 trainings ran out of its share of a 8.4 GB limit)
-        con.execute("SET threads = 1")
+    def open_warehouse():
+        con = connect(args.warehouse, read_only=True)
+        con.execute("SET threads = 1")   # one core: the serving process keeps the other
         if args.memory_limit is not None:
             memory.apply_duckdb_limits(con, int(args.memory_limit * memory.CHILD_DUCKDB),
                                        os.path.dirname(os.path.abspath(args.out)) + "/duckdb.tmp")
-        learning = int(args.memory_limit * memory.CHILD_LEARNING) if args.memory_limit is not None else None
+        return con
+
+    learning = int(args.memory_limit * memory.CHILD_LEARNING) if args.memory_limit is not None else None
+    con = open_warehouse()
+    try:
         frame, columns, keys, plan = _training_set(con, args.max_rows, learning)
-        print(f"training set: {plan.to_dict()}", file=sys.stderr, flush=True)
-        learned = live.learn(frame, columns, keys, config=config)
-        learned = dataclasses.replace(learned, trainings=plan.total)
-        del frame
-        # every lane's upcoming training under the new policy: the same feature build, kept out
-        # of the serving process too
-        has_trainings = con.execute("SELECT count(*) FROM graphlets").fetchone()[0] > 0
-        upcoming = live.describe_upcoming(con, learned) if has_trainings else {}
+        has_trainings = con.execute("SELECT count(*) FROM graphlets").fetchall()[0][0] > 0
     finally:
-        con.close()
+        con.close()   # DuckDB's buffers and temporary tables go before the fit: the two never add up
+    print(f"training set: {plan.to_dict()}", file=sys.stderr, flush=True)
+    learned = live.learn(frame, columns, keys, config=config)
+    learned = dataclasses.replace(learned, trainings=plan.total)
+    del frame
+    gc.collect()
+    # every lane's upcoming training under the new policy: the same feature build, kept out
+    # of the serving process too
+    upcoming = {}
+    if has_trainings:
+        con = open_warehouse()
+        try:
+            upcoming = live.describe_upcoming(con, learned)
+        finally:
+            con.close()
     live.write_pickle(upcoming, args.out + ".upcoming")
     live.save(learned, args.out)
     return 0

@@ -38,7 +38,9 @@ __all__ = ["TrainingSetPlan", "rows_for", "training_frame", "BYTES_PER_VALUE", "
 log = logging.getLogger(__name__)
 
 BYTES_PER_VALUE = 8       # a float64 feature
-ROW_FACTOR = 8            # the frame and its copies: matrices for fit / validation / calibration, merges
+ROW_FACTOR = 16           # the frame and its copies (matrices for fit / validation / calibration, merges)
+                          # and each sampled training's predecessors: the paper corpus's child took
+                          # about 31 KB per learned row at 8, twice the estimate
 EXPECTED_COLUMNS = 260    # features a warehouse yields at most by default (300 property keys cap many fewer)
 MIN_RECENT = 2000         # never fewer recent trainings than this (the policy's window is 1000)
 
