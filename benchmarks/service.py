@@ -133,7 +133,7 @@ def open_loop(url: str, targets: list[tuple[str, str | None]], rate: float, seco
             pool.submit(one, i)
             if during is not None:
                 during(i, n, start)
-    return {"lat": lat, "sent": sent, "errors": errors, "start": start, "load_started": load_started,
+    return {"lat": lat, "sent": sent, "errors": errors, "load_started": load_started,
             "elapsed": time.perf_counter() - start}
 
 

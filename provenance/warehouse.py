@@ -22,7 +22,7 @@ from provenance.errors import ProvenanceError
 from provenance.readers.staging import Batch, event_paths
 from provenance.schema import ARTIFACT_STATES, EVENT_TYPES, EXECUTION_STATES, TABLES, create_schema
 
-__all__ = ["connect", "load_batch", "load_parts", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
+__all__ = ["connect", "load_parts", "load_rows", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +101,6 @@ def table_counts(con: duckdb.DuckDBPyConnection, source_id: str) -> dict[str, in
     }
 
 
-def load_batch(
-    con: duckdb.DuckDBPyConnection,
-    source_id: str,
-    uri: str,
-    kind: str,
-    batch: Batch,
-    *,
-    fresh: bool = False,
-) -> dict[str, int]:
-    """Load ``batch`` into the warehouse as rows of ``source_id``; return rows written per table.
-
-    Runs inside the caller's transaction. ``fresh`` says the source has no rows yet, which
-    lets a full load skip the deletes.
-    """
-    return load_parts(con, source_id, uri, kind, [batch], fresh=fresh)
-
-
 def load_parts(
     con: duckdb.DuckDBPyConnection,
     source_id: str,
@@ -133,12 +116,13 @@ def load_parts(
     the changed nodes for a delta) and writes the types; every part writes its rows; the
     source's ``ingest_issues`` and its ``sources`` row (with the watermark) are written once,
     after the last. Runs inside the caller's transaction, so the parts land together or not
-    at all, while only one part is held in memory at a time.
+    at all, while only one part is held in memory at a time. ``fresh`` says the source has no
+    rows yet, which lets a full read skip the deletes.
     """
     written: dict[str, int] = {}
     last: Batch | None = None
     for i, batch in enumerate(parts):
-        for table, n in _load_part(con, source_id, batch, fresh=fresh, first=i == 0).items():
+        for table, n in load_rows(con, source_id, batch, fresh=fresh, first=i == 0).items():
             written[table] = written.get(table, 0) + n
         last = batch
     if last is None:
@@ -152,9 +136,12 @@ def load_parts(
     return written
 
 
-def _load_part(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, fresh: bool,
-               first: bool) -> dict[str, int]:
-    """One part of a read: the first also clears what the read replaces and writes the types."""
+def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, fresh: bool = False,
+              first: bool = True) -> dict[str, int]:
+    """The rows of one part of a read, without the source's bookkeeping (``ingest_issues``,
+    ``sources``; see load_parts): the ``first`` part also clears what the read replaces and
+    writes the types. Alone, it puts a batch's rows in a copy of the warehouse's tables
+    (optimizer.pruning.pipeline_slice)."""
     names = [
         "types", "type_properties", "artifacts", "executions", "contexts", "events",
         "event_steps", "attributions", "associations", "parent_contexts", "properties",

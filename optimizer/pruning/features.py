@@ -186,15 +186,19 @@ _LANE_SQL = """
 """
 
 # Upstream: members known before the trainer started, plus its inputs, plus the trainer itself.
-_UPSTREAM_SQL = """
+def _upstream_sql(scoped: bool) -> str:
+    """``_pf_m``: every graphlet's, or with ``scoped`` only those of ``_pf_scope``."""
+    where = "WHERE graphlet_id IN (SELECT graphlet_id FROM _pf_scope)" if scoped else ""
+    return f"""
     CREATE OR REPLACE TEMP TABLE _pf_m AS
-    SELECT graphlet_id, entity, entity_id FROM _pf_msrc
-    UNION
-    SELECT graphlet_id, 'artifact', artifact_id FROM _pf_insrc
-    UNION
-    SELECT graphlet_id, 'execution', config_id FROM _pf_g WHERE config_id IS NOT NULL;
-
-"""
+    SELECT * FROM (
+        SELECT graphlet_id, entity, entity_id FROM _pf_msrc
+        UNION
+        SELECT graphlet_id, 'artifact', artifact_id FROM _pf_insrc
+        UNION
+        SELECT graphlet_id, 'execution', config_id FROM _pf_g WHERE config_id IS NOT NULL
+    ) {where};
+    """
 
 # Siblings, two hops out (statistics -> validator): run _SIBLING_SQL twice.
 _SIBLING_SQL = """
@@ -233,15 +237,6 @@ _SCOPE_SQL = """
     SELECT graphlet_id FROM _pf_keep
     UNION
     SELECT o.prev_id FROM _pf_order o JOIN _pf_keep k USING (graphlet_id) WHERE o.prev_id IS NOT NULL;
-
-    CREATE OR REPLACE TEMP TABLE _pf_msrc_scope AS
-    SELECT m.* FROM _pf_msrc m SEMI JOIN _pf_scope USING (graphlet_id);
-
-    CREATE OR REPLACE TEMP TABLE _pf_insrc_scope AS
-    SELECT i.* FROM _pf_insrc i SEMI JOIN _pf_scope USING (graphlet_id);
-
-    CREATE OR REPLACE TEMP TABLE _pf_scope_g AS
-    SELECT g.* FROM _pf_g g SEMI JOIN _pf_scope USING (graphlet_id);
 """
 
 _UPSTREAM_FINAL_SQL = """
@@ -581,15 +576,12 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     con.execute(_GRAPHLET_SQL)
     con.execute(_LANE_SQL)
     con.execute(_EXCL_ROLES_SQL if "analysis_executions" in _tables(con) else _EXCL_MEMBERS_SQL)
-    upstream = _UPSTREAM_SQL
     if keep is not None:
         # the upstream, its properties and their changes (the costly part) only for the kept
         # trainings and the previous training of each in its lane (deltas, structure changes)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _pf_keep AS SELECT DISTINCT graphlet_id FROM ({keep})")
         con.execute(_SCOPE_SQL)
-        upstream = (upstream.replace("FROM _pf_msrc", "FROM _pf_msrc_scope")
-                    .replace("FROM _pf_insrc", "FROM _pf_insrc_scope").replace("FROM _pf_g ", "FROM _pf_scope_g "))
-    con.execute(upstream)
+    con.execute(_upstream_sql(scoped=keep is not None))
     for _hop in range(2):
         con.execute(_SIBLING_SQL)
     con.execute(_UPSTREAM_FINAL_SQL)

@@ -29,7 +29,7 @@ import duckdb
 from optimizer.pruning import live
 from provenance.readers.staging import Batch
 from provenance.schema import create_schema
-from provenance.warehouse import load_batch
+from provenance.warehouse import load_rows
 
 __all__ = ["PipelineSlice", "cut_slice", "describe_with_inputs"]
 
@@ -162,20 +162,15 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
     ``at``: the upcoming start; default just after the newest record of the slice's source or
     of the batch's executions (see the module docstring).
     """
-    if at is None:
-        stamps = [sl.newest] if sl.newest is not None else []
-        executions = batch.table("executions")
-        for column in ("create_ms", "update_ms"):
-            values = [v for v in executions.column(column).to_pylist() if v]
-            if values:
-                stamps.append(dt.datetime.fromtimestamp(max(values) / 1000, dt.timezone.utc).replace(tzinfo=None))
-        at = max(stamps) + dt.timedelta(milliseconds=1) if stamps else None
     with sl.lock:
         cur = sl.con.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
             try:
-                load_batch(cur, sl.source_id, "", "", batch)
+                load_rows(cur, sl.source_id, batch)
+                if at is None:   # after the newest record of the source when cut, or of the inputs' own
+                    at = cur.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
+                                     "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
                 ups = live.describe_upcoming(cur, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
                                              at=at, sources=[sl.source_id])
             finally:

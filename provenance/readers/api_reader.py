@@ -19,24 +19,36 @@ from collections.abc import Callable, Iterable
 import pyarrow as pa
 
 from provenance.connections import SUPPORTED_SCHEMA_VERSIONS, StoreSpec, open_metadata_store
-from provenance.readers.staging import STAGING_SCHEMAS, Batch
+from provenance.readers.staging import Batch, event_tables, rows_table
 from provenance.values import any_json, struct_json
 
-__all__ = ["read_api"]
+__all__ = ["read_api", "type_rows", "artifact_row", "execution_row", "event_row"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 5000
 
 
-def _table(name: str, rows: list[tuple]) -> pa.Table:
-    schema = STAGING_SCHEMAS[name]
-    cols = list(zip(*rows)) if rows else [()] * len(schema)
-    return pa.Table.from_arrays([pa.array(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
-
-
 def _opt(msg, field: str):
     return getattr(msg, field) if msg.HasField(field) else None
+
+
+def artifact_row(a) -> tuple:
+    """The staging row of an ``Artifact`` message."""
+    return (a.id, a.type_id, _opt(a, "uri"), _opt(a, "state"), _opt(a, "name"), _opt(a, "external_id"),
+            _opt(a, "create_time_since_epoch"), _opt(a, "last_update_time_since_epoch"))
+
+
+def execution_row(x) -> tuple:
+    """The staging row of an ``Execution`` message."""
+    return (x.id, x.type_id, _opt(x, "last_known_state"), _opt(x, "name"), _opt(x, "external_id"),
+            _opt(x, "create_time_since_epoch"), _opt(x, "last_update_time_since_epoch"))
+
+
+def event_row(ev) -> tuple:
+    """An ``Event`` message as staging.event_tables takes it."""
+    return (ev.artifact_id, ev.execution_id, ev.type, _opt(ev, "milliseconds_since_epoch"),
+            [(1, s.index, None) if s.WhichOneof("value") == "index" else (0, None, s.key) for s in ev.path.steps])
 
 
 def _value(value) -> tuple:
@@ -124,10 +136,10 @@ def read_api(
     prev = {} if full else watermark["marks"]
     tables: dict[str, pa.Table] = {}
 
-    def put(name: str, rows: list[tuple]) -> None:
-        tables[name] = _table(name, rows)
+    def put(name: str, rows: list[tuple] | pa.Table) -> None:
+        tables[name] = rows if isinstance(rows, pa.Table) else rows_table(name, rows)
         if on_table:
-            on_table(name, len(rows))
+            on_table(name, tables[name].num_rows)
 
     types, type_props = type_rows(store)
     put("types", types)
@@ -142,17 +154,9 @@ def read_api(
         return getter(list_options=metadata_store.ListOptions(filter_query=query))
 
     artifacts = changed(store.get_artifacts, "artifacts")
-    put("artifacts", [
-        (a.id, a.type_id, _opt(a, "uri"), _opt(a, "state"), _opt(a, "name"), _opt(a, "external_id"),
-         _opt(a, "create_time_since_epoch"), _opt(a, "last_update_time_since_epoch"))
-        for a in artifacts
-    ])
+    put("artifacts", [artifact_row(a) for a in artifacts])
     executions = changed(store.get_executions, "executions")
-    put("executions", [
-        (x.id, x.type_id, _opt(x, "last_known_state"), _opt(x, "name"), _opt(x, "external_id"),
-         _opt(x, "create_time_since_epoch"), _opt(x, "last_update_time_since_epoch"))
-        for x in executions
-    ])
+    put("executions", [execution_row(x) for x in executions])
     contexts = changed(store.get_contexts, "contexts")
     put("contexts", [
         (c.id, c.type_id, _opt(c, "name"), _opt(c, "external_id"),
@@ -165,16 +169,8 @@ def read_api(
     _properties("context", contexts, props)
     put("properties", props)
 
-    events, steps = [], []
-    for ids in _chunks([x.id for x in executions]):
-        for ev in store.get_events_by_execution_ids(ids):
-            key = len(events)
-            events.append((key, ev.artifact_id, ev.execution_id, ev.type, _opt(ev, "milliseconds_since_epoch")))
-            for seq, step in enumerate(ev.path.steps):
-                if step.WhichOneof("value") == "index":
-                    steps.append((key, seq, 1, step.index, None))
-                else:
-                    steps.append((key, seq, 0, None, step.key))
+    events, steps = event_tables([event_row(ev) for ids in _chunks([x.id for x in executions])
+                                  for ev in store.get_events_by_execution_ids(ids)])
     put("events", events)
     put("event_steps", steps)
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 
-import pyarrow as pa
-
 from provenance.connections import StoreSpec, check_supported, readonly_uri, sqlite_schema_version
 from provenance.errors import ProvenanceError
-from provenance.readers.staging import STAGING_SCHEMAS, Batch
+from provenance.readers.staging import Batch, event_tables, rows_table
 
 __all__ = ["read_inputs", "MissingInputs", "SIBLING_HOPS"]
 
@@ -37,7 +35,8 @@ class MissingInputs(ProvenanceError):
 def _closure(artifacts: list[int], events_of_artifacts: Callable, events_of_executions: Callable):
     """(executions, artifacts, events) around ``artifacts``: their writers and two hops of readers.
 
-    ``events_of_*`` return event rows (id or None, artifact_id, execution_id, type, ms, path steps).
+    ``events_of_*`` return events as staging.event_tables takes them (artifact_id,
+    execution_id, type, milliseconds, steps).
     """
     events: dict[tuple, tuple] = {}
     seen_x: set[int] = set()
@@ -45,33 +44,15 @@ def _closure(artifacts: list[int], events_of_artifacts: Callable, events_of_exec
     frontier = list(artifacts)
     for hop in range(SIBLING_HOPS + 1):
         rows = events_of_artifacts(frontier) if frontier else []
-        for ev in rows:
-            events[(ev[1], ev[2], ev[3])] = ev
         # hop 0: the writers and readers of the inputs; later hops: readers of what readers wrote
-        new_x = sorted({ev[2] for ev in rows if ev[3] == _INPUT or (hop == 0 and ev[3] == _OUTPUT)} - seen_x)
+        new_x = sorted({ev[1] for ev in rows if ev[2] == _INPUT or (hop == 0 and ev[2] == _OUTPUT)} - seen_x)
         seen_x.update(new_x)
         out = events_of_executions(new_x) if new_x else []
-        for ev in out:
-            events[(ev[1], ev[2], ev[3])] = ev
-        frontier = sorted({ev[1] for ev in out if ev[3] == _OUTPUT} - seen_a)
+        for ev in rows + out:
+            events[ev[:3]] = ev
+        frontier = sorted({ev[0] for ev in out if ev[2] == _OUTPUT} - seen_a)
         seen_a.update(frontier)
     return sorted(seen_x), sorted(seen_a), list(events.values())
-
-
-def _table(name: str, rows: Iterable[tuple]) -> pa.Table:
-    schema = STAGING_SCHEMAS[name]
-    rows = list(rows)
-    cols = list(zip(*rows)) if rows else [()] * len(schema)
-    return pa.Table.from_arrays([pa.array(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
-
-
-def _event_tables(events: list[tuple]) -> tuple[pa.Table, pa.Table]:
-    evs, steps = [], []
-    for key, (_, artifact_id, execution_id, etype, ms, path) in enumerate(events):
-        evs.append((key, artifact_id, execution_id, etype, ms))
-        for seq, (is_index, index, step_key) in enumerate(path):
-            steps.append((key, seq, is_index, index, step_key))
-    return _table("events", evs), _table("event_steps", steps)
 
 
 def read_inputs(spec: StoreSpec, artifact_ids: Sequence[int]) -> Batch:
@@ -93,9 +74,10 @@ def _read_sqlite(spec: StoreSpec, ids: list[int]) -> Batch:
 
     version = sqlite_schema_version(spec.path)
     check_supported(version, str(spec.path))
-    con = sqlite3.connect(readonly_uri(spec.path), uri=True)
+    uri = readonly_uri(spec.path)
+    con = sqlite3.connect(uri, uri=True)
     try:
-        con.execute("BEGIN")   # one snapshot
+        con.execute("BEGIN")   # one snapshot for the ids and the events
         have = {r[0] for r in con.execute(f"SELECT id FROM Artifact WHERE id IN ({_in(ids)})")}
         missing = [a for a in ids if a not in have]
         if missing:
@@ -109,28 +91,21 @@ def _read_sqlite(spec: StoreSpec, ids: list[int]) -> Batch:
                     f"SELECT event_id, is_index_step, step_index, step_key FROM EventPath "
                     f"WHERE event_id IN ({_in(r[0] for r in rows)}) ORDER BY event_id, rowid"):
                 steps.setdefault(event_id, []).append((is_index, index, key))
-            return [(*r, steps.get(r[0], [])) for r in rows]
+            return [(*r[1:], steps.get(r[0], [])) for r in rows]
 
         executions, artifacts, evs = _closure(ids, lambda a: events("artifact_id", a),
                                               lambda x: events("execution_id", x))
-        jobs = [("artifacts", sr._node_sql("artifacts", f"id IN ({_in(artifacts)})")),
-                ("executions", sr._node_sql("executions", f"id IN ({_in(executions)})")),
-                ("properties:artifacts", sr._property_sql("artifacts", f"artifact_id IN ({_in(artifacts)})")),
-                ("properties:executions", sr._property_sql("executions", f"execution_id IN ({_in(executions)})"))]
-        jobs += sr._type_jobs()
-        tables = {}
-        cur = sr._ArrowSqlite(readonly_uri(spec.path))
-        try:
-            for name, sql in jobs:
-                tables[name] = sr._query(cur, name.split(":")[0], sql)
-        finally:
-            cur.close()
     finally:
         con.rollback()
         con.close()
-    tables["properties"] = sr._decode_special(pa.concat_tables(
-        [tables.pop("properties:artifacts"), tables.pop("properties:executions")]))
-    tables["events"], tables["event_steps"] = _event_tables(evs)
+    # the nodes and their properties as a full read gets them (Arrow, special values decoded)
+    tables = sr._run_jobs(uri, sr._type_jobs() + [
+        ("artifacts", sr._node_sql("artifacts", f"id IN ({_in(artifacts)})")),
+        ("executions", sr._node_sql("executions", f"id IN ({_in(executions)})")),
+        ("properties:artifacts", sr._property_sql("artifacts", f"artifact_id IN ({_in(artifacts)})")),
+        ("properties:executions", sr._property_sql("executions", f"execution_id IN ({_in(executions)})"))],
+        threads=1, on_table=None)
+    tables["events"], tables["event_steps"] = event_tables(evs)
     return Batch(full=False, tables=tables, watermark={}, schema_version=version,
                  store_rows=sum(t.num_rows for t in tables.values()))
 
@@ -144,30 +119,18 @@ def _read_api(spec: StoreSpec, ids: list[int]) -> Batch:
     missing = sorted(set(ids) - {a.id for a in found})
     if missing:
         raise MissingInputs(missing, spec.uri)
-
-    def rows(events) -> list[tuple]:
-        return [(None, ev.artifact_id, ev.execution_id, ev.type, ar._opt(ev, "milliseconds_since_epoch"),
-                 [(1, s.index, None) if s.WhichOneof("value") == "index" else (0, None, s.key)
-                  for s in ev.path.steps]) for ev in events]
-
-    executions, artifacts, evs = _closure(ids, lambda a: rows(store.get_events_by_artifact_ids(a)),
-                                          lambda x: rows(store.get_events_by_execution_ids(x)))
+    executions, artifacts, evs = _closure(
+        ids, lambda a: [ar.event_row(ev) for ev in store.get_events_by_artifact_ids(a)],
+        lambda x: [ar.event_row(ev) for ev in store.get_events_by_execution_ids(x)])
     arts = store.get_artifacts_by_id(artifacts)
     execs = store.get_executions_by_id(executions) if executions else []
     props: list[tuple] = []
     ar._properties("artifact", arts, props)
     ar._properties("execution", execs, props)
     types, type_props = ar.type_rows(store)
-    tables = {
-        "types": _table("types", types), "type_properties": _table("type_properties", type_props),
-        "artifacts": _table("artifacts", [
-            (a.id, a.type_id, ar._opt(a, "uri"), ar._opt(a, "state"), ar._opt(a, "name"), ar._opt(a, "external_id"),
-             ar._opt(a, "create_time_since_epoch"), ar._opt(a, "last_update_time_since_epoch")) for a in arts]),
-        "executions": _table("executions", [
-            (x.id, x.type_id, ar._opt(x, "last_known_state"), ar._opt(x, "name"), ar._opt(x, "external_id"),
-             ar._opt(x, "create_time_since_epoch"), ar._opt(x, "last_update_time_since_epoch")) for x in execs]),
-        "properties": _table("properties", props),
-    }
-    tables["events"], tables["event_steps"] = _event_tables(evs)
+    tables = {name: rows_table(name, rows) for name, rows in (
+        ("types", types), ("type_properties", type_props), ("artifacts", [ar.artifact_row(a) for a in arts]),
+        ("executions", [ar.execution_row(x) for x in execs]), ("properties", props))}
+    tables["events"], tables["event_steps"] = event_tables(evs)
     return Batch(full=False, tables=tables, watermark={}, schema_version=SUPPORTED_SCHEMA_VERSIONS[-1],
                  store_rows=sum(t.num_rows for t in tables.values()))

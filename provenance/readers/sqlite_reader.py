@@ -207,7 +207,7 @@ def read_sqlite(
     read is cut into parts of at most ``part_ids`` consecutive ids of one table (nodes with
     their properties, events with their path steps, edges), so that a first read of a store of
     any size holds one part at a time, not the whole store. Every part carries the (small)
-    type tables; ``Batch.part`` numbers them. Rows are read up to the high-water marks taken
+    type tables. Rows are read up to the high-water marks taken
     at the start, in one snapshot: what is written meanwhile is read by the next ingest.
     ``threads`` queries run at once, each on its own read-only connection (SQLite and the
     Arrow conversion run without the GIL).
@@ -235,22 +235,19 @@ def read_sqlite(
                     store_rows=sum(t.num_rows for t in tables.values()))
         return
     type_tables = _run_jobs(uri, types, threads, None)
-    type_rows = sum(t.num_rows for t in type_tables.values())
-    part = 0
+    type_rows = sum(t.num_rows for t in type_tables.values())   # counted with the first part
+    empty = True
     for name, table in _RANGED.items():
         low, high = lows[name], marks[name]["max_id"]
         if low is None or high is None:
             continue
         for lo in range(int(low) - 1, int(high), part_ids):
-            hi = min(lo + part_ids, int(high))
-            tables = _run_jobs(uri, _part_jobs(name, lo, hi), threads, on_table)
-            part += 1
+            tables = _run_jobs(uri, _part_jobs(name, lo, min(lo + part_ids, int(high))), threads, on_table)
             yield Batch(full=True, tables={**type_tables, **tables}, watermark=mark, schema_version=version,
-                        store_rows=sum(t.num_rows for t in tables.values()) + (type_rows if part == 1 else 0),
-                        part=part)
-    if part == 0:  # an empty store: its types alone
-        yield Batch(full=True, tables=type_tables, watermark=mark, schema_version=version,
-                    store_rows=type_rows, part=1)
+                        store_rows=sum(t.num_rows for t in tables.values()) + type_rows)
+            empty, type_rows = False, 0
+    if empty:  # an empty store: its types alone
+        yield Batch(full=True, tables=type_tables, watermark=mark, schema_version=version, store_rows=type_rows)
 
 
 # Tables a full read cuts into id ranges (staging name -> MLMD table).
@@ -297,17 +294,17 @@ def _property_sql(name: str, where: str) -> str:
         WHERE {where}"""
 
 
-def _edge_jobs(events: str, steps: str, attributions: str, associations: str) -> list[tuple[str, str]]:
-    """Edges as the ml_metadata API sees them: those of nodes that exist."""
-    return [
-        ("events", "SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch FROM Event "
-                   f"WHERE {events} AND execution_id IN (SELECT id FROM Execution)"),
-        ("event_steps", f"SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath WHERE {steps}"),
-        ("attributions", f"SELECT context_id, artifact_id FROM Attribution WHERE {attributions} "
-                         "AND artifact_id IN (SELECT id FROM Artifact)"),
-        ("associations", f"SELECT context_id, execution_id FROM Association WHERE {associations} "
-                         "AND execution_id IN (SELECT id FROM Execution)"),
-    ]
+# Edges as the ml_metadata API sees them (those of nodes that exist), rows chosen by ``{}``.
+_EDGE_SQL = {
+    "events": "SELECT id, artifact_id, execution_id, type, milliseconds_since_epoch FROM Event "
+              "WHERE {} AND execution_id IN (SELECT id FROM Execution)",
+    "event_steps": "SELECT event_id, rowid, is_index_step, step_index, step_key FROM EventPath WHERE {}",
+    "attributions": "SELECT context_id, artifact_id FROM Attribution WHERE {} AND artifact_id IN (SELECT id FROM Artifact)",
+    "associations": "SELECT context_id, execution_id FROM Association "
+                    "WHERE {} AND execution_id IN (SELECT id FROM Execution)",
+    "parent_contexts": "SELECT context_id, parent_context_id FROM ParentContext "
+                       "WHERE {} AND context_id IN (SELECT id FROM Context)",
+}
 
 
 def _delta_jobs(prev: dict) -> list[tuple[str, str]]:
@@ -319,12 +316,11 @@ def _delta_jobs(prev: dict) -> list[tuple[str, str]]:
         cond = f"(last_update_time_since_epoch >= {upd} OR id > {mid})"
         jobs.append((name, _node_sql(name, cond)))
         jobs.append((f"properties:{name}", _property_sql(name, f"{idcol} IN (SELECT id FROM {table} WHERE {cond})")))
-    after = {name: f"id > {int(prev[name].get('max_id') or 0)}" for name in ("events", "attributions", "associations")}
-    jobs += _edge_jobs(after["events"], f"event_id > {int(prev['events'].get('max_id') or 0)}",
-                       after["attributions"], after["associations"])
-    jobs.append(("parent_contexts",
-                 "SELECT context_id, parent_context_id FROM ParentContext WHERE context_id IN (SELECT id FROM Context)"))
-    return jobs
+    after = {name: int(prev[name].get("max_id") or 0) for name in ("events", "attributions", "associations")}
+    where = {"events": f"id > {after['events']}", "event_steps": f"event_id > {after['events']}",
+             "attributions": f"id > {after['attributions']}", "associations": f"id > {after['associations']}",
+             "parent_contexts": "1 = 1"}
+    return jobs + [(name, _EDGE_SQL[name].format(cond)) for name, cond in where.items()]
 
 
 def _part_jobs(name: str, lo: int, hi: int) -> list[tuple[str, str]]:
@@ -336,12 +332,10 @@ def _part_jobs(name: str, lo: int, hi: int) -> list[tuple[str, str]]:
                 (f"properties:{name}", _property_sql(
                     name, f"{idcol} > {lo} AND {idcol} <= {hi} AND {idcol} IN (SELECT id FROM {table} WHERE {span})"))]
         if name == "contexts":
-            jobs.append(("parent_contexts", "SELECT context_id, parent_context_id FROM ParentContext "
-                         f"WHERE context_id > {lo} AND context_id <= {hi} AND context_id IN (SELECT id FROM Context)"))
+            jobs.append(("parent_contexts", _EDGE_SQL["parent_contexts"].format(
+                f"context_id > {lo} AND context_id <= {hi}")))
         return jobs
-    nothing = "0 = 1"
-    edges = dict(events=nothing, steps=nothing, attributions=nothing, associations=nothing)
-    edges[name] = span
+    jobs = [(name, _EDGE_SQL[name].format(span))]
     if name == "events":
-        edges["steps"] = f"event_id > {lo} AND event_id <= {hi}"
-    return [job for job in _edge_jobs(**edges) if job[0] == name or (name == "events" and job[0] == "event_steps")]
+        jobs.append(("event_steps", _EDGE_SQL["event_steps"].format(f"event_id > {lo} AND event_id <= {hi}")))
+    return jobs

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-__all__ = ["STAGING_SCHEMAS", "Batch", "empty_table"]
+__all__ = ["STAGING_SCHEMAS", "Batch", "empty_table", "rows_table", "event_tables"]
 
 _i = pa.int64()
 _s = pa.string()
@@ -47,6 +47,23 @@ def empty_table(name: str) -> pa.Table:
     return STAGING_SCHEMAS[name].empty_table()
 
 
+def rows_table(name: str, rows: list[tuple]) -> pa.Table:
+    """A staging table of ``name`` from Python row tuples (in the schema's column order)."""
+    schema = STAGING_SCHEMAS[name]
+    cols = list(zip(*rows)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays([pa.array(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
+
+
+def event_tables(events: list[tuple]) -> tuple[pa.Table, pa.Table]:
+    """The ``events`` and ``event_steps`` tables of events given as (artifact_id, execution_id,
+    type, milliseconds, steps), each step (is_index, index, key); event keys are positions."""
+    rows, steps = [], []
+    for key, (artifact_id, execution_id, etype, ms, path) in enumerate(events):
+        rows.append((key, artifact_id, execution_id, etype, ms))
+        steps.extend((key, seq, is_index, index, step_key) for seq, (is_index, index, step_key) in enumerate(path))
+    return rows_table("events", rows), rows_table("event_steps", steps)
+
+
 @dataclass
 class Batch:
     """Rows read from one store in one ingest.
@@ -55,8 +72,8 @@ class Batch:
     Otherwise it is a delta: node rows (artifacts, executions, contexts) are the changed
     nodes with *all* their properties; edge rows are inserted where absent.
     ``store_rows`` counts the MLMD rows read (all tables), for rows/s figures. A read may come
-    in parts (``part`` 1, 2, ...; see provenance.readers.sqlite_reader): each carries the type
-    tables, and together they are the batch.
+    in several batches, loaded in order (provenance.warehouse.load_parts; see
+    provenance.readers.sqlite_reader): each carries the type tables, and together they are the read.
     """
 
     full: bool
@@ -65,7 +82,6 @@ class Batch:
     schema_version: int | None
     store_rows: int = 0
     notes: list[str] = field(default_factory=list)
-    part: int = 1                  # parts of one read are loaded in order, the first replacing the source's rows
 
     def table(self, name: str) -> pa.Table:
         return self.tables.get(name) or empty_table(name)
