@@ -137,15 +137,29 @@ def load_parts(
 
 
 def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, fresh: bool = False,
-              first: bool = True) -> dict[str, int]:
+              first: bool = True, tables: tuple[str, ...] | None = None) -> dict[str, int]:
     """The rows of one part of a read, without the source's bookkeeping (``ingest_issues``,
     ``sources``; see load_parts): the ``first`` part also clears what the read replaces and
     writes the types. Alone, it puts a batch's rows in a copy of the warehouse's tables
-    (optimizer.pruning.pipeline_slice)."""
+    (optimizer.pruning.pipeline_slice), or with ``tables`` in only these of them (and only
+    the properties of these entities): a decision's slice loads what its feature SQL reads."""
     names = [
         "types", "type_properties", "artifacts", "executions", "contexts", "events",
         "event_steps", "attributions", "associations", "parent_contexts", "properties",
     ]
+    if tables is not None:
+        if set(tables) - {"artifacts", "executions", "contexts", "events", "attributions", "associations",
+                          "parent_contexts", "properties"} or batch.full:
+            raise ValueError(f"load_rows loads only data tables of a batch that is not a whole read, not {sorted(tables)}")
+        # (types give the rows their type names, the steps the events their paths, the
+        # properties the executions their legacy states and recorded durations)
+        names = [n for n in names if n in tables or n in ("types", "event_steps", "properties")]
+    load = (lambda table: True) if tables is None else (lambda table: table in tables)
+    entities = [(t, key, entity) for t, key, entity in (
+        ("artifacts", "artifact_id", "artifact"),
+        ("executions", "execution_id", "execution"),
+        ("contexts", "context_id", "context"),
+    ) if load(t)]
     for name in names:
         con.register(f"stg_{name}", batch.table(name).combine_chunks())
     sid = [source_id]
@@ -155,22 +169,19 @@ def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, f
             for table in DATA_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
         elif not batch.full:
-            if first:
+            if first and tables is None:
                 for table in ("types", "type_properties", "ingest_issues"):
                     con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
-            for table, key, entity in (
-                ("artifacts", "artifact_id", "artifact"),
-                ("executions", "execution_id", "execution"),
-                ("contexts", "context_id", "context"),
-            ):
+            for table, key, entity in entities:
                 con.execute(
                     f"DELETE FROM {table} WHERE source_id = ? AND {key} IN (SELECT {key} FROM stg_{table})", sid
                 )
-                con.execute(
-                    f"DELETE FROM properties WHERE source_id = ? AND entity = '{entity}' "
-                    f"AND entity_id IN (SELECT {key} FROM stg_{table})", sid,
-                )
-        if first:
+                if load("properties"):
+                    con.execute(
+                        f"DELETE FROM properties WHERE source_id = ? AND entity = '{entity}' "
+                        f"AND entity_id IN (SELECT {key} FROM stg_{table})", sid,
+                    )
+        if first and tables is None:
             written["types"] = _run(con, f"""
                 INSERT INTO types SELECT ?, type_id, kind, name, version, description, base_type
                 FROM stg_types""", sid)
@@ -180,71 +191,79 @@ def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, f
                          WHEN 4 THEN 'STRUCT' WHEN 5 THEN 'PROTO' WHEN 6 THEN 'BOOLEAN'
                          WHEN 0 THEN 'UNKNOWN' ELSE CAST(data_type AS VARCHAR) END
                 FROM stg_type_properties""", sid)
-        written["properties"] = _run(con, """
-            INSERT INTO properties SELECT ?, entity, entity_id, name, is_custom <> 0, value_type,
-                int_value, double_value, string_value, bool_value <> 0
-            FROM stg_properties""", sid)
-        written["artifacts"] = _run(con, f"""
-            INSERT INTO artifacts
-            SELECT ?, a.artifact_id, a.type_id, t.name, a.uri, {_case('a.state', ARTIFACT_STATES)},
-                   a.name, a.external_id, {_ts('a.create_ms')}, {_ts('a.update_ms')}
-            FROM stg_artifacts a LEFT JOIN stg_types t ON t.type_id = a.type_id AND t.kind = 'artifact'
-            """, sid)
-        written["executions"] = _run(con, f"""
-            INSERT INTO executions
-            WITH legacy AS (
-                SELECT entity_id, arg_min(string_value, is_custom) AS state
-                FROM stg_properties
-                WHERE entity = 'execution' AND name = 'state' AND value_type = 'string'
-                GROUP BY entity_id
-            ), recorded AS (
-                SELECT entity_id, any_value(coalesce(double_value, int_value)) AS duration_s
-                FROM stg_properties
-                WHERE entity = 'execution' AND name = 'duration_s' AND is_custom <> 0
-                  AND coalesce(double_value, int_value) >= 0
-                GROUP BY entity_id
-            ), named AS (
-                SELECT x.*, t.name AS type_name,
-                       {_case('x.last_known_state', EXECUTION_STATES)} AS lks_name,
-                       CASE WHEN x.last_known_state IS NOT NULL AND x.last_known_state <> 0
-                                THEN {_case('x.last_known_state', EXECUTION_STATES)}
-                            WHEN l.state IS NOT NULL AND trim(l.state) <> ''
-                                THEN replace(upper(trim(l.state)), 'CANCELLED', 'CANCELED')
-                            WHEN x.last_known_state IS NOT NULL
-                                THEN {_case('x.last_known_state', EXECUTION_STATES)}
-                       END AS eff_state, r.duration_s AS recorded_s
-                FROM stg_executions x
-                LEFT JOIN stg_types t ON t.type_id = x.type_id AND t.kind = 'execution'
-                LEFT JOIN legacy l ON l.entity_id = x.execution_id
-                LEFT JOIN recorded r ON r.entity_id = x.execution_id
-            )
-            SELECT ?, execution_id, type_id, type_name, eff_state, lks_name, name, external_id,
-                   {_ts('create_ms')}, {_ts('update_ms')},
-                   CASE WHEN eff_state IN {FINISHED_STATES} AND recorded_s IS NOT NULL THEN recorded_s
-                        WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
-                        THEN (update_ms - create_ms) / 1000.0 END
-            FROM named""", sid)
-        written["contexts"] = _run(con, f"""
-            INSERT INTO contexts
-            SELECT ?, c.context_id, c.type_id, t.name, c.name, c.external_id,
-                   {_ts('c.create_ms')}, {_ts('c.update_ms')}
-            FROM stg_contexts c LEFT JOIN stg_types t ON t.type_id = c.type_id AND t.kind = 'context'
-            """, sid)
+        if load("properties"):
+            kinds = "" if tables is None else f"WHERE list_contains({[e for _, _, e in entities]}, entity)"
+            written["properties"] = _run(con, f"""
+                INSERT INTO properties SELECT ?, entity, entity_id, name, is_custom <> 0, value_type,
+                    int_value, double_value, string_value, bool_value <> 0
+                FROM stg_properties {kinds}""", sid)
+        if load("artifacts"):
+            written["artifacts"] = _run(con, f"""
+                INSERT INTO artifacts
+                SELECT ?, a.artifact_id, a.type_id, t.name, a.uri, {_case('a.state', ARTIFACT_STATES)},
+                       a.name, a.external_id, {_ts('a.create_ms')}, {_ts('a.update_ms')}
+                FROM stg_artifacts a LEFT JOIN stg_types t ON t.type_id = a.type_id AND t.kind = 'artifact'
+                """, sid)
+        if load("executions"):
+            written["executions"] = _run(con, f"""
+                INSERT INTO executions
+                WITH legacy AS (
+                    SELECT entity_id, arg_min(string_value, is_custom) AS state
+                    FROM stg_properties
+                    WHERE entity = 'execution' AND name = 'state' AND value_type = 'string'
+                    GROUP BY entity_id
+                ), recorded AS (
+                    SELECT entity_id, any_value(coalesce(double_value, int_value)) AS duration_s
+                    FROM stg_properties
+                    WHERE entity = 'execution' AND name = 'duration_s' AND is_custom <> 0
+                      AND coalesce(double_value, int_value) >= 0
+                    GROUP BY entity_id
+                ), named AS (
+                    SELECT x.*, t.name AS type_name,
+                           {_case('x.last_known_state', EXECUTION_STATES)} AS lks_name,
+                           CASE WHEN x.last_known_state IS NOT NULL AND x.last_known_state <> 0
+                                    THEN {_case('x.last_known_state', EXECUTION_STATES)}
+                                WHEN l.state IS NOT NULL AND trim(l.state) <> ''
+                                    THEN replace(upper(trim(l.state)), 'CANCELLED', 'CANCELED')
+                                WHEN x.last_known_state IS NOT NULL
+                                    THEN {_case('x.last_known_state', EXECUTION_STATES)}
+                           END AS eff_state, r.duration_s AS recorded_s
+                    FROM stg_executions x
+                    LEFT JOIN stg_types t ON t.type_id = x.type_id AND t.kind = 'execution'
+                    LEFT JOIN legacy l ON l.entity_id = x.execution_id
+                    LEFT JOIN recorded r ON r.entity_id = x.execution_id
+                )
+                SELECT ?, execution_id, type_id, type_name, eff_state, lks_name, name, external_id,
+                       {_ts('create_ms')}, {_ts('update_ms')},
+                       CASE WHEN eff_state IN {FINISHED_STATES} AND recorded_s IS NOT NULL THEN recorded_s
+                            WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
+                            THEN (update_ms - create_ms) / 1000.0 END
+                FROM named""", sid)
+        if load("contexts"):
+            written["contexts"] = _run(con, f"""
+                INSERT INTO contexts
+                SELECT ?, c.context_id, c.type_id, t.name, c.name, c.external_id,
+                       {_ts('c.create_ms')}, {_ts('c.update_ms')}
+                FROM stg_contexts c LEFT JOIN stg_types t ON t.type_id = c.type_id AND t.kind = 'context'
+                """, sid)
         con.register("stg_event_paths", event_paths(batch.table("event_steps")))
-        if not batch.full:  # events are immutable in MLMD: replace the ones read again
-            con.execute(
-                f"DELETE FROM events WHERE source_id = ? AND event_id IN (SELECT {EVENT_ID_SQL} FROM stg_events e)", sid
-            )
-        written["events"] = _run(con, f"""
-            INSERT INTO events
-            SELECT ?, {EVENT_ID_SQL}, e.artifact_id, e.execution_id, {_case('e.type', EVENT_TYPES)},
-                   s.path, s.path_key, {_ts('e.ts_ms')}
-            FROM stg_events e LEFT JOIN stg_event_paths s ON s.event_key = e.event_key""", sid)
+        if load("events"):
+            if not batch.full:  # events are immutable in MLMD: replace the ones read again
+                con.execute(
+                    f"DELETE FROM events WHERE source_id = ? AND event_id IN (SELECT {EVENT_ID_SQL} FROM stg_events e)",
+                    sid)
+            written["events"] = _run(con, f"""
+                INSERT INTO events
+                SELECT ?, {EVENT_ID_SQL}, e.artifact_id, e.execution_id, {_case('e.type', EVENT_TYPES)},
+                       s.path, s.path_key, {_ts('e.ts_ms')}
+                FROM stg_events e LEFT JOIN stg_event_paths s ON s.event_key = e.event_key""", sid)
         for table, cols in (
             ("attributions", ("context_id", "artifact_id")),
             ("associations", ("context_id", "execution_id")),
             ("parent_contexts", ("context_id", "parent_context_id")),
         ):
+            if not load(table):
+                continue
             select = f"SELECT DISTINCT ?, {', '.join(cols)} FROM stg_{table} s"
             if not batch.full:  # edges are insert-only in MLMD: add the new ones
                 match = " AND ".join(f"t.{c} = s.{c}" for c in cols)

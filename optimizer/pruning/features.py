@@ -31,7 +31,7 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 
 __all__ = [
-    "PATH_ROLES", "graphlet_lanes", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES", "hours_since_epoch"]
+    "PATH_ROLES", "graphlet_lanes", "prepare_features", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES", "hours_since_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -128,26 +128,44 @@ def _source_sql(pipeline: str | None, has_component: bool, sources: bool = False
     """
 
 
-_GRAPHLET_SQL = """
-    CREATE OR REPLACE TEMP TABLE _pf_g AS
+_G_SELECT = """
     SELECT g.graphlet_id, g.source_id, g.pipeline, g.trainer_execution_id, g.config_id,
            CASE WHEN g.trainer_execution_id IS NULL THEN g.started_at
                 ELSE coalesce(e.create_time, g.started_at) END AS s,
            e.type_name AS trainer_type, g.run_context, g.component
     FROM _pf_src g
-    LEFT JOIN executions e ON e.source_id = g.source_id AND e.execution_id = g.config_id;
+    LEFT JOIN executions e ON e.source_id = g.source_id AND e.execution_id = g.config_id
 """
+_GRAPHLET_SQL = f"CREATE OR REPLACE TEMP TABLE _pf_g AS {_G_SELECT};"
 
 
 # Lane: the pipeline plus the trainer's node. The node context type is found per source as the
 # context type that partitions trainers most finely while holding >= 2 trainings per context,
 # exactly one context per trainer, and is not the type of run contexts.
-_LANE_SQL = """
-    CREATE OR REPLACE TEMP TABLE _pf_tc AS
+_TC_SELECT = """
     SELECT g.graphlet_id, g.source_id, c.context_id, c.type_name AS ctype, c.name AS cname
     FROM _pf_g g
     JOIN associations a ON a.source_id = g.source_id AND a.execution_id = g.config_id
-    JOIN contexts c ON c.source_id = a.source_id AND c.context_id = a.context_id;
+    JOIN contexts c ON c.source_id = a.source_id AND c.context_id = a.context_id
+"""
+_GL_SELECT = """
+    SELECT g.*, g.source_id || '/' || coalesce(g.pipeline, '') || '/' ||
+                coalesce(g.component, tc.cname, g.trainer_type, '') AS lane
+    FROM _pf_g g
+    LEFT JOIN _pf_lanetype lt ON lt.source_id = g.source_id
+    LEFT JOIN _pf_tc tc ON tc.graphlet_id = g.graphlet_id AND tc.ctype = lt.ctype
+"""
+_ORDER_SQL = """
+    CREATE OR REPLACE TEMP TABLE _pf_order AS
+    SELECT graphlet_id, lane, s,
+           row_number() OVER w - 1 AS n_prior,
+           lag(graphlet_id) OVER w AS prev_id,
+           lag(s) OVER w AS prev_s
+    FROM _pf_gl
+    WINDOW w AS (PARTITION BY lane ORDER BY s, graphlet_id);
+"""
+_LANE_SQL = f"""
+    CREATE OR REPLACE TEMP TABLE _pf_tc AS {_TC_SELECT};
 
     CREATE OR REPLACE TEMP TABLE _pf_lanetype AS
     WITH run_types AS (
@@ -169,26 +187,25 @@ _LANE_SQL = """
       AND (s.source_id, s.ctype) NOT IN (SELECT (source_id, ctype) FROM run_types)
     GROUP BY 1;
 
-    CREATE OR REPLACE TEMP TABLE _pf_gl AS
-    SELECT g.*, g.source_id || '/' || coalesce(g.pipeline, '') || '/' ||
-                coalesce(g.component, tc.cname, g.trainer_type, '') AS lane
-    FROM _pf_g g
-    LEFT JOIN _pf_lanetype lt ON lt.source_id = g.source_id
-    LEFT JOIN _pf_tc tc ON tc.graphlet_id = g.graphlet_id AND tc.ctype = lt.ctype;
+    CREATE OR REPLACE TEMP TABLE _pf_gl AS {_GL_SELECT};
+    {_ORDER_SQL}
+"""
 
-    CREATE OR REPLACE TEMP TABLE _pf_order AS
-    SELECT graphlet_id, lane, s,
-           row_number() OVER w - 1 AS n_prior,
-           lag(graphlet_id) OVER w AS prev_id,
-           lag(s) OVER w AS prev_s
-    FROM _pf_gl
-    WINDOW w AS (PARTITION BY lane ORDER BY s, graphlet_id);
+# A prepared build (``prepare_features``): the graphlets an ``extend`` added to ``_pf_src`` join
+# the prepared lanes; the lane types stay as prepared.
+_ADDED_LANES_SQL = f"""
+    CREATE OR REPLACE TEMP TABLE _pf_added AS
+    SELECT graphlet_id FROM _pf_src EXCEPT SELECT graphlet_id FROM _pf_g;
+    INSERT INTO _pf_g {_G_SELECT} WHERE g.graphlet_id IN (SELECT graphlet_id FROM _pf_added);
+    INSERT INTO _pf_tc {_TC_SELECT} WHERE g.graphlet_id IN (SELECT graphlet_id FROM _pf_added);
+    INSERT INTO _pf_gl {_GL_SELECT} WHERE g.graphlet_id IN (SELECT graphlet_id FROM _pf_added);
+    {_ORDER_SQL}
 """
 
 # Upstream: members known before the trainer started, plus its inputs, plus the trainer itself.
-def _upstream_sql(scoped: bool) -> str:
-    """``_pf_m``: every graphlet's, or with ``scoped`` only those of ``_pf_scope``."""
-    where = "WHERE graphlet_id IN (SELECT graphlet_id FROM _pf_scope)" if scoped else ""
+def _upstream_sql(scope: str | None) -> str:
+    """``_pf_m``: every graphlet's, or only those of the table ``scope``."""
+    where = f"WHERE graphlet_id IN (SELECT graphlet_id FROM {scope})" if scope else ""
     return f"""
     CREATE OR REPLACE TEMP TABLE _pf_m AS
     SELECT * FROM (
@@ -324,8 +341,12 @@ _PROPS_SQL = """
 """
 
 
-def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
+def _long_features_sql(recent: tuple[int, ...], cost_window: int, kept: bool = False) -> str:
+    """The history, previous-training, cost, structure and input-overlap features; ``kept``: the
+    last three only for the graphlets of ``_pf_keep`` (the history reads every training)."""
     cost_window_1 = max(cost_window, 1) - 1
+    only = "WHERE o.graphlet_id IN (SELECT graphlet_id FROM _pf_keep)" if kept else ""
+    only_and = only.replace("WHERE", "AND")
     skippable = skippable_sql("g.trainer_execution_id", "g.s")
     recent_cols = ",\n".join(
         f"(t.pushes_before - coalesce(lag(t.pushes_before, {k}) OVER w, 0)) / "
@@ -411,7 +432,8 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
            CASE WHEN pe.update_time <= o.s THEN pe.duration_s END AS p_prev_trainer_s
     FROM _pf_order o
     LEFT JOIN _pf_src pg ON pg.graphlet_id = o.prev_id
-    LEFT JOIN executions pe ON pe.source_id = pg.source_id AND pe.execution_id = pg.trainer_execution_id;
+    LEFT JOIN executions pe ON pe.source_id = pg.source_id AND pe.execution_id = pg.trainer_execution_id
+    {only};
 
     -- what a training of the lane costs from its trainer on (what pruning saves): the median
     -- over the lane's last cost_window trainings that ended before s, robust to one that failed early
@@ -440,7 +462,7 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
 
     CREATE OR REPLACE TEMP TABLE _pf_structf AS
     WITH cur AS (
-        SELECT o.graphlet_id, o.prev_id FROM _pf_order o
+        SELECT o.graphlet_id, o.prev_id FROM _pf_order o {only}
     ), added AS (
         SELECT c.graphlet_id, count(*) AS n FROM cur c JOIN _pf_keys k ON k.graphlet_id = c.graphlet_id
         WHERE c.prev_id IS NOT NULL
@@ -481,7 +503,7 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int) -> str:
 
     CREATE OR REPLACE TEMP TABLE _pf_overf AS
     WITH pairs AS (
-        SELECT o.graphlet_id, o.prev_id FROM _pf_order o WHERE o.prev_id IS NOT NULL
+        SELECT o.graphlet_id, o.prev_id FROM _pf_order o WHERE o.prev_id IS NOT NULL {only_and}
     ), inter AS (
         SELECT p.graphlet_id, count(*) AS n FROM pairs p
         JOIN _pf_in a ON a.graphlet_id = p.graphlet_id
@@ -526,25 +548,59 @@ def _select_property_keys(con, config: FeatureConfig, scoped: bool = False) -> l
     return [(r[0], bool(r[2]), bool(r[3])) for r in rows]
 
 
-def graphlet_lanes(con) -> pd.DataFrame:
+def _upstream(con, config: FeatureConfig, scope: str | None) -> None:
+    """The upstream of every graphlet (or of those of the table ``scope``) with two hops of
+    siblings (``_pf_up``), and its properties (``_pf_p``)."""
+    con.execute(_upstream_sql(scope))
+    for _hop in range(2):
+        con.execute(_SIBLING_SQL)
+    con.execute(_UPSTREAM_FINAL_SQL)
+    con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
+
+
+def graphlet_lanes(con, *, prepared: bool = False) -> pd.DataFrame:
     """Lane and trainer start of every graphlet in ``_pf_src`` (the feature SQL's own lane rule).
 
-    Columns: graphlet_id, source_id, pipeline, lane, component, s. Temporary tables only; an
-    ``extend`` callback of ``build_features`` may call it to find each lane's last training.
+    Columns: graphlet_id, source_id, pipeline, lane, component, s. ``prepared``: the lanes
+    found already (by ``prepare_features``), not found again. Temporary tables only.
     """
+    if not prepared:
+        con.execute(_GRAPHLET_SQL)
+        con.execute(_LANE_SQL)
+    return con.execute(_LANES_SELECT).df()
+
+
+_LANES_SELECT = """
+    SELECT graphlet_id, source_id, pipeline, lane,
+           coalesce(component, regexp_extract(lane, '[^/]*$')) AS component, s
+    FROM _pf_gl
+"""
+
+
+def prepare_features(con, *, pipeline: str | None = None, sources: list[str] | None = None) -> None:
+    """Build, once, what every ``build_features(..., prepared=True)`` of the same graphlets shares:
+    the graphlets, their members and trainer inputs, their lanes and the executions on a
+    model's way to deployment (temporary tables of ``con``). A prepared build then only adds
+    the rows its ``extend`` brings (an upcoming training) to those tables: a pipeline slice
+    (optimizer.pruning.pipeline_slice) describes a run from its inputs without finding its
+    lanes again. The lane types stay as prepared. Run the prepared builds in a transaction
+    that is rolled back, so that each finds the tables as prepared.
+    """
+    _check_tables(con)
+    for stmt in _source_sql(pipeline, "trainer_component" in _columns(con, "graphlets"),
+                            sources is not None).split(";"):
+        if stmt.strip():
+            params = {"pipeline": pipeline, "sources": list(sources or [])}
+            con.execute(stmt, {k: v for k, v in params.items() if f"${k}" in stmt})
     con.execute(_GRAPHLET_SQL)
     con.execute(_LANE_SQL)
-    return con.execute("""
-        SELECT graphlet_id, source_id, pipeline, lane,
-               coalesce(component, regexp_extract(lane, '[^/]*$')) AS component, s
-        FROM _pf_gl
-    """).df()
+    con.execute(_EXCL_ROLES_SQL if "analysis_executions" in _tables(con) else _EXCL_MEMBERS_SQL)
 
 
 def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: str | None = None,
                    property_keys: list[tuple[str, bool, bool]] | None = None, extend=None,
                    sources: list[str] | None = None, keep: str | None = None,
-                   key_chunk: int = 32) -> FeatureSet:
+                   key_chunk: int = 32, prepared: bool = False) -> FeatureSet:
     """Build the pre-start features of every graphlet (or of one pipeline's graphlets).
 
     ``property_keys`` fixes the property features (as returned in a previous call's
@@ -563,30 +619,27 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
     property keys, when not given, are then chosen by their coverage among those trainings). A
     ``keep`` should hold each kept training's ``relative_window`` predecessors in its lane, whose
     values ``relative_to_lane`` reads. ``key_chunk``: property keys read from DuckDB at a time
-    (the long form of a chunk is in pandas at once, not that of every key).
+    where the rows are many (the long form of a chunk is in pandas at once, not that of every key). ``prepared``: the
+    graphlets of a ``prepare_features`` (``pipeline`` and ``sources`` are then its own) and
+    those ``extend`` adds.
     """
-    _check_tables(con)
-    for stmt in _source_sql(pipeline, "trainer_component" in _columns(con, "graphlets"),
-                            sources is not None).split(";"):
-        if stmt.strip():
-            params = {"pipeline": pipeline, "sources": list(sources or [])}
-            con.execute(stmt, {k: v for k, v in params.items() if f"${k}" in stmt})
-    if extend is not None:
-        extend(con)
-    con.execute(_GRAPHLET_SQL)
-    con.execute(_LANE_SQL)
-    con.execute(_EXCL_ROLES_SQL if "analysis_executions" in _tables(con) else _EXCL_MEMBERS_SQL)
+    if prepared:
+        if extend is not None:
+            extend(con)
+        con.execute(_ADDED_LANES_SQL)
+    else:
+        prepare_features(con, pipeline=pipeline, sources=sources)
+        if extend is not None:   # the extension's rows need the graphlets' lanes again
+            extend(con)
+            con.execute(_GRAPHLET_SQL)
+            con.execute(_LANE_SQL)
     if keep is not None:
         # the upstream, its properties and their changes (the costly part) only for the kept
         # trainings and the previous training of each in its lane (deltas, structure changes)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _pf_keep AS SELECT DISTINCT graphlet_id FROM ({keep})")
         con.execute(_SCOPE_SQL)
-    con.execute(_upstream_sql(scoped=keep is not None))
-    for _hop in range(2):
-        con.execute(_SIBLING_SQL)
-    con.execute(_UPSTREAM_FINAL_SQL)
-    con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
-    con.execute(_long_features_sql(config.recent, config.cost_window))
+    _upstream(con, config, "_pf_scope" if keep is not None else None)
+    con.execute(_long_features_sql(config.recent, config.cost_window, kept=keep is not None))
     con.execute(_PROP_DIFF_SQL)
     keys = property_keys if property_keys is not None else _select_property_keys(con, config, scoped=keep is not None)
     kept = "WHERE g.graphlet_id IN (SELECT graphlet_id FROM _pf_keep)" if keep is not None else ""
@@ -611,34 +664,22 @@ def build_features(con, config: FeatureConfig = FeatureConfig(), *, pipeline: st
         wide = {}
         idx = pd.Index(base["graphlet_id"])
         keep_join = "JOIN _pf_keep USING (graphlet_id)" if keep is not None else ""
-        empty = None
         # a chunk of keys at a time: the long form of every key at once is the largest frame of all
-        for start in range(0, len(keys), max(1, key_chunk)):
-            chunk = keys[start:start + max(1, key_chunk)]
-            con.execute("CREATE OR REPLACE TEMP TABLE _pf_keysel (fkey VARCHAR, numeric BOOLEAN, multi BOOLEAN)")
-            con.executemany("INSERT INTO _pf_keysel VALUES (?, ?, ?)", [list(k) for k in chunk])
+        # (of a few rows, such as a description's, every key at once: a million values at most)
+        per = max(1, key_chunk, 2 ** 20 // max(1, len(base)))
+        for start in range(0, len(keys), per):
+            chunk = keys[start:start + per]
             long = con.execute(f"""
-                SELECT d.graphlet_id, d.fkey, k.numeric, k.multi, d.vmin, d.vmax, d.vdistinct, d.vlatest,
-                       d.changed, d.dmax
-                FROM _pf_pd d JOIN _pf_keysel k USING (fkey) {keep_join}
-            """).df()
-            for (fkey, numeric, multi), part in long.groupby(["fkey", "numeric", "multi"], sort=True):
-                pos = idx.get_indexer(part["graphlet_id"])
-                ok = pos >= 0
-                for suffix, values in _property_values(part, numeric, multi, config).items():
-                    col = np.full(len(idx), np.nan)
-                    col[pos[ok]] = values[ok]
-                    wide[f"{fkey}.{suffix}"] = col
-            empty = long.iloc[:0]
+                SELECT d.graphlet_id, d.fkey, d.vmin, d.vmax, d.vdistinct, d.vlatest, d.changed, d.dmax
+                FROM _pf_pd d {keep_join} WHERE list_contains($keys, d.fkey)
+            """, {"keys": [fkey for fkey, _, _ in chunk]}).df()
+            wide.update(_wide_properties(long, idx, chunk, config))
             del long
-        # also keys that are absent from every selected row still get (empty) columns
-        for fkey, numeric, multi in keys:
-            for suffix in _property_values(empty, numeric, multi, config):
-                wide.setdefault(f"{fkey}.{suffix}", np.full(len(idx), np.nan))
         prop_cols = sorted(wide)
         base = pd.concat([base, pd.DataFrame({c: wide[c] for c in prop_cols}, index=base.index)], axis=1)
     feature_cols = [c for c in base.columns if c not in KEY_COLUMNS]
-    base[feature_cols] = base[feature_cols].astype("float64")
+    base = pd.concat([base[[c for c in base.columns if c in KEY_COLUMNS]], base[feature_cols].astype("float64")],
+                     axis=1)
     # from the keys alone, so that a frame built for one pipeline has the same columns
     levels = [c for c in prop_cols if c.endswith(".max")]
     if levels and config.relative_window:
@@ -688,21 +729,45 @@ def monotone_counters(frame: pd.DataFrame, columns: list[str], min_pairs: int = 
     return out
 
 
-def _property_values(part: pd.DataFrame, numeric: bool, multi: bool, config: FeatureConfig) -> dict:
-    """A property key's feature columns (suffix -> values) from its rows of ``_pf_pd``; with no
-    rows, the suffixes the key gets."""
-    col = lambda c: part[c].to_numpy(dtype=float, na_value=np.nan)  # noqa: E731
+_VALUE_COLUMNS = ("vmin", "vmax", "vdistinct", "vlatest", "changed", "dmax")
+
+
+def _wide_properties(long: pd.DataFrame, idx: pd.Index, keys, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """The feature columns of property ``keys`` (fkey, numeric, multi) from their rows of ``_pf_pd``
+    (``long``), one value per graphlet of ``idx`` (NaN where a graphlet lacks the key)."""
+    pos = idx.get_indexer(long["graphlet_id"])
+    key = long["fkey"].map({fkey: j for j, (fkey, _, _) in enumerate(keys)}).to_numpy(dtype=float, na_value=-1)
+    ok = (pos >= 0) & (key >= 0)
+    pos, key = pos[ok], key[ok].astype(np.int64)
+    values = {c: long[c].to_numpy(dtype=float, na_value=np.nan)[ok] for c in _VALUE_COLUMNS}
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(len(keys) + 1))
+    out = {}
+    for j, (fkey, numeric, multi) in enumerate(keys):
+        rows = order[bounds[j]:bounds[j + 1]]
+        part = {}
+        for c in _VALUE_COLUMNS:
+            part[c] = np.full(len(idx), np.nan)
+            part[c][pos[rows]] = values[c][rows]
+        for suffix, column in _property_values(part, numeric, multi, config).items():
+            out[f"{fkey}.{suffix}"] = column
+    return out
+
+
+def _property_values(part: dict[str, np.ndarray], numeric: bool, multi: bool, config: FeatureConfig) -> dict:
+    """A property key's feature columns (suffix -> values) from its values (``_VALUE_COLUMNS``, one
+    array each, NaN where not recorded)."""
     out = {}
     if numeric:
-        out["max"], out["delta"] = col("vmax"), col("dmax")
+        out["max"], out["delta"] = part["vmax"], part["dmax"]
         if multi:
-            vmin, vmax, nd = col("vmin"), col("vmax"), col("vdistinct")
+            vmin, vmax, nd = part["vmin"], part["vmax"], part["vdistinct"]
             out["min"] = vmin
             if config.latest:
-                out["latest"] = col("vlatest")
+                out["latest"] = part["vlatest"]
             out["distinct"] = nd
             out["gaps"] = np.where(np.floor(vmin) == vmin, vmax - vmin + 1 - nd, np.nan)
-    out["changed"] = col("changed")
+    out["changed"] = part["changed"]
     return out
 
 

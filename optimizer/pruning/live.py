@@ -155,21 +155,19 @@ class Upcoming:
 
 
 def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = None, lanes=None,
-                      inputs=None, at: dt.datetime | None = None, sources=None) -> dict[str, Upcoming]:
-    """Score the upcoming training of every lane (of ``pipeline``, ``sources`` or ``lanes``), by lane."""
+                      inputs=None, at: dt.datetime | None = None, sources=None,
+                      prepared: bool = False) -> dict[str, Upcoming]:
+    """Score the upcoming training of every lane (of ``pipeline``, ``sources`` or ``lanes``), by lane.
+
+    ``prepared``: ``con`` holds the feature SQL's tables of ``features.prepare_features`` for
+    these graphlets (a pipeline slice): only the upcoming rows are added to them."""
     chosen: list = []
     # the learned columns are fixed: finding monotone counters again would only cost time
     # (a pandas pass over every column, holding the interpreter: the service's requests wait)
     config = dataclasses.replace(learned.feature_config, drop_counters=False)
-    # only the upcoming rows and their lanes' latest trainings (which ``relative_to_lane`` reads)
-    # reach pandas, not every training's features: describing is bounded at any history's length
-    rel = max(0, int(config.relative_window)) + 1
-    keep = (f"SELECT graphlet_id FROM (SELECT graphlet_id, starts_with(CAST(graphlet_id AS VARCHAR), "
-            f"'{NEXT_PREFIX}') AS upcoming, row_number() OVER (PARTITION BY lane ORDER BY s DESC, "
-            f"graphlet_id DESC) AS newest FROM _pf_gl) WHERE upcoming OR newest <= {rel}")
     fs = build_features(con, config, pipeline=pipeline, property_keys=list(learned.property_keys),
                         extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen),
-                        sources=sources, keep=keep)
+                        sources=sources, keep=_upcoming_keep(config), prepared=prepared)
     previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}
     rows = fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True)
     if rows.empty:
@@ -207,6 +205,16 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
             previous_start=pd.Timestamp(previous[row["lane"]]).to_pydatetime() if row["lane"] in previous else None,
             loss=loss, mass=mass, projected_age_h=projected)
     return out
+
+
+def _upcoming_keep(config: FeatureConfig) -> str:
+    """The trainings a description builds: the upcoming rows and their lanes' latest trainings
+    (which ``relative_to_lane`` reads), not every training's features: describing is bounded
+    at any history's length."""
+    rel = max(0, int(config.relative_window)) + 1
+    return (f"SELECT graphlet_id FROM (SELECT graphlet_id, starts_with(CAST(graphlet_id AS VARCHAR), "
+            f"'{NEXT_PREFIX}') AS upcoming, row_number() OVER (PARTITION BY lane ORDER BY s DESC, "
+            f"graphlet_id DESC) AS newest FROM _pf_gl) WHERE upcoming OR newest <= {rel}")
 
 
 def lanes_unscored(con) -> dict[str, Upcoming]:

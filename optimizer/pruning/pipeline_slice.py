@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from optimizer.pruning import live
+from optimizer.pruning.features import prepare_features
 from provenance.readers.staging import Batch
 from provenance.schema import create_schema
 from provenance.warehouse import load_rows
@@ -151,8 +152,15 @@ def cut_slice(con, source_id: str, pipeline: str, *, hops: int = 2, key: tuple =
             out.unregister("_sl_rows")
     finally:
         cur.close()
+    # what every description on the slice shares (its graphlets, their lanes), built once
+    prepare_features(out, pipeline=pipeline, sources=[source_id])
     return PipelineSlice(source_id=source_id, pipeline=pipeline, con=out, newest=newest, rows=rows,
                          seconds=time.perf_counter() - t0, key=key)
+
+
+# what the feature SQL reads of a run's records (not contexts, associations, types: the
+# upcoming training's lane and configuration are its last training's, in the slice already)
+_LOADED = ("artifacts", "executions", "events", "properties")
 
 
 def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: str, batch: Batch,
@@ -162,19 +170,16 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
     ``at``: the upcoming start; default just after the newest record of the slice's source or
     of the batch's executions (see the module docstring).
     """
-    with sl.lock:
-        cur = sl.con.cursor()
+    with sl.lock:   # the prepared tables are the slice connection's own (temporary): one description at a time
+        con = sl.con
+        con.execute("BEGIN TRANSACTION")
         try:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                load_rows(cur, sl.source_id, batch)
-                if at is None:   # after the newest record of the source when cut, or of the inputs' own
-                    at = cur.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
-                                     "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
-                ups = live.describe_upcoming(cur, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
-                                             at=at, sources=[sl.source_id])
-            finally:
-                cur.execute("ROLLBACK")
+            load_rows(con, sl.source_id, batch, tables=_LOADED)
+            if at is None:   # after the newest record of the source when cut, or of the inputs' own
+                at = con.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
+                                 "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
+            ups = live.describe_upcoming(con, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
+                                         at=at, sources=[sl.source_id], prepared=True)
         finally:
-            cur.close()
+            con.execute("ROLLBACK")
     return ups.get(lane)

@@ -1,0 +1,124 @@
+"""A decision from a run's inputs: described on a prepared pipeline slice, against the ways before.
+
+On a simulated corpus (default 40 pipelines x 120 days, cached in benchmarks/.cache), a
+policy is learned and, for each of ``--lanes`` lanes, the upcoming training is described
+from the input artifacts of the lane's newest training (read from the MLMD store by id, as
+the service does) in three ways, each ``--repeats`` times:
+
+- *whole*: the feature SQL over the whole warehouse (the way before slices);
+- *slice*: on the pipeline's slice, every table of the feature SQL built again per decision
+  (the way before prepared slices);
+- *prepared*: on the slice as the service keeps it, the graphlets and their lanes built once
+  at the cut (``features.prepare_features``), a decision adding its upcoming training only.
+
+Prints p50 / p99 / max of each (milliseconds) with the ratios, the cut's and the store read's
+times, and checks that the three describe every lane alike (every feature, score and guard).
+The last line is JSON.
+
+    python benchmarks/slice_describe.py [--pipelines 40] [--days 120] [--lanes 20] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from common import CACHE, cached, simulated_warehouse
+
+
+def _ms(values: list[float]) -> dict:
+    a = np.asarray(values) * 1000
+    return {"p50": round(float(np.percentile(a, 50)), 1), "p99": round(float(np.percentile(a, 99)), 1),
+            "max": round(float(a.max()), 1), "n": len(a)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pipelines", type=int, default=40)
+    ap.add_argument("--days", type=int, default=120)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--lanes", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    import duckdb
+
+    from optimizer.pruning import live
+    from optimizer.pruning.pipeline_slice import cut_slice, describe_with_inputs
+    from optimizer.pruning.training_set import training_frame
+    from provenance.connections import parse_store
+    from provenance.readers.inputs import read_inputs
+    from provenance.warehouse import load_rows
+
+    out = CACHE / f"slice-describe-{args.pipelines}x{args.days}-s{args.seed}"
+    cached(out, lambda folder: simulated_warehouse(folder, pipelines=args.pipelines, days=args.days,
+                                                   seed=args.seed))
+    stores = {parse_store(str(p)).source_id: parse_store(str(p)) for p in sorted((out / "corpus").glob("*.sqlite"))}
+    con = duckdb.connect(str(out / "w.duckdb"), read_only=True)
+    con.execute("SET threads = 1")     # as a slice runs: the comparison is of the work, not of the cores
+    frame, cols, keys, _ = training_frame(con)
+    learned = live.learn(frame, cols, keys)
+    ups = live.lanes_unscored(con)
+    step = max(1, len(ups) // args.lanes)
+    chosen = sorted(ups.items())[::step][:args.lanes]
+    print(f"{len(frame):,} trainings, {len(ups)} lanes; describing {len(chosen)} of them {args.repeats} times each",
+          flush=True)
+
+    times: dict[str, list[float]] = {"whole": [], "slice": [], "prepared": [], "cut": [], "read": []}
+    differ = []
+    for lane, up in chosen:
+        trainer = con.execute(
+            "SELECT trainer_execution_id FROM graphlets WHERE source_id = ? AND pipeline = ? "
+            "ORDER BY started_at DESC, graphlet_id DESC LIMIT 1", [up.source_id, up.pipeline]).fetchall()[0][0]
+        inputs = [r[0] for r in con.execute(
+            "SELECT DISTINCT artifact_id FROM events WHERE source_id = ? AND execution_id = ? AND type = 'INPUT' "
+            "ORDER BY 1", [up.source_id, trainer]).fetchall()]
+        t0 = time.perf_counter()
+        batch = read_inputs(stores[up.source_id], inputs)
+        times["read"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        sl = cut_slice(con, up.source_id, up.pipeline)
+        times["cut"].append(time.perf_counter() - t0)
+        found = {}
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            found["whole"] = live.describe_upcoming(con, learned, pipeline=up.pipeline, lanes=[lane], inputs=inputs,
+                                                    sources=[up.source_id])[lane]
+            times["whole"].append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            cur = sl.con.cursor()     # a connection of its own: the prepared tables are not in it
+            cur.execute("BEGIN TRANSACTION")
+            load_rows(cur, sl.source_id, batch)
+            at = cur.execute("SELECT greatest(max(update_time), max(create_time), $n::TIMESTAMP) + INTERVAL 1 "
+                             "millisecond FROM executions", {"n": sl.newest}).fetchall()[0][0]
+            found["slice"] = live.describe_upcoming(cur, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
+                                                    at=at, sources=[sl.source_id])[lane]
+            cur.execute("ROLLBACK")
+            cur.close()
+            times["slice"].append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            found["prepared"] = describe_with_inputs(sl, learned, lane, batch, inputs)
+            times["prepared"].append(time.perf_counter() - t0)
+        if not repr(found["whole"]) == repr(found["slice"]) == repr(found["prepared"]):
+            differ.append(lane)
+        sl.close()
+
+    stats = {k: _ms(v) for k, v in times.items()}
+    print(f"\n{'way':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  {'p50 / prepared':>14}")
+    for way in ("whole", "slice", "prepared"):
+        s = stats[way]
+        print(f"{way:<10} {s['p50']:>8.1f} {s['p99']:>8.1f} {s['max']:>8.1f}  "
+              f"{s['p50'] / stats['prepared']['p50']:>13.1f}x")
+    print(f"cut a slice: p50 {stats['cut']['p50']} ms, max {stats['cut']['max']} ms; read the inputs from the store: "
+          f"p50 {stats['read']['p50']} ms, max {stats['read']['max']} ms")
+    print(f"the three alike on every lane: {not differ}" + (f" (differ: {differ})" if differ else ""))
+    print(json.dumps({"trainings": len(frame), "lanes": len(chosen), **stats, "alike": not differ}))
+
+
+if __name__ == "__main__":
+    main()
