@@ -1,4 +1,4 @@
-"""A decision from a run's inputs: described on a prepared pipeline slice, against the ways before.
+"""A decision from a run's inputs: described from its pipeline's warm state, against the ways before.
 
 On a simulated corpus (default 40 pipelines x 120 days, cached in benchmarks/.cache), a
 policy is learned and, for each of ``--lanes`` lanes, the upcoming training is described
@@ -6,14 +6,15 @@ from the input artifacts of the lane's newest training (read from the MLMD store
 the service does) in three ways, each ``--repeats`` times:
 
 - *whole*: the feature SQL over the whole warehouse (the way before slices);
-- *slice*: on the pipeline's slice, every table of the feature SQL built again per decision
-  (the way before prepared slices);
-- *prepared*: on the slice as the service keeps it, the graphlets and their lanes built once
-  at the cut (``features.prepare_features``), a decision adding its upcoming training only.
+- *slice*: the feature SQL on the pipeline's slice (the way before this round: forty-odd
+  statements whatever the slice's size), its graphlets and lanes prepared once;
+- *online*: as the service does now (``pipeline_slice.describe_with_inputs``): the lane's
+  state kept warm (``online.prepare_lanes``, once per slice and policy), the run's upstream
+  found by lookups by id and only its own property statements run.
 
-Prints p50 / p99 / max of each (milliseconds) with the ratios, the cut's and the store read's
-times, and checks that the three describe every lane alike (every feature, score and guard).
-The last line is JSON.
+Prints p50 / p99 / max of each (milliseconds) with the ratios, the times of cutting a slice,
+of preparing its lanes and of reading the inputs from the store, and checks that the three
+describe every lane alike (every feature, score and guard). The last line is JSON.
 
     python benchmarks/slice_describe.py [--pipelines 40] [--days 120] [--lanes 20] [--repeats 5]
 """
@@ -47,7 +48,7 @@ def main() -> None:
     import duckdb
 
     from optimizer.pruning import live
-    from optimizer.pruning.pipeline_slice import cut_slice, describe_with_inputs
+    from optimizer.pruning.pipeline_slice import _LOADED, cut_slice, describe_with_inputs
     from optimizer.pruning.training_set import training_frame
     from provenance.connections import parse_store
     from provenance.readers.inputs import read_inputs
@@ -67,8 +68,9 @@ def main() -> None:
     print(f"{len(frame):,} trainings, {len(ups)} lanes; describing {len(chosen)} of them {args.repeats} times each",
           flush=True)
 
-    times: dict[str, list[float]] = {"whole": [], "slice": [], "prepared": [], "cut": [], "read": []}
+    times: dict[str, list[float]] = {"whole": [], "slice": [], "online": [], "cut": [], "prepare": [], "read": []}
     differ = []
+    online_lanes = 0
     for lane, up in chosen:
         trainer = con.execute(
             "SELECT trainer_execution_id FROM graphlets WHERE source_id = ? AND pipeline = ? "
@@ -82,6 +84,9 @@ def main() -> None:
         t0 = time.perf_counter()
         sl = cut_slice(con, up.source_id, up.pipeline)
         times["cut"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        sl.prepare(learned)
+        times["prepare"].append(time.perf_counter() - t0)
         found = {}
         for _ in range(args.repeats):
             t0 = time.perf_counter()
@@ -90,34 +95,36 @@ def main() -> None:
             times["whole"].append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            cur = sl.con.cursor()     # a connection of its own: the prepared tables are not in it
-            cur.execute("BEGIN TRANSACTION")
-            load_rows(cur, sl.source_id, batch)
-            at = cur.execute("SELECT greatest(max(update_time), max(create_time), $n::TIMESTAMP) + INTERVAL 1 "
-                             "millisecond FROM executions", {"n": sl.newest}).fetchall()[0][0]
-            found["slice"] = live.describe_upcoming(cur, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
-                                                    at=at, sources=[sl.source_id])[lane]
-            cur.execute("ROLLBACK")
-            cur.close()
+            sl.con.execute("BEGIN TRANSACTION")
+            load_rows(sl.con, sl.source_id, batch, tables=_LOADED)
+            at = sl.con.execute("SELECT greatest(max(update_time), max(create_time), $n::TIMESTAMP) + INTERVAL 1 "
+                                "millisecond FROM executions", {"n": sl.newest}).fetchall()[0][0]
+            found["slice"] = live.describe_upcoming(sl.con, learned, pipeline=sl.pipeline, lanes=[lane],
+                                                    inputs=inputs, at=at, sources=[sl.source_id], prepared=True)[lane]
+            sl.con.execute("ROLLBACK")
             times["slice"].append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            found["prepared"] = describe_with_inputs(sl, learned, lane, batch, inputs)
-            times["prepared"].append(time.perf_counter() - t0)
-        if not repr(found["whole"]) == repr(found["slice"]) == repr(found["prepared"]):
+            found["online"] = describe_with_inputs(sl, learned, lane, batch, inputs)
+            times["online"].append(time.perf_counter() - t0)
+        online_lanes += lane in sl.lanes
+        if not repr(found["whole"]) == repr(found["slice"]) == repr(found["online"]):
             differ.append(lane)
         sl.close()
 
     stats = {k: _ms(v) for k, v in times.items()}
-    print(f"\n{'way':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  {'p50 / prepared':>14}")
-    for way in ("whole", "slice", "prepared"):
+    print(f"\n{'way':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  {'p50 / online':>13}")
+    for way in ("whole", "slice", "online"):
         s = stats[way]
         print(f"{way:<10} {s['p50']:>8.1f} {s['p99']:>8.1f} {s['max']:>8.1f}  "
-              f"{s['p50'] / stats['prepared']['p50']:>13.1f}x")
-    print(f"cut a slice: p50 {stats['cut']['p50']} ms, max {stats['cut']['max']} ms; read the inputs from the store: "
+              f"{s['p50'] / stats['online']['p50']:>12.1f}x")
+    print(f"cut a slice: p50 {stats['cut']['p50']} ms, max {stats['cut']['max']} ms; prepare its lanes: p50 "
+          f"{stats['prepare']['p50']} ms, max {stats['prepare']['max']} ms; read the inputs from the store: "
           f"p50 {stats['read']['p50']} ms, max {stats['read']['max']} ms")
+    print(f"described online: {online_lanes} of {len(chosen)} lanes (the others by the feature SQL)")
     print(f"the three alike on every lane: {not differ}" + (f" (differ: {differ})" if differ else ""))
-    print(json.dumps({"trainings": len(frame), "lanes": len(chosen), **stats, "alike": not differ}))
+    print(json.dumps({"trainings": len(frame), "lanes": len(chosen), "online_lanes": online_lanes, **stats,
+                      "alike": not differ}))
 
 
 if __name__ == "__main__":

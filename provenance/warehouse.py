@@ -150,7 +150,8 @@ def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, f
     if tables is not None:
         if set(tables) - {"artifacts", "executions", "contexts", "events", "attributions", "associations",
                           "parent_contexts", "properties"} or batch.full:
-            raise ValueError(f"load_rows loads only data tables of a batch that is not a whole read, not {sorted(tables)}")
+            raise ValueError("load_rows loads only data tables of a batch that is not a whole read, "
+                             f"not {sorted(tables)}")
         # (types give the rows their type names, the steps the events their paths, the
         # properties the executions their legacy states and recorded durations)
         names = [n for n in names if n in tables or n in ("types", "event_steps", "properties")]

@@ -6,7 +6,10 @@ used ``capacity``); a slice is stale once its pipeline gained a training (its la
 starts in the warm state moved), and the refresher cuts the stale ones again after each
 refresh (``rewarm``), off the request path, so that a gate's decision finds its slice warm.
 A started service cuts, at its first refresh, the slices of the pipelines that decided from
-inputs last (the ledger says which), so a restart keeps the gates' slices warm too.
+inputs last (the ledger says which), so a restart keeps the gates' slices warm too. A slice
+cut off the request path is also prepared for the policy there (its lanes' state for
+decisions from inputs: optimizer.pruning.online); a new policy prepares it again at its
+next decision.
 """
 
 from __future__ import annotations
@@ -90,11 +93,22 @@ class Slices:
             known = warm.known if warm is not None else {}
             stale += [(s, p) for s, p in self._wanted if (s, p) not in self._slices and s in known.get(p, ())]
             self._wanted = []
+        learned = getattr(warm, "learned", None)
         for source, pipeline in stale:
             try:
-                self._cut(source, pipeline, slice_key(warm, pipeline, source))
+                sl = self._cut(source, pipeline, slice_key(warm, pipeline, source))
+                if learned is not None:    # the lanes' state for the policy, off the request path too
+                    sl.prepare(learned)
             except Exception as exc:   # the next decision cuts it on demand
                 log.warning("slice of %s in %s not cut again: %s", pipeline, source, exc)
+        if learned is not None:    # a new policy: the kept slices' lanes prepared for it
+            with self._lock:
+                kept = [sl for sl in self._slices.values() if sl.lanes_for != learned.version]
+            for sl in kept:
+                try:
+                    sl.prepare(learned)
+                except Exception as exc:   # the next decision prepares it
+                    log.warning("slice of %s in %s not prepared: %s", sl.pipeline, sl.source_id, exc)
         return len(stale)
 
     def stats(self) -> dict:

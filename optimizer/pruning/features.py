@@ -346,7 +346,6 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int, kept: bool = F
     last three only for the graphlets of ``_pf_keep`` (the history reads every training)."""
     cost_window_1 = max(cost_window, 1) - 1
     only = "WHERE o.graphlet_id IN (SELECT graphlet_id FROM _pf_keep)" if kept else ""
-    only_and = only.replace("WHERE", "AND")
     skippable = skippable_sql("g.trainer_execution_id", "g.s")
     recent_cols = ",\n".join(
         f"(t.pushes_before - coalesce(lag(t.pushes_before, {k}) OVER w, 0)) / "
@@ -456,10 +455,25 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int, kept: bool = F
     FROM _pf_order o
     ASOF LEFT JOIN med m ON m.lane = o.lane AND o.s > m.t;
 
-    -- upstream summary and structure
+    {_KEYS_SQL}
+    {_structure_sql(kept)}
+    """
+
+
+_KEYS_SQL = """
     CREATE OR REPLACE TEMP TABLE _pf_keys AS
     SELECT DISTINCT graphlet_id, key FROM _pf_up WHERE entity = 'execution';
+"""
 
+
+def _structure_sql(kept: bool = False) -> str:
+    """The upstream's summary and structure (``_pf_structf``) and the trainer inputs' overlap
+    (``_pf_overf``) of each training of ``_pf_order`` against its previous one (``kept``: of the
+    graphlets of ``_pf_keep``), from ``_pf_up``, ``_pf_keys`` and ``_pf_insrc``."""
+    only = "WHERE o.graphlet_id IN (SELECT graphlet_id FROM _pf_keep)" if kept else ""
+    only_and = only.replace("WHERE", "AND")
+    return f"""
+    -- upstream summary and structure (the component types of each upstream: _pf_keys)
     CREATE OR REPLACE TEMP TABLE _pf_structf AS
     WITH cur AS (
         SELECT o.graphlet_id, o.prev_id FROM _pf_order o {only}

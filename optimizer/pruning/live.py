@@ -36,6 +36,7 @@ from optimizer.pruning.policy import (Policy, PolicyConfig, cap_allowance, catch
 from optimizer.pruning.upcoming import NEXT_PREFIX, is_upcoming, upcoming_extension
 
 __all__ = ["LearnedPolicy", "Upcoming", "Budget", "Choice", "learn", "save", "load", "describe_upcoming",
+           "upcoming_features", "score_upcoming",
            "choose", "PolicyFileError", "FORMAT", "write_pickle", "lanes_unscored"]
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,16 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
 
     ``prepared``: ``con`` holds the feature SQL's tables of ``features.prepare_features`` for
     these graphlets (a pipeline slice): only the upcoming rows are added to them."""
+    fs, previous = upcoming_features(con, learned, pipeline=pipeline, lanes=lanes, inputs=inputs, at=at,
+                                     sources=sources, prepared=prepared)
+    return score_upcoming(fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True), learned,
+                          previous, inputs=inputs)
+
+
+def upcoming_features(con, learned: LearnedPolicy, *, pipeline: str | None = None, lanes=None, inputs=None,
+                      at: dt.datetime | None = None, sources=None, prepared: bool = False):
+    """The feature build behind ``describe_upcoming``: (the FeatureSet of the upcoming rows and their
+    lanes' latest trainings, each lane's last training start)."""
     chosen: list = []
     # the learned columns are fixed: finding monotone counters again would only cost time
     # (a pandas pass over every column, holding the interpreter: the service's requests wait)
@@ -168,8 +179,11 @@ def describe_upcoming(con, learned: LearnedPolicy, *, pipeline: str | None = Non
     fs = build_features(con, config, pipeline=pipeline, property_keys=list(learned.property_keys),
                         extend=upcoming_extension(lanes=lanes, inputs=inputs, at=at, selected=chosen),
                         sources=sources, keep=_upcoming_keep(config), prepared=prepared)
-    previous = dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {}
-    rows = fs.frame[is_upcoming(fs.frame["graphlet_id"])].reset_index(drop=True)
+    return fs, (dict(zip(chosen[0]["lane"], chosen[0]["s0"])) if chosen else {})
+
+
+def score_upcoming(rows: pd.DataFrame, learned: LearnedPolicy, previous: dict, *, inputs=None) -> dict[str, Upcoming]:
+    """Score upcoming rows (a feature frame's, ``previous``: lane -> last training start), by lane."""
     if rows.empty:
         return {}
     policy = learned.policy

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from optimizer.pruning import live
+from optimizer.pruning import live, online
 from optimizer.pruning.features import prepare_features
 from provenance.readers.staging import Batch
 from provenance.schema import create_schema
@@ -52,6 +52,19 @@ class PipelineSlice:
     seconds: float
     key: tuple = ()                     # what the slice was cut from (the caller's staleness test)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    lanes: dict = field(default_factory=dict)   # online.LaneState by lane, for ``lanes_for``
+    lanes_for: str | None = None                 # the policy version the lanes were prepared for
+
+    def prepare(self, learned: live.LearnedPolicy) -> None:
+        """Prepare the lanes' state for decisions from inputs (online.prepare_lanes) under ``learned``,
+        once per policy version: off the request path where a caller has the policy early."""
+        with self.lock:
+            self._prepare(learned)
+
+    def _prepare(self, learned: live.LearnedPolicy) -> None:
+        if self.lanes_for != learned.version:
+            self.lanes = online.prepare_lanes(self.con, learned, pipeline=self.pipeline, source_id=self.source_id)
+            self.lanes_for = learned.version
 
     def close(self) -> None:
         self.con.close()
@@ -171,6 +184,7 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
     of the batch's executions (see the module docstring).
     """
     with sl.lock:   # the prepared tables are the slice connection's own (temporary): one description at a time
+        sl._prepare(learned)
         con = sl.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -178,8 +192,15 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
             if at is None:   # after the newest record of the source when cut, or of the inputs' own
                 at = con.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
                                  "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
-            ups = live.describe_upcoming(con, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
-                                         at=at, sources=[sl.source_id], prepared=True)
+            state = sl.lanes.get(lane)
+            if state is None:   # a lane the state could not be prepared for: the feature SQL
+                ups = live.describe_upcoming(con, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
+                                             at=at, sources=[sl.source_id], prepared=True)
+                return ups.get(lane)
+            # the run starts after its own inputs were written (as upcoming_extension)
+            at = con.execute("SELECT greatest($at::TIMESTAMP, max(create_time) + INTERVAL 1 millisecond) "
+                             "FROM artifacts WHERE source_id = $s AND artifact_id IN (SELECT unnest($ids))",
+                             {"at": at, "s": sl.source_id, "ids": [int(a) for a in inputs]}).fetchall()[0][0]
+            return online.describe(con, state, learned, list(inputs), at)
         finally:
             con.execute("ROLLBACK")
-    return ups.get(lane)

@@ -71,8 +71,8 @@ def upcoming_extension(*, lanes: Sequence[str] | None = None, at: dt.datetime | 
         raise ValueError("inputs describe one run: give exactly one lane with them")
 
     def extend(con) -> None:   # build_features has found the lanes (``_pf_gl``) before it calls this
-        now = ("(SELECT greatest(max(update_time), max(create_time)) FROM executions e WHERE e.source_id = l.source_id) "
-               "+ INTERVAL 1 millisecond" if at is None else "$at::TIMESTAMP")
+        now = ("(SELECT greatest(max(update_time), max(create_time)) FROM executions e "
+               "WHERE e.source_id = l.source_id) + INTERVAL 1 millisecond" if at is None else "$at::TIMESTAMP")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _pf_next AS
             SELECT '{NEXT_PREFIX}' || CAST(l.lane AS VARCHAR) AS next_id, CAST(l.graphlet_id AS VARCHAR) AS gid,
@@ -81,8 +81,9 @@ def upcoming_extension(*, lanes: Sequence[str] | None = None, at: dt.datetime | 
             FROM ({_LAST_SQL}) l {"WHERE list_contains($lanes, l.lane)" if lanes is not None else ""}
         """, {"explicit": inputs is not None, **({"at": at} if at is not None else {}),
               **({"lanes": list(lanes)} if lanes is not None else {})})
-        con.execute("CREATE OR REPLACE TEMP TABLE _pf_next_inputs AS SELECT next_id, unnest(CAST($ids AS BIGINT[])) AS artifact_id "
-                    "FROM _pf_next", {"ids": [int(a) for a in inputs or []]})
+        con.execute("CREATE OR REPLACE TEMP TABLE _pf_next_inputs AS "
+                    "SELECT next_id, unnest(CAST($ids AS BIGINT[])) AS artifact_id FROM _pf_next",
+                    {"ids": [int(a) for a in inputs or []]})
         if inputs is not None:   # the run starts after its own inputs were written
             con.execute("""
                 UPDATE _pf_next n SET "at" = greatest(n.at, (

@@ -66,6 +66,41 @@ def test_a_slice_describes_a_run_from_its_inputs_as_the_warehouse_does(corpus):
         sl.close()
 
 
+def test_every_lane_is_described_from_its_warm_state_as_the_feature_sql_describes_it(corpus):
+    """A decision from inputs reads its lane's warm state (optimizer.pruning.online) and the run's
+    upstream by lookups, not the feature SQL: on every lane of the corpus it describes what the
+    feature SQL describes on the same slice, the same records loaded; a new policy prepares the
+    lanes again."""
+    import dataclasses
+
+    from optimizer.pruning.pipeline_slice import _LOADED
+    from provenance.warehouse import load_rows
+
+    result, con, learned = corpus
+    stores = {parse_store(p).source_id: parse_store(p) for p in result.store_paths}
+    lanes = _lanes(con, 1000)
+    assert len(lanes) >= 10
+    for source, pipeline, lane, inputs in lanes:
+        sl = cut_slice(con, source, pipeline)
+        batch = read_inputs(stores[source], inputs)
+        online = describe_with_inputs(sl, learned, lane, batch, inputs)
+        assert lane in sl.lanes and sl.lanes_for == learned.version     # described from the lane's state
+        sl.con.execute("BEGIN TRANSACTION")
+        load_rows(sl.con, source, batch, tables=_LOADED)
+        at = sl.con.execute("SELECT greatest(max(update_time), max(create_time), $n::TIMESTAMP) + INTERVAL 1 "
+                            "millisecond FROM executions", {"n": sl.newest}).fetchall()[0][0]
+        sql = live.describe_upcoming(sl.con, learned, pipeline=pipeline, lanes=[lane], inputs=inputs, at=at,
+                                     sources=[source], prepared=True)[lane]
+        sl.con.execute("ROLLBACK")
+        _same(online, sql)
+        sl.close()
+    renewed = dataclasses.replace(learned, version="another")
+    sl = cut_slice(con, source, pipeline)
+    sl.prepare(learned)
+    again = describe_with_inputs(sl, renewed, lane, batch, inputs)
+    assert sl.lanes_for == "another" and repr(again.values) == repr(online.values)
+
+
 def test_unknown_inputs_are_named(corpus):
     result, con, _ = corpus
     spec = parse_store(result.store_paths[0])
