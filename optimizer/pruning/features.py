@@ -727,6 +727,21 @@ def relative_to_lane(frame: pd.DataFrame, columns: list[str], window: int) -> pd
                                         for c in columns], index=frame.index)
 
 
+def relative_to_previous(previous: np.ndarray, current: np.ndarray, window: int) -> np.ndarray:
+    """``relative_to_lane`` for one training that follows ``previous`` (rows: the lane's trainings
+    before it, oldest first; columns: the levels): each ``current`` level over the median of
+    the last ``window`` previous values (NaN skipped), NaN where that is not finite."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # (a level no previous training recorded)
+        median = np.nanmedian(previous[-window:], axis=0) if len(previous) else np.full(len(current), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(current, dtype=float) / median
+    ratio[~np.isfinite(ratio)] = np.nan
+    return ratio
+
+
 def monotone_counters(frame: pd.DataFrame, columns: list[str], min_pairs: int = 20) -> list[str]:
     """Columns that never decrease and mostly increase from one training of a lane to the next.
 

@@ -38,10 +38,10 @@ import pandas as pd
 import pyarrow as pa
 
 from optimizer.pruning import live
-from optimizer.pruning.features import _PROP_DIFF_SQL, _PROPS_SQL, _wide_properties, relative_to_lane
+from optimizer.pruning.features import _PROP_DIFF_SQL, _PROPS_SQL, _wide_properties, relative_to_previous
 from optimizer.pruning.upcoming import NEXT_PREFIX
 
-__all__ = ["LaneState", "prepare_lanes", "describe", "AT_COLUMNS"]
+__all__ = ["LaneState", "Lookups", "prepare_lanes", "describe", "AT_COLUMNS"]
 
 # the history and previous-training features that move with "now" (the upcoming start)
 AT_COLUMNS = ("h_hours_since_push", "h_push_age_ratio", "p_hours_since_prev_training")
@@ -62,7 +62,6 @@ class LaneState:
     last: str                            # the last training's graphlet id
     s0: dt.datetime                      # its start
     config_id: int | None                # its trainer: the upcoming one's configuration
-    n_prior: int                         # trainings of the lane
     members: tuple                       # its graphlet members (entity, id)
     trainer_inputs: tuple                # its trainer's input artifacts
     row: dict                            # the upcoming training described without inputs, at ``at0``
@@ -95,7 +94,6 @@ def prepare_lanes(con, learned: live.LearnedPolicy, *, pipeline: str, source_id:
         src = {r[0]: r[1] for r in con.execute(
             "SELECT graphlet_id, config_id FROM _pf_src WHERE list_contains($ids, graphlet_id)",
             {"ids": last_ids}).fetchall()}
-        order = {r[0]: r[1] for r in con.execute("SELECT graphlet_id, n_prior FROM _pf_order").fetchall()}
         members = con.execute("SELECT graphlet_id, entity, entity_id FROM graphlet_members "
                               "WHERE list_contains($ids, graphlet_id)", {"ids": last_ids}).fetchall()
         inputs = con.execute("SELECT graphlet_id, artifact_id FROM _pf_insrc WHERE list_contains($ids, graphlet_id)",
@@ -129,7 +127,7 @@ def prepare_lanes(con, learned: live.LearnedPolicy, *, pipeline: str, source_id:
         last_push, med_gap = hist.get(next_id, (None, None))
         out[lane] = LaneState(
             lane=lane, source_id=source_id, pipeline=pipeline, last=gid, s0=s0, config_id=src.get(gid),
-            n_prior=int(order[next_id]), members=tuple((e, int(i)) for g, e, i in members if g == gid),
+            members=tuple((e, int(i)) for g, e, i in members if g == gid),
             trainer_inputs=tuple(sorted({int(a) for g, a in inputs if g == gid})),
             row=upcoming.iloc[0].to_dict(), at0=at0, last_push=last_push, median_gap_s=med_gap,
             levels=lane_rows[lane_rows["graphlet_id"] != next_id][["graphlet_id", "lane", *levels]]
@@ -139,47 +137,79 @@ def prepare_lanes(con, learned: live.LearnedPolicy, *, pipeline: str, source_id:
     return out
 
 
-class _Records:
-    """Lookups by id on the slice (with the run's records loaded), each id read once."""
+class Lookups:
+    """What a slice answers by id (executions, artifacts, events), kept across decisions: the
+    answers about records a run's batch does not mention are the slice's own, the same at every
+    decision until the slice is cut again. ``records(con, batch)`` gives one decision's view."""
 
-    def __init__(self, con, source_id: str):
-        self.con, self.source_id = con, source_id
+    def __init__(self):
         self.executions: dict[int, tuple | None] = {}
         self.artifacts: dict[int, tuple | None] = {}
+        self.edges: dict[tuple, dict[int, list[int]]] = {}
+
+    def records(self, con, source_id: str, batch) -> "_Records":
+        def ids(table: str, column: str) -> set[int]:
+            return {int(i) for i in batch.table(table).column(column).to_pylist() if i is not None}
+        touched = {"execution": ids("executions", "execution_id") | ids("events", "execution_id"),
+                   "artifact": ids("artifacts", "artifact_id") | ids("events", "artifact_id")}
+        return _Records(con, source_id, self, touched)
+
+
+class _Records:
+    """One decision's lookups by id on the slice (the run's records loaded): the slice's answers
+    kept in ``Lookups`` where the batch does not touch them, each id read once here."""
+
+    def __init__(self, con, source_id: str, kept: Lookups | None = None, touched: dict | None = None):
+        self.con, self.source_id = con, source_id
+        self.kept = kept or Lookups()
+        self.touched = touched or {"execution": set(), "artifact": set()}
+        self.executions = {i: v for i, v in self.kept.executions.items() if i not in self.touched["execution"]}
+        self.artifacts = {i: v for i, v in self.kept.artifacts.items() if i not in self.touched["artifact"]}
         self._edges: dict[tuple, dict[int, list[int]]] = {}
 
     def _rows(self, sql: str, ids) -> list[tuple]:
         return self.con.execute(sql, {"s": self.source_id, "ids": [int(i) for i in ids]}).fetchall()
 
+    def _keep(self, kind: str, found: dict, into: dict) -> None:
+        into.update({i: v for i, v in found.items() if i not in self.touched[kind]})
+
     def execution(self, ids) -> None:
         todo = {int(i) for i in ids} - self.executions.keys()
         if todo:
+            found = dict.fromkeys(todo)
             for r in self._rows("SELECT execution_id, type_name, create_time, update_time, state, duration_s "
                                 "FROM executions WHERE source_id = $s AND execution_id IN (SELECT unnest($ids))", todo):
-                self.executions[r[0]] = r[1:]
-            for i in todo:
-                self.executions.setdefault(i, None)
+                found[r[0]] = r[1:]
+            self.executions.update(found)
+            self._keep("execution", found, self.kept.executions)
 
     def artifact(self, ids) -> None:
         todo = {int(i) for i in ids} - self.artifacts.keys()
         if todo:
+            found = dict.fromkeys(todo)
             for r in self._rows("SELECT artifact_id, type_name, create_time FROM artifacts "
                                 "WHERE source_id = $s AND artifact_id IN (SELECT unnest($ids))", todo):
-                self.artifacts[r[0]] = r[1:]
-            for i in todo:
-                self.artifacts.setdefault(i, None)
+                found[r[0]] = r[1:]
+            self.artifacts.update(found)
+            self._keep("artifact", found, self.kept.artifacts)
 
     def edges(self, kind: str, by: str, ids) -> dict[int, list[int]]:
         """Events of ``kind`` ('INPUT', 'OUTPUT') by ``by`` ('artifact_id' or 'execution_id'): id -> the other ids."""
+        entity = by[:-len("_id")]
         known = self._edges.setdefault((kind, by), {})
+        kept = self.kept.edges.setdefault((kind, by), {})
+        for i in {int(i) for i in ids} - known.keys():
+            if i in kept and i not in self.touched[entity]:
+                known[i] = kept[i]
         todo = {int(i) for i in ids} - known.keys()
         if todo:
             other = "execution_id" if by == "artifact_id" else "artifact_id"
-            for i in todo:
-                known[i] = []
+            found: dict[int, list[int]] = {i: [] for i in todo}
             for key, value in self._rows(f"SELECT {by}, {other} FROM events WHERE source_id = $s AND type = '{kind}' "
                                          f"AND {by} IN (SELECT unnest($ids))", todo):
-                known[key].append(value)
+                found[key].append(value)
+            known.update(found)
+            self._keep(entity, found, kept)
         return {int(i): known[int(i)] for i in ids}
 
 
@@ -269,15 +299,18 @@ def _upstream(state: LaneState, rec: _Records, inputs: list[int], at: dt.datetim
     return rows, sorted(trainer_inputs)
 
 
-def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[int], at: dt.datetime) -> live.Upcoming:
+def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[int], at: dt.datetime,
+             records: _Records | None = None) -> live.Upcoming:
     """The upcoming training of ``state``'s lane from this run's ``inputs``, scored, at ``at`` (not
     before the state's ``at0``). ``con``: the slice, the run's records loaded (in a transaction
-    the caller rolls back) and the ``_ol_prev_*`` tables of ``prepare_lanes`` in it."""
+    the caller rolls back) and the ``_ol_prev_p`` table of ``prepare_lanes`` in it; ``records``:
+    the decision's lookups (``Lookups.records``; default: none kept)."""
     if at < state.at0:
         raise ValueError(f"the upcoming start {at} is before the one the lane was prepared at ({state.at0})")
     config = dataclasses.replace(learned.feature_config, drop_counters=False)
     next_id = NEXT_PREFIX + state.lane
-    rows, trainer_inputs = _upstream(state, _Records(con, state.source_id), [int(a) for a in inputs], at)
+    records = records or _Records(con, state.source_id)
+    rows, trainer_inputs = _upstream(state, records, [int(a) for a in inputs], at)
     columns = list(zip(*rows)) if rows else [()] * 8
     up = pa.table([pa.array([next_id] * len(rows), pa.string()), pa.array([state.source_id] * len(rows), pa.string()),
                    *(pa.array(list(c), f.type) for c, f in zip(columns, list(_UP_SCHEMA)[2:]))], schema=_UP_SCHEMA)
@@ -308,11 +341,9 @@ def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[in
     learned_columns = set(learned.columns)
     levels = [c for c in state.levels.columns if c.endswith(".max") and f"{c[:-len('.max')]}.rel" in learned_columns]
     if levels and config.relative_window:
-        lane = pd.concat([state.levels[["lane", *levels]], pd.DataFrame([{"lane": state.lane,
-                                                                            **{c: row[c] for c in levels}}])],
-                         ignore_index=True)
-        lane[levels] = lane[levels].astype("float64")
-        row.update(relative_to_lane(lane, levels, config.relative_window).iloc[-1].to_dict())
+        ratios = relative_to_previous(state.levels[levels].to_numpy(dtype=float, na_value=np.nan),
+                                      np.array([row[c] for c in levels], dtype=float), config.relative_window)
+        row.update({f"{c[:-len('.max')]}.rel": r for c, r in zip(levels, ratios)})
     frame = pd.DataFrame([row])
     return live.score_upcoming(frame, learned, {state.lane: state.s0}, inputs=inputs)[state.lane]
 

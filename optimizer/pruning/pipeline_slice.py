@@ -54,6 +54,7 @@ class PipelineSlice:
     lock: threading.Lock = field(default_factory=threading.Lock)
     lanes: dict = field(default_factory=dict)   # online.LaneState by lane, for ``lanes_for``
     lanes_for: str | None = None                 # the policy version the lanes were prepared for
+    lookups: online.Lookups = field(default_factory=online.Lookups)   # the slice's answers by id, kept
 
     def prepare(self, learned: live.LearnedPolicy) -> None:
         """Prepare the lanes' state for decisions from inputs (online.prepare_lanes) under ``learned``,
@@ -201,6 +202,7 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
             at = con.execute("SELECT greatest($at::TIMESTAMP, max(create_time) + INTERVAL 1 millisecond) "
                              "FROM artifacts WHERE source_id = $s AND artifact_id IN (SELECT unnest($ids))",
                              {"at": at, "s": sl.source_id, "ids": [int(a) for a in inputs]}).fetchall()[0][0]
-            return online.describe(con, state, learned, list(inputs), at)
+            return online.describe(con, state, learned, list(inputs), at,
+                                   records=sl.lookups.records(con, sl.source_id, batch))
         finally:
             con.execute("ROLLBACK")
