@@ -242,7 +242,9 @@ class Decider:
         if warm.learned is None:      # warming up: the lane's unscored training, every training runs
             return warm, warm.upcoming.get(lane_full), source, lane_full
         sl = self.slices.get(warm, source, pipeline)
-        return warm, describe_with_inputs(sl, warm.learned, lane_full, batch, ids), source, lane_full
+        up = describe_with_inputs(sl, warm.learned, lane_full, batch, ids, prepare=False)
+        self.slices.prepare_soon(sl, warm.learned)    # (a slice cut for this decision: after it)
+        return warm, up, source, lane_full
 
     def _read_new_pipeline(self, pipeline: str, source: str | None) -> Warm:
         """Ingest and analyse the sources, so that a pipeline seen for the first time is known."""

@@ -7,14 +7,16 @@ starts in the warm state moved), and the refresher cuts the stale ones again aft
 refresh (``rewarm``), off the request path, so that a gate's decision finds its slice warm.
 A started service cuts, at its first refresh, the slices of the pipelines that decided from
 inputs last (the ledger says which), so a restart keeps the gates' slices warm too. A slice
-cut off the request path is also prepared for the policy there (its lanes' state for
-decisions from inputs: optimizer.pruning.online); a new policy prepares it again at its
-next decision.
+cut off the request path is also prepared there for the policy (its lanes' state for
+decisions from inputs: optimizer.pruning.online), and so are the kept ones after a new
+policy; a slice cut for a decision answers it with the feature SQL and is prepared in the
+background after it (``prepare_soon``), so that no decision waits for a preparation.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -48,6 +50,9 @@ class Slices:
         self.cuts = 0
         self.cut_seconds = 0.0
         self._wanted: list[tuple[str, str]] = []   # (source, pipeline) to cut at the next rewarm
+        # a slice's lanes prepared for a policy after the decision that found it unprepared
+        self._preparing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="slice-prepare")
+        self._pending: set[tuple[int, str]] = set()
 
     def get(self, warm: Warm | None, source: str, pipeline: str) -> PipelineSlice:
         """The slice of ``pipeline`` in ``source``, cut now if it is missing or stale."""
@@ -75,6 +80,27 @@ class Slices:
             while len(self._slices) > self.capacity:
                 self._slices.popitem(last=False)
         return sl
+
+    def prepare_soon(self, sl: PipelineSlice, learned) -> None:
+        """Prepare ``sl``'s lanes for ``learned`` in the background, unless it is or will be: a
+        decision that found them unprepared has answered with the feature SQL, the next ones
+        read the lanes' state (optimizer.pruning.online)."""
+        key = (id(sl), learned.version)
+        with self._lock:
+            if sl.lanes_for == learned.version or key in self._pending:
+                return
+            self._pending.add(key)
+
+        def prepare() -> None:
+            try:
+                sl.prepare(learned)
+            except Exception as exc:   # the feature SQL describes until it is
+                log.warning("slice of %s in %s not prepared: %s", sl.pipeline, sl.source_id, exc)
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        self._preparing.submit(prepare)
 
     def want_recent_gates(self) -> int:
         """Cut, at the next rewarm, the slices of the pipelines that decided from inputs last
@@ -114,4 +140,5 @@ class Slices:
     def stats(self) -> dict:
         with self._lock:
             return {"kept": len(self._slices), "capacity": self.capacity, "cuts": self.cuts,
-                    "cut_seconds": round(self.cut_seconds, 3)}
+                    "cut_seconds": round(self.cut_seconds, 3),
+                    "prepared": sum(1 for sl in self._slices.values() if sl.lanes_for is not None)}

@@ -31,7 +31,7 @@ import pandas as pd
 from optimizer.errors import OptimizerError
 
 __all__ = [
-    "PATH_ROLES", "graphlet_lanes", "prepare_features", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES", "hours_since_epoch"]
+    "PATH_ROLES", "prepare_features", "FeatureConfig", "FeatureSet", "build_features", "graphlet_outcomes", "REQUIRED_TABLES", "hours_since_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -572,18 +572,7 @@ def _upstream(con, config: FeatureConfig, scope: str | None) -> None:
     con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
 
 
-def graphlet_lanes(con, *, prepared: bool = False) -> pd.DataFrame:
-    """Lane and trainer start of every graphlet in ``_pf_src`` (the feature SQL's own lane rule).
-
-    Columns: graphlet_id, source_id, pipeline, lane, component, s. ``prepared``: the lanes
-    found already (by ``prepare_features``), not found again. Temporary tables only.
-    """
-    if not prepared:
-        con.execute(_GRAPHLET_SQL)
-        con.execute(_LANE_SQL)
-    return con.execute(_LANES_SELECT).df()
-
-
+# every graphlet of _pf_gl with its lane and trainer start (optimizer.pruning.upcoming.last_trainings)
 _LANES_SELECT = """
     SELECT graphlet_id, source_id, pipeline, lane,
            coalesce(component, regexp_extract(lane, '[^/]*$')) AS component, s

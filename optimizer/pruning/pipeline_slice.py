@@ -178,14 +178,19 @@ _LOADED = ("artifacts", "executions", "events", "properties")
 
 
 def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: str, batch: Batch,
-                         inputs: list[int], *, at: dt.datetime | None = None) -> live.Upcoming | None:
+                         inputs: list[int], *, at: dt.datetime | None = None,
+                         prepare: bool = True) -> live.Upcoming | None:
     """The upcoming training of ``lane`` from this run's ``inputs`` (``batch``: their records), scored.
 
-    ``at``: the upcoming start; default just after the newest record of the slice's source or
-    of the batch's executions (see the module docstring).
+    From the lane's warm state (optimizer.pruning.online), prepared first for ``learned`` unless
+    ``prepare`` is False: then a slice not prepared for it describes with the feature SQL (a
+    service answers a slice's first decision so and prepares it after answering). ``at``: the
+    upcoming start; default just after the newest record of the slice's source or of the
+    batch's executions (see the module docstring).
     """
     with sl.lock:   # the prepared tables are the slice connection's own (temporary): one description at a time
-        sl._prepare(learned)
+        if prepare:
+            sl._prepare(learned)
         con = sl.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -193,8 +198,8 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
             if at is None:   # after the newest record of the source when cut, or of the inputs' own
                 at = con.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
                                  "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
-            state = sl.lanes.get(lane)
-            if state is None:   # a lane the state could not be prepared for: the feature SQL
+            state = sl.lanes.get(lane) if sl.lanes_for == learned.version else None
+            if state is None:   # not prepared (yet) for this policy or this lane: the feature SQL
                 ups = live.describe_upcoming(con, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
                                              at=at, sources=[sl.source_id], prepared=True)
                 return ups.get(lane)

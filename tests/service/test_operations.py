@@ -153,8 +153,9 @@ def test_kill_9_loses_no_acknowledged_decision_and_restarts_warm(store_copy, tmp
 
 
 def test_a_restart_cuts_the_last_gates_slices_before_their_next_decision(store_copy, tmp_path, serve):
-    """The pipelines that decided from their inputs last get their slices cut again at a
-    restart's first refresh, so their next decision does not wait for a cut."""
+    """The pipelines that decided from their inputs last get their slices cut again, and their
+    lanes prepared for the saved policy, at a restart's first refresh: their next decision
+    waits for neither."""
     store = store_copy()
     warehouse = tmp_path / "w.duckdb"
     s = serve([store], warehouse, extra=["--ingest-every", "3600"])
@@ -170,9 +171,10 @@ def test_a_restart_cuts_the_last_gates_slices_before_their_next_decision(store_c
     try:
         slices = lambda: s2.get("/api/v1/sources").json()["progress"]["slices"]  # noqa: E731
         deadline = time.monotonic() + 60
-        while slices()["cuts"] < 2 and time.monotonic() < deadline:   # the first refresh cuts them
-            time.sleep(0.1)
-        assert slices() | {"cut_seconds": 0} == {"kept": 2, "capacity": 128, "cuts": 2, "cut_seconds": 0}
+        while (slices()["cuts"] < 2 or slices()["prepared"] < 2) and time.monotonic() < deadline:
+            time.sleep(0.1)        # the first refresh cuts them, and prepares them for the saved policy
+        assert slices() | {"cut_seconds": 0} == {"kept": 2, "capacity": 128, "cuts": 2, "cut_seconds": 0,
+                                                 "prepared": 2}
         ids = append_run(store, gates[0], started_at=time.time(), train=False)
         s2.decide(gates[0], inputs=[ids["Examples"], ids["ExampleAnomalies"]])
         assert slices()["cuts"] == 2           # found warm

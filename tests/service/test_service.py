@@ -195,8 +195,9 @@ def test_store_grows_and_decisions_are_matched_with_what_happened(served):
 
 def test_decisions_from_inputs_reuse_the_pipelines_slice_until_it_trains_again(served):
     """A gate's decisions read their inputs from the store and describe them on the pipeline's
-    slice: cut at the first, reused while the pipeline has no new training, cut again by the
-    refresh that brought one (not by the next decision)."""
+    slice: cut at the first (which the feature SQL answers; the slice's lanes are prepared
+    after it, for the next ones to read), reused while the pipeline has no new training, cut
+    again by the refresh that brought one (not by the next decision)."""
     names = [r[0] for r in served.sql("SELECT pipeline FROM graphlets GROUP BY 1 ORDER BY count(*) DESC")]
     pipeline = names[1]     # not the pipeline other tests grow
     slices = lambda: served.get("/api/v1/sources").json()["progress"]["slices"]  # noqa: E731
@@ -206,6 +207,10 @@ def test_decisions_from_inputs_reuse_the_pipelines_slice_until_it_trains_again(s
         inputs = [ids["Examples"], ids["ExampleStatistics"], ids["Schema"], ids["ExampleAnomalies"]]
         d = served.decide(pipeline, inputs=inputs, explain=True)
         assert d["features"]["a.ExampleAnomalies.blessed.min"] == blessed and d["probability"] is not None
+        deadline = time.monotonic() + 30
+        while slices()["prepared"] < 1 and time.monotonic() < deadline:    # in the background
+            time.sleep(0.05)
+        assert slices()["prepared"] >= 1
     assert slices()["cuts"] == before + 1
     append_run(served.store, pipeline, started_at=time.time(), pushed=True)
     assert "prod" in served.post("/api/v1/ingest").json()["changed_sources"]
