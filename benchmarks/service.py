@@ -22,8 +22,8 @@ fallback) and to the first policy, the peak RSS of the service and of its childr
 sampled from /proc every 0.25 s, the first refresh's seconds (ingest, analysis, refit, describe)
 and those of a refit on demand and of an idle refresh, decision latency p50/p99 (sequential,
 over real HTTP, then open loop at ``--rate`` for ``--seconds``), decisions from a run's inputs
-(the newest training's input artifacts of ``--fresh-pipelines`` pipelines, each twice: the
-first cuts the pipeline's slice, the second finds it warm), and a restart on the same
+(the newest training's input artifacts of ``--fresh-pipelines`` pipelines, each twice: a
+first pass cuts the pipelines' slices, a second finds them warm), and a restart on the same
 warehouse with the saved policy (seconds to ready, its peak RSS). ``--memory-limit`` and
 ``--learn-max-rows`` are passed to `frugal serve`; ``--stores`` writes the corpus to that many
 stores (the paper's: 4).
@@ -289,7 +289,9 @@ class RssSampler(threading.Thread):
 
 def fresh_decisions(s, count: int) -> dict:
     """Decisions from inputs: for ``count`` pipelines spread over the fleet, the input artifacts
-    of each one's newest training, twice (cold slice, then warm); latencies in ms."""
+    of each one's newest training, twice: a pass over every pipeline (cold: its slice is cut),
+    then a second pass (warm: the slice kept and its lanes prepared, as for a gate's next run,
+    which comes after its first); latencies in ms."""
     rows = s.sql(f"""
         WITH newest AS (
             SELECT source_id, pipeline, arg_max(trainer_execution_id, started_at) AS trainer,
@@ -299,8 +301,8 @@ def fresh_decisions(s, count: int) -> dict:
         FROM newest n JOIN events e ON e.source_id = n.source_id AND e.execution_id = n.trainer
         WHERE e.type = 'INPUT' AND n.k <= {int(count)} GROUP BY 1, 2 ORDER BY 2""")
     cold, warm, errors = [], [], []
-    for source, pipeline, inputs in rows:
-        for times in (cold, warm):
+    for times in (cold, warm):
+        for source, pipeline, inputs in rows:
             t = time.perf_counter()
             r = s.post("/api/v1/decisions", json={"pipeline": pipeline, "source": source, "inputs": inputs})
             times.append(time.perf_counter() - t)
@@ -376,7 +378,7 @@ def scale_run(fraction: float, args, start_service) -> dict:
                            "p99_ms": round(pct(load["lat"], 99) * 1e3, 2),
                            "max_ms": round(max(load["lat"]) * 1e3, 1)}
             # decisions from a run's inputs: the newest training's input artifacts of 20 pipelines,
-            # each twice (the first cuts the pipeline's slice, the second finds it warm)
+            # each twice (a first pass cuts the pipelines' slices, a second finds them warm)
             row["fresh"] = fresh_decisions(s, args.fresh_pipelines)
             t = time.perf_counter()
             r = s.http.post(s.url + "/api/v1/policy/refit", timeout=3600)   # minutes at the paper's scale
