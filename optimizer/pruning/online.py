@@ -20,8 +20,10 @@ A decision (``describe``) then finds the run's upstream by a few lookups by id o
 (with the run's records loaded: the given artifacts, their writers and what those wrote, the
 last training's upstream of other types, the trainer's inputs rolled to the newest of their
 types, two hops of readers), the rules of ``upcoming._add_rows`` and the features' upstream
-and sibling SQL followed in Python, and runs the feature SQL's own property, property-change,
-structure and overlap statements on tables of that one training. The result equals the
+and sibling SQL followed in Python, runs the feature SQL's own property and property-change
+statements on tables of that one training, and takes its structure, input overlap and level
+ratios by the features' formulas (``_structure``, ``_overlap``,
+``features.relative_to_previous``). The result equals the
 feature SQL's description (tests/optimizer/test_pipeline_slice.py compares every feature,
 the score and the guard on every lane, and runs the store has not been ingested with).
 """
@@ -333,10 +335,11 @@ def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[in
     row.update({c: v[0] for c, v in _wide_properties(long, pd.Index([next_id]), keys, config).items()})
     row["started_at"] = pd.Timestamp(at)
     since = _epoch(at) - _epoch(state.last_push) if state.last_push is not None else None
-    row["h_hours_since_push"] = since / 3600.0 if since is not None else np.nan
-    row["h_push_age_ratio"] = (since / state.median_gap_s if since is not None and state.median_gap_s is not None
-                               and state.median_gap_s > 0 else np.nan)
-    row["p_hours_since_prev_training"] = (_epoch(at) - _epoch(state.s0)) / 3600.0
+    row.update(zip(AT_COLUMNS, (
+        since / 3600.0 if since is not None else np.nan,
+        since / state.median_gap_s if since is not None and state.median_gap_s is not None
+        and state.median_gap_s > 0 else np.nan,
+        (_epoch(at) - _epoch(state.s0)) / 3600.0)))
     # the levels whose ratio to the lane's recent ones the policy reads (the others are not scored)
     learned_columns = set(learned.columns)
     levels = [c for c in state.levels.columns if c.endswith(".max") and f"{c[:-len('.max')]}.rel" in learned_columns]
