@@ -48,11 +48,10 @@ def main() -> None:
     import duckdb
 
     from optimizer.pruning import live
-    from optimizer.pruning.pipeline_slice import _LOADED, cut_slice, describe_with_inputs
+    from optimizer.pruning.pipeline_slice import cut_slice, describe_with_inputs, describe_with_sql
     from optimizer.pruning.training_set import training_frame
     from provenance.connections import parse_store
     from provenance.readers.inputs import read_inputs
-    from provenance.warehouse import load_rows
 
     out = CACHE / f"slice-describe-{args.pipelines}x{args.days}-s{args.seed}"
     cached(out, lambda folder: simulated_warehouse(folder, pipelines=args.pipelines, days=args.days,
@@ -95,13 +94,7 @@ def main() -> None:
             times["whole"].append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            sl.con.execute("BEGIN TRANSACTION")
-            load_rows(sl.con, sl.source_id, batch, tables=_LOADED)
-            at = sl.con.execute("SELECT greatest(max(update_time), max(create_time), $n::TIMESTAMP) + INTERVAL 1 "
-                                "millisecond FROM executions", {"n": sl.newest}).fetchall()[0][0]
-            found["slice"] = live.describe_upcoming(sl.con, learned, pipeline=sl.pipeline, lanes=[lane],
-                                                    inputs=inputs, at=at, sources=[sl.source_id], prepared=True)[lane]
-            sl.con.execute("ROLLBACK")
+            found["slice"] = describe_with_sql(sl, learned, lane, batch, inputs)
             times["slice"].append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()

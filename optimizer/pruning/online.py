@@ -175,25 +175,27 @@ class _Records:
     def _keep(self, kind: str, found: dict, into: dict) -> None:
         into.update({i: v for i, v in found.items() if i not in self.touched[kind]})
 
+    # what a lookup reads of a node: (table, key column, columns)
+    _NODES = {"execution": ("executions", "execution_id", "type_name, create_time, update_time, state, duration_s"),
+              "artifact": ("artifacts", "artifact_id", "type_name, create_time")}
+
     def execution(self, ids) -> None:
-        todo = {int(i) for i in ids} - self.executions.keys()
-        if todo:
-            found = dict.fromkeys(todo)
-            for r in self._rows("SELECT execution_id, type_name, create_time, update_time, state, duration_s "
-                                "FROM executions WHERE source_id = $s AND execution_id IN (SELECT unnest($ids))", todo):
-                found[r[0]] = r[1:]
-            self.executions.update(found)
-            self._keep("execution", found, self.kept.executions)
+        self._nodes("execution", self.executions, self.kept.executions, ids)
 
     def artifact(self, ids) -> None:
-        todo = {int(i) for i in ids} - self.artifacts.keys()
+        self._nodes("artifact", self.artifacts, self.kept.artifacts, ids)
+
+    def _nodes(self, kind: str, known: dict, kept: dict, ids) -> None:
+        """Read the nodes of ``ids`` not known yet into ``known`` (None: not in the slice)."""
+        todo = {int(i) for i in ids} - known.keys()
         if todo:
+            table, key, columns = self._NODES[kind]
             found = dict.fromkeys(todo)
-            for r in self._rows("SELECT artifact_id, type_name, create_time FROM artifacts "
-                                "WHERE source_id = $s AND artifact_id IN (SELECT unnest($ids))", todo):
+            for r in self._rows(f"SELECT {key}, {columns} FROM {table} "
+                                f"WHERE source_id = $s AND {key} IN (SELECT unnest($ids))", todo):
                 found[r[0]] = r[1:]
-            self.artifacts.update(found)
-            self._keep("artifact", found, self.kept.artifacts)
+            known.update(found)
+            self._keep(kind, found, kept)
 
     def edges(self, kind: str, by: str, ids) -> dict[int, list[int]]:
         """Events of ``kind`` ('INPUT', 'OUTPUT') by ``by`` ('artifact_id' or 'execution_id'): id -> the other ids."""

@@ -19,6 +19,7 @@ records if newer, not of records the store gained since.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -32,7 +33,7 @@ from provenance.readers.staging import Batch
 from provenance.schema import create_schema
 from provenance.warehouse import load_rows
 
-__all__ = ["PipelineSlice", "cut_slice", "describe_with_inputs"]
+__all__ = ["PipelineSlice", "cut_slice", "describe_with_inputs", "describe_with_sql"]
 
 # warehouse tables copied with the schema's own DDL; the analysis tables as they are
 _WAREHOUSE = ("types", "type_properties", "executions", "artifacts", "events", "properties",
@@ -191,23 +192,42 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
     with sl.lock:   # the prepared tables are the slice connection's own (temporary): one description at a time
         if prepare:
             sl._prepare(learned)
-        con = sl.con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            load_rows(con, sl.source_id, batch, tables=_LOADED)
-            if at is None:   # after the newest record of the source when cut, or of the inputs' own
-                at = con.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
-                                 "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
+        with _run_loaded(sl, batch, at) as (con, at):
             state = sl.lanes.get(lane) if sl.lanes_for == learned.version else None
             if state is None:   # not prepared (yet) for this policy or this lane: the feature SQL
-                ups = live.describe_upcoming(con, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs,
-                                             at=at, sources=[sl.source_id], prepared=True)
-                return ups.get(lane)
+                return _feature_sql(con, sl, learned, lane, inputs, at)
             # the run starts after its own inputs were written (as upcoming_extension)
             at = con.execute("SELECT greatest($at::TIMESTAMP, max(create_time) + INTERVAL 1 millisecond) "
                              "FROM artifacts WHERE source_id = $s AND artifact_id IN (SELECT unnest($ids))",
                              {"at": at, "s": sl.source_id, "ids": [int(a) for a in inputs]}).fetchall()[0][0]
             return online.describe(con, state, learned, list(inputs), at,
                                    records=sl.lookups.records(con, sl.source_id, batch))
-        finally:
-            con.execute("ROLLBACK")
+
+
+def describe_with_sql(sl: PipelineSlice, learned: live.LearnedPolicy, lane: str, batch: Batch,
+                      inputs: list[int], *, at: dt.datetime | None = None) -> live.Upcoming | None:
+    """``describe_with_inputs`` by the feature SQL on the slice, not the lane's state: what that
+    state must agree with (tests, benchmarks/slice_describe.py)."""
+    with sl.lock, _run_loaded(sl, batch, at) as (con, at):
+        return _feature_sql(con, sl, learned, lane, inputs, at)
+
+
+@contextlib.contextmanager
+def _run_loaded(sl: PipelineSlice, batch: Batch, at: dt.datetime | None):
+    """(the slice's connection with the run's records loaded, the upcoming start), in a
+    transaction rolled back after: the slice stays as it was cut. The caller holds ``sl.lock``."""
+    con = sl.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        load_rows(con, sl.source_id, batch, tables=_LOADED)
+        if at is None:   # after the newest record of the source when cut, or of the inputs' own
+            at = con.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
+                             "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]
+        yield con, at
+    finally:
+        con.execute("ROLLBACK")
+
+
+def _feature_sql(con, sl: PipelineSlice, learned, lane: str, inputs: list[int], at) -> live.Upcoming | None:
+    return live.describe_upcoming(con, learned, pipeline=sl.pipeline, lanes=[lane], inputs=inputs, at=at,
+                                  sources=[sl.source_id], prepared=True).get(lane)

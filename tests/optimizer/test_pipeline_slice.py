@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from optimizer.pruning import live
-from optimizer.pruning.pipeline_slice import cut_slice, describe_with_inputs
+from optimizer.pruning.pipeline_slice import cut_slice, describe_with_inputs, describe_with_sql
 from optimizer.pruning.training_set import training_frame
 from provenance.connections import parse_store
 from provenance.readers.inputs import MissingInputs, _read_api, read_inputs
@@ -73,9 +73,6 @@ def test_every_lane_is_described_from_its_warm_state_as_the_feature_sql_describe
     lanes again."""
     import dataclasses
 
-    from optimizer.pruning.pipeline_slice import _LOADED
-    from provenance.warehouse import load_rows
-
     result, con, learned = corpus
     stores = {parse_store(p).source_id: parse_store(p) for p in result.store_paths}
     lanes = _lanes(con, 1000)
@@ -86,14 +83,7 @@ def test_every_lane_is_described_from_its_warm_state_as_the_feature_sql_describe
         online = describe_with_inputs(sl, learned, lane, batch, inputs)
         assert lane in sl.lanes and sl.lanes_for == learned.version     # described from the lane's state
         assert repr(describe_with_inputs(sl, learned, lane, batch, inputs)) == repr(online)   # the lookups kept
-        sl.con.execute("BEGIN TRANSACTION")
-        load_rows(sl.con, source, batch, tables=_LOADED)
-        at = sl.con.execute("SELECT greatest(max(update_time), max(create_time), $n::TIMESTAMP) + INTERVAL 1 "
-                            "millisecond FROM executions", {"n": sl.newest}).fetchall()[0][0]
-        sql = live.describe_upcoming(sl.con, learned, pipeline=pipeline, lanes=[lane], inputs=inputs, at=at,
-                                     sources=[source], prepared=True)[lane]
-        sl.con.execute("ROLLBACK")
-        _same(online, sql)
+        _same(online, describe_with_sql(sl, learned, lane, batch, inputs))
         sl.close()
     renewed = dataclasses.replace(learned, version="another")
     sl = cut_slice(con, source, pipeline)
