@@ -10,6 +10,8 @@ transaction (see :func:`provenance.ingest.ingest`), which is what makes an inges
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 from datetime import datetime, timezone
@@ -17,12 +19,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from provenance.errors import ProvenanceError
 from provenance.readers.staging import Batch, event_paths
 from provenance.schema import ARTIFACT_STATES, EVENT_TYPES, EXECUTION_STATES, TABLES, create_schema
 
-__all__ = ["connect", "load_parts", "load_rows", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
+__all__ = ["connect", "batch_rows", "load_parts", "load_rows", "source_row", "table_counts", "DATA_TABLES", "FINISHED_STATES"]
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +139,121 @@ def load_parts(
     return written
 
 
+# Each data table's rows from the staging tables of a batch (registered as stg_<name>, the
+# steps' paths as stg_event_paths); ``?``: the source id. Shared by load_rows and batch_rows.
+def _rows_sql(table: str, kinds: str = "") -> str:
+    if table == "properties":
+        return f"""
+            SELECT ?, entity, entity_id, name, is_custom <> 0, value_type,
+                int_value, double_value, string_value, bool_value <> 0
+            FROM stg_properties {kinds}"""
+    if table == "artifacts":
+        return f"""
+            SELECT ?, a.artifact_id, a.type_id, t.name, a.uri, {_case('a.state', ARTIFACT_STATES)},
+                   a.name, a.external_id, {_ts('a.create_ms')}, {_ts('a.update_ms')}
+            FROM stg_artifacts a LEFT JOIN stg_types t ON t.type_id = a.type_id AND t.kind = 'artifact'
+            """
+    if table == "executions":
+        return f"""
+            WITH legacy AS (
+                SELECT entity_id, arg_min(string_value, is_custom) AS state
+                FROM stg_properties
+                WHERE entity = 'execution' AND name = 'state' AND value_type = 'string'
+                GROUP BY entity_id
+            ), recorded AS (
+                SELECT entity_id, any_value(coalesce(double_value, int_value)) AS duration_s
+                FROM stg_properties
+                WHERE entity = 'execution' AND name = 'duration_s' AND is_custom <> 0
+                  AND coalesce(double_value, int_value) >= 0
+                GROUP BY entity_id
+            ), named AS (
+                SELECT x.*, t.name AS type_name,
+                       {_case('x.last_known_state', EXECUTION_STATES)} AS lks_name,
+                       CASE WHEN x.last_known_state IS NOT NULL AND x.last_known_state <> 0
+                                THEN {_case('x.last_known_state', EXECUTION_STATES)}
+                            WHEN l.state IS NOT NULL AND trim(l.state) <> ''
+                                THEN replace(upper(trim(l.state)), 'CANCELLED', 'CANCELED')
+                            WHEN x.last_known_state IS NOT NULL
+                                THEN {_case('x.last_known_state', EXECUTION_STATES)}
+                       END AS eff_state, r.duration_s AS recorded_s
+                FROM stg_executions x
+                LEFT JOIN stg_types t ON t.type_id = x.type_id AND t.kind = 'execution'
+                LEFT JOIN legacy l ON l.entity_id = x.execution_id
+                LEFT JOIN recorded r ON r.entity_id = x.execution_id
+            )
+            SELECT ?, execution_id, type_id, type_name, eff_state, lks_name, name, external_id,
+                   {_ts('create_ms')}, {_ts('update_ms')},
+                   CASE WHEN eff_state IN {FINISHED_STATES} AND recorded_s IS NOT NULL THEN recorded_s
+                        WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
+                        THEN (update_ms - create_ms) / 1000.0 END
+            FROM named"""
+    if table == "contexts":
+        return f"""
+            SELECT ?, c.context_id, c.type_id, t.name, c.name, c.external_id,
+                   {_ts('c.create_ms')}, {_ts('c.update_ms')}
+            FROM stg_contexts c LEFT JOIN stg_types t ON t.type_id = c.type_id AND t.kind = 'context'
+            """
+    if table == "events":
+        return f"""
+            SELECT ?, {EVENT_ID_SQL}, e.artifact_id, e.execution_id, {_case('e.type', EVENT_TYPES)},
+                   s.path, s.path_key, {_ts('e.ts_ms')}
+            FROM stg_events e LEFT JOIN stg_event_paths s ON s.event_key = e.event_key"""
+    raise ValueError(f"no rows query for table {table!r}")
+
+
+@contextlib.contextmanager
+def _staged(con: duckdb.DuckDBPyConnection, batch: Batch, names: list[str]):
+    """The batch's tables ``names`` (and its steps' paths) registered on ``con`` as stg_<name>."""
+    for name in names:
+        con.register(f"stg_{name}", batch.table(name).combine_chunks())
+    try:
+        con.register("stg_event_paths", event_paths(batch.table("event_steps")))
+        yield
+    finally:
+        for name in names + ["event_paths"]:
+            con.unregister(f"stg_{name}")
+
+
+def batch_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch,
+               tables: tuple[str, ...] = ("artifacts", "executions", "events", "properties")) -> dict[str, pa.Table]:
+    """The rows ``load_rows`` would write for ``batch`` into ``tables``, as Arrow tables in the
+    warehouse's columns, without writing anything (``con``: any connection, it only registers
+    the batch): a decision reads a run's records so (optimizer.pruning.online)."""
+    names = sorted({"types", "event_steps", "properties", *tables})
+    out = {}
+    with _staged(con, batch, names):
+        for table in tables:
+            sql = _rows_sql(table)
+            out[table] = con.sql(sql, params=[source_id] * sql.count("?")).to_arrow_table() \
+                .rename_columns(_columns(table))
+    return out
+
+
+@functools.cache
+def _all_columns() -> dict[str, tuple[str, ...]]:
+    """The warehouse's columns of each table, in order (from the schema's own DDL, once)."""
+    con = duckdb.connect()
+    try:
+        create_schema(con)
+        out: dict[str, list[str]] = {}
+        for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                                         "ORDER BY table_name, column_index").fetchall():
+            out.setdefault(table, []).append(column)
+        return {t: tuple(c) for t, c in out.items()}
+    finally:
+        con.close()
+
+
+def _columns(table: str) -> tuple[str, ...]:
+    return _all_columns()[table]
+
+
 def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, fresh: bool = False,
               first: bool = True, tables: tuple[str, ...] | None = None) -> dict[str, int]:
     """The rows of one part of a read, without the source's bookkeeping (``ingest_issues``,
     ``sources``; see load_parts): the ``first`` part also clears what the read replaces and
-    writes the types. Alone, it puts a batch's rows in a copy of the warehouse's tables
-    (optimizer.pruning.pipeline_slice), or with ``tables`` in only these of them (and only
-    the properties of these entities): a decision's slice loads what its feature SQL reads."""
+    writes the types. With ``tables``, only these of them (and only the properties of these
+    entities)."""
     names = [
         "types", "type_properties", "artifacts", "executions", "contexts", "events",
         "event_steps", "attributions", "associations", "parent_contexts", "properties",
@@ -161,11 +272,9 @@ def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, f
         ("executions", "execution_id", "execution"),
         ("contexts", "context_id", "context"),
     ) if load(t)]
-    for name in names:
-        con.register(f"stg_{name}", batch.table(name).combine_chunks())
     sid = [source_id]
     written: dict[str, int] = {}
-    try:
+    with _staged(con, batch, names):
         if first and batch.full and not fresh:
             for table in DATA_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE source_id = ?", sid)
@@ -194,70 +303,16 @@ def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, f
                 FROM stg_type_properties""", sid)
         if load("properties"):
             kinds = "" if tables is None else f"WHERE list_contains({[e for _, _, e in entities]}, entity)"
-            written["properties"] = _run(con, f"""
-                INSERT INTO properties SELECT ?, entity, entity_id, name, is_custom <> 0, value_type,
-                    int_value, double_value, string_value, bool_value <> 0
-                FROM stg_properties {kinds}""", sid)
-        if load("artifacts"):
-            written["artifacts"] = _run(con, f"""
-                INSERT INTO artifacts
-                SELECT ?, a.artifact_id, a.type_id, t.name, a.uri, {_case('a.state', ARTIFACT_STATES)},
-                       a.name, a.external_id, {_ts('a.create_ms')}, {_ts('a.update_ms')}
-                FROM stg_artifacts a LEFT JOIN stg_types t ON t.type_id = a.type_id AND t.kind = 'artifact'
-                """, sid)
-        if load("executions"):
-            written["executions"] = _run(con, f"""
-                INSERT INTO executions
-                WITH legacy AS (
-                    SELECT entity_id, arg_min(string_value, is_custom) AS state
-                    FROM stg_properties
-                    WHERE entity = 'execution' AND name = 'state' AND value_type = 'string'
-                    GROUP BY entity_id
-                ), recorded AS (
-                    SELECT entity_id, any_value(coalesce(double_value, int_value)) AS duration_s
-                    FROM stg_properties
-                    WHERE entity = 'execution' AND name = 'duration_s' AND is_custom <> 0
-                      AND coalesce(double_value, int_value) >= 0
-                    GROUP BY entity_id
-                ), named AS (
-                    SELECT x.*, t.name AS type_name,
-                           {_case('x.last_known_state', EXECUTION_STATES)} AS lks_name,
-                           CASE WHEN x.last_known_state IS NOT NULL AND x.last_known_state <> 0
-                                    THEN {_case('x.last_known_state', EXECUTION_STATES)}
-                                WHEN l.state IS NOT NULL AND trim(l.state) <> ''
-                                    THEN replace(upper(trim(l.state)), 'CANCELLED', 'CANCELED')
-                                WHEN x.last_known_state IS NOT NULL
-                                    THEN {_case('x.last_known_state', EXECUTION_STATES)}
-                           END AS eff_state, r.duration_s AS recorded_s
-                    FROM stg_executions x
-                    LEFT JOIN stg_types t ON t.type_id = x.type_id AND t.kind = 'execution'
-                    LEFT JOIN legacy l ON l.entity_id = x.execution_id
-                    LEFT JOIN recorded r ON r.entity_id = x.execution_id
-                )
-                SELECT ?, execution_id, type_id, type_name, eff_state, lks_name, name, external_id,
-                       {_ts('create_ms')}, {_ts('update_ms')},
-                       CASE WHEN eff_state IN {FINISHED_STATES} AND recorded_s IS NOT NULL THEN recorded_s
-                            WHEN eff_state IN {FINISHED_STATES} AND create_ms > 0 AND update_ms > 0
-                            THEN (update_ms - create_ms) / 1000.0 END
-                FROM named""", sid)
-        if load("contexts"):
-            written["contexts"] = _run(con, f"""
-                INSERT INTO contexts
-                SELECT ?, c.context_id, c.type_id, t.name, c.name, c.external_id,
-                       {_ts('c.create_ms')}, {_ts('c.update_ms')}
-                FROM stg_contexts c LEFT JOIN stg_types t ON t.type_id = c.type_id AND t.kind = 'context'
-                """, sid)
-        con.register("stg_event_paths", event_paths(batch.table("event_steps")))
+            written["properties"] = _run(con, "INSERT INTO properties " + _rows_sql("properties", kinds), sid)
+        for table in ("artifacts", "executions", "contexts"):
+            if load(table):
+                written[table] = _run(con, f"INSERT INTO {table} " + _rows_sql(table), sid)
         if load("events"):
             if not batch.full:  # events are immutable in MLMD: replace the ones read again
                 con.execute(
                     f"DELETE FROM events WHERE source_id = ? AND event_id IN (SELECT {EVENT_ID_SQL} FROM stg_events e)",
                     sid)
-            written["events"] = _run(con, f"""
-                INSERT INTO events
-                SELECT ?, {EVENT_ID_SQL}, e.artifact_id, e.execution_id, {_case('e.type', EVENT_TYPES)},
-                       s.path, s.path_key, {_ts('e.ts_ms')}
-                FROM stg_events e LEFT JOIN stg_event_paths s ON s.event_key = e.event_key""", sid)
+            written["events"] = _run(con, "INSERT INTO events " + _rows_sql("events"), sid)
         for table, cols in (
             ("attributions", ("context_id", "artifact_id")),
             ("associations", ("context_id", "execution_id")),
@@ -270,9 +325,6 @@ def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, f
                 match = " AND ".join(f"t.{c} = s.{c}" for c in cols)
                 select += f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.source_id = ? AND {match})"
             written[table] = _run(con, f"INSERT INTO {table} {select}", sid)
-    finally:
-        for name in names + ["event_paths"]:
-            con.unregister(f"stg_{name}")
     return written
 
 

@@ -290,8 +290,7 @@ _EXCL_MEMBERS_SQL = """
     WHERE m.entity = 'execution' AND e.create_time >= t.create_time
 """
 
-_PROPS_SQL = """
-    CREATE OR REPLACE TEMP TABLE _pf_p AS
+_PROPS_SELECT = """
     WITH raw AS (
         SELECT u.graphlet_id, u.entity, u.entity_id, u.key, p.name, u.t, u.is_trainer,
                CASE
@@ -309,8 +308,8 @@ _PROPS_SQL = """
                END AS num,
                hash(coalesce(p.string_value, CAST(p.int_value AS VARCHAR), CAST(p.double_value AS VARCHAR),
                              CAST(p.bool_value AS VARCHAR), '')) AS h
-        FROM _pf_up u
-        JOIN properties p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id
+        FROM {up} u
+        JOIN {properties} p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id
         -- the trainer's own record: its configuration only, not what the orchestrator writes
         -- when it finishes: names with a leading "__" (TFX's __execution_result__) and the
         -- pre-2020 `state` property (new -> complete/failed), which is the trainer's outcome
@@ -324,8 +323,8 @@ _PROPS_SQL = """
             SELECT u.graphlet_id, u.entity, u.entity_id, u.key, p.name, u.t, u.is_trainer,
                    trim(split_part(part, ':', 1)) AS part_key,
                    TRY_CAST(trim(split_part(part, ':', 2)) AS DOUBLE) AS part_num
-            FROM _pf_up u
-            JOIN properties p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id,
+            FROM {up} u
+            JOIN {properties} p ON p.source_id = u.source_id AND p.entity = u.entity AND p.entity_id = u.entity_id,
                  unnest(string_split(p.string_value, ',')) AS parts(part)
             WHERE p.string_value IS NOT NULL AND length(p.string_value) <= $maxlen
               AND regexp_matches(p.string_value, '^\s*[A-Za-z_][A-Za-z0-9_]*\s*:[^,]*(,\s*[A-Za-z_][A-Za-z0-9_]*\s*:[^,]*)+$')
@@ -337,8 +336,18 @@ _PROPS_SQL = """
            min(num) AS vmin, max(num) AS vmax, count(DISTINCT num) AS vdistinct,
            arg_max(h, struct_pack(t := t, id := entity_id)) AS h_latest, count(num) AS n_num,
            arg_max(num, struct_pack(t := t, id := entity_id)) FILTER (WHERE num IS NOT NULL) AS vlatest
-    FROM raw GROUP BY 1, 2;
+    FROM raw GROUP BY 1, 2
 """
+
+
+def props_select(up: str = "_pf_up", properties: str = "properties") -> str:
+    """Each graphlet's property aggregates (``_pf_p``'s rows) from the upstream rows ``up`` and the
+    property rows ``properties`` (tables or registered relations): one statement for the feature
+    SQL and for a decision's one training (optimizer.pruning.online)."""
+    return _PROPS_SELECT.replace("{up}", up).replace("{properties}", properties)
+
+
+_PROPS_SQL = "CREATE OR REPLACE TEMP TABLE _pf_p AS " + props_select() + ";"
 
 
 def _long_features_sql(recent: tuple[int, ...], cost_window: int, kept: bool = False) -> str:
@@ -438,7 +447,8 @@ def _long_features_sql(recent: tuple[int, ...], cost_window: int, kept: bool = F
     -- over the lane's last cost_window trainings that ended before s, robust to one that failed early
     CREATE OR REPLACE TEMP TABLE _pf_costf AS
     WITH skip AS (
-        SELECT g.graphlet_id, g.lane, gr.ended_at AS t, sum(coalesce(e.duration_s, 0)) AS skippable_s
+        -- (rounded as graphlet_outcomes' skippable_s: a float sum's last digit follows the join's order)
+        SELECT g.graphlet_id, g.lane, gr.ended_at AS t, round(sum(coalesce(e.duration_s, 0)), 6) AS skippable_s
         FROM _pf_gl g
         JOIN _pf_src gr USING (graphlet_id)
         JOIN _pf_msrc m ON m.graphlet_id = g.graphlet_id AND m.entity = 'execution'

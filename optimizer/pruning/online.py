@@ -16,14 +16,17 @@ feature SQL itself):
   compared with), and the property levels of the lane's latest trainings (``.rel``);
 - the executions on a model's way to deployment (never siblings).
 
-A decision (``describe``) then finds the run's upstream by a few lookups by id on the slice
-(with the run's records loaded: the given artifacts, their writers and what those wrote, the
-last training's upstream of other types, the trainer's inputs rolled to the newest of their
-types, two hops of readers), the rules of ``upcoming._add_rows`` and the features' upstream
-and sibling SQL followed in Python, runs the feature SQL's own property and property-change
-statements on tables of that one training, and takes its structure, input overlap and level
-ratios by the features' formulas (``_structure``, ``_overlap``,
-``features.relative_to_previous``). The result equals the
+A decision (``describe``) then finds the run's upstream by a few lookups by id (the given
+artifacts, their writers and what those wrote, the last training's upstream of other types,
+the trainer's inputs rolled to the newest of their types, two hops of readers), the rules of
+``upcoming._add_rows`` and the features' upstream and sibling SQL followed in Python. The
+lookups read the run's records over the slice's, as if the run were loaded into the slice
+(``_Overlay``: its rows as ``warehouse.batch_rows`` makes them, a node of the run replacing
+the slice's with its properties, its events added), the slice's answers kept across decisions
+(``Lookups``): nothing is written to the slice. It runs the feature SQL's own property
+statement (``features.props_select``) on that one training's upstream and property rows, and
+takes its property changes, structure, input overlap and level ratios by the features'
+formulas (``_properties``, ``_structure``, ``_overlap``, ``features.relative_to_previous``). The result equals the
 feature SQL's description (tests/optimizer/test_pipeline_slice.py compares every feature,
 the score and the guard on every lane, and runs the store has not been ingested with).
 """
@@ -40,10 +43,13 @@ import pandas as pd
 import pyarrow as pa
 
 from optimizer.pruning import live
-from optimizer.pruning.features import _PROP_DIFF_SQL, _PROPS_SQL, _wide_properties, relative_to_previous
+from optimizer.pruning.features import _VALUE_COLUMNS, _property_values, props_select, relative_to_previous
 from optimizer.pruning.upcoming import NEXT_PREFIX
+from provenance.readers.staging import Batch
+from provenance.warehouse import batch_rows
 
-__all__ = ["LaneState", "Lookups", "prepare_lanes", "describe", "AT_COLUMNS"]
+__all__ = ["LaneState", "Lookups", "Records", "prepare_lanes", "rehearse", "upcoming_start", "describe",
+           "AT_COLUMNS"]
 
 # the history and previous-training features that move with "now" (the upcoming start)
 AT_COLUMNS = ("h_hours_since_push", "h_push_age_ratio", "p_hours_since_prev_training")
@@ -74,6 +80,7 @@ class LaneState:
     excluded: frozenset                  # executions on a model's way to deployment
     last_types: frozenset                # the component types of the last training's upstream (_pf_keys)
     last_inputs: frozenset               # its trainer's inputs (_pf_in)
+    previous: dict                       # its upstream's properties: fkey -> (vmax, h_latest) (_pf_p)
 
 
 def _epoch(t: dt.datetime) -> float:
@@ -83,8 +90,7 @@ def _epoch(t: dt.datetime) -> float:
 
 def prepare_lanes(con, learned: live.LearnedPolicy, *, pipeline: str, source_id: str) -> dict[str, LaneState]:
     """The state of every lane of ``pipeline`` on a prepared slice ``con`` (features.prepare_features),
-    built with the feature SQL in a transaction that is rolled back. The last trainings' property
-    aggregates stay in ``con`` as the table ``_ol_prev_p``."""
+    built with the feature SQL in a transaction that is rolled back."""
     con.execute("BEGIN TRANSACTION")
     try:
         fs, _ = live.upcoming_features(con, learned, pipeline=pipeline, sources=[source_id], prepared=True)
@@ -109,13 +115,10 @@ def prepare_lanes(con, learned: live.LearnedPolicy, *, pipeline: str, source_id:
                             {"ids": last_ids}).fetchall()
         last_in = con.execute("SELECT graphlet_id, artifact_id FROM _pf_in WHERE list_contains($ids, graphlet_id)",
                               {"ids": last_ids}).fetchall()
-        properties = con.sql("SELECT * FROM _pf_p WHERE list_contains($ids, graphlet_id)",
-                             params={"ids": last_ids}).to_arrow_table()
+        previous = con.execute("SELECT graphlet_id, fkey, vmax, h_latest FROM _pf_p "
+                               "WHERE list_contains($ids, graphlet_id)", {"ids": last_ids}).fetchall()
     finally:
         con.execute("ROLLBACK")
-    con.register("_ol_rows", properties)    # outside the transaction: it stays
-    con.execute("CREATE OR REPLACE TEMP TABLE _ol_prev_p AS SELECT * FROM _ol_rows")
-    con.unregister("_ol_rows")
     frame = fs.frame
     levels = [c for c in frame.columns if c.endswith(".max")]
     out: dict[str, LaneState] = {}
@@ -135,86 +138,205 @@ def prepare_lanes(con, learned: live.LearnedPolicy, *, pipeline: str, source_id:
             levels=lane_rows[lane_rows["graphlet_id"] != next_id][["graphlet_id", "lane", *levels]]
             .reset_index(drop=True), excluded=excluded,
             last_types=frozenset(k for g, k in types if g == gid),
-            last_inputs=frozenset(a for g, a in last_in if g == gid))
+            last_inputs=frozenset(a for g, a in last_in if g == gid),
+            previous={fkey: (vmax, h) for g, fkey, vmax, h in previous if g == gid})
     return out
 
 
 class Lookups:
-    """What a slice answers by id (executions, artifacts, events), kept across decisions: the
-    answers about records a run's batch does not mention are the slice's own, the same at every
-    decision until the slice is cut again. ``records(con, batch)`` gives one decision's view."""
+    """What a slice answers by id (executions, artifacts, events, properties), kept across
+    decisions: a slice does not change until it is cut again. ``records(con, source_id,
+    batch)`` gives one decision's view, the run's records over the slice's."""
 
     def __init__(self):
         self.executions: dict[int, tuple | None] = {}
         self.artifacts: dict[int, tuple | None] = {}
         self.edges: dict[tuple, dict[int, list[int]]] = {}
+        self.properties: dict[tuple[str, int], list[tuple]] = {}
+        self.top: dict[str, int] | None = None    # the largest artifact and execution id the slice mentions
 
-    def records(self, con, source_id: str, batch) -> "_Records":
-        def ids(table: str, column: str) -> set[int]:
-            return {int(i) for i in batch.table(table).column(column).to_pylist() if i is not None}
-        touched = {"execution": ids("executions", "execution_id") | ids("events", "execution_id"),
-                   "artifact": ids("artifacts", "artifact_id") | ids("events", "artifact_id")}
-        return _Records(con, source_id, self, touched)
+    def records(self, con, source_id: str, batch=None) -> "Records":
+        if self.top is None:
+            self.top = _top_ids(con)
+        return Records(con, source_id, self, _Overlay.of(con, source_id, batch))
 
 
-class _Records:
-    """One decision's lookups by id on the slice (the run's records loaded): the slice's answers
-    kept in ``Lookups`` where the batch does not touch them, each id read once here."""
+def _top_ids(con) -> dict[str, int]:
+    """The largest id of each kind in the slice's nodes, events and properties: a larger one (a
+    record the store gained after the cut, as a new run's) is not in the slice, no query asks."""
+    a, x = con.execute("""
+        SELECT greatest((SELECT max(artifact_id) FROM artifacts), (SELECT max(artifact_id) FROM events),
+                        (SELECT max(entity_id) FROM properties WHERE entity = 'artifact')),
+               greatest((SELECT max(execution_id) FROM executions), (SELECT max(execution_id) FROM events),
+                        (SELECT max(entity_id) FROM properties WHERE entity = 'execution'))""").fetchall()[0]
+    return {"artifact": -1 if a is None else int(a), "execution": -1 if x is None else int(x)}
 
-    def __init__(self, con, source_id: str, kept: Lookups | None = None, touched: dict | None = None):
+
+def rehearse(con, lanes: dict, lookups: Lookups, learned: live.LearnedPolicy) -> None:
+    """Describe each lane once for a run like its last (from its trainer's inputs), off the
+    request path: what a decision reads of the slice is then kept in ``lookups`` (a gate's next
+    run shares most of that upstream; its new records are its own, above ``Lookups.top``), and
+    the code a decision runs has run."""
+    for state in lanes.values():
+        # (with a run of no records: reading one's records runs too)
+        records = lookups.records(con, state.source_id, Batch(full=False, tables={}, watermark={},
+                                                               schema_version=None))
+        describe(con, state, learned, list(state.trainer_inputs), state.at0, records=records)
+
+
+@dataclass(frozen=True)
+class _Overlay:
+    """A run's records in the warehouse's rows (``warehouse.batch_rows``: what loading them into
+    the slice would write), by id: a node replaces the slice's, with its properties; events add
+    to the slice's (events are immutable: one read again is the same edge)."""
+
+    executions: dict
+    artifacts: dict
+    edges: dict
+    properties: dict          # of the run's nodes: these replace the slice's
+    added: dict               # of other nodes: added to the slice's
+
+    @classmethod
+    def of(cls, con, source_id: str, batch) -> "_Overlay":
+        if batch is None:
+            return cls({}, {}, {}, {}, {})
+        tables = batch_rows(con, source_id, batch)
+
+        def rows(table: str, *columns: str) -> list[tuple]:
+            t = tables[table]
+            return list(zip(*(t.column(c).to_pylist() for c in columns))) if t.num_rows else []
+
+        executions = {r[0]: r[1:] for r in rows("executions", "execution_id", *_NODE_COLUMNS["execution"])}
+        artifacts = {r[0]: r[1:] for r in rows("artifacts", "artifact_id", *_NODE_COLUMNS["artifact"])}
+        edges: dict[tuple, dict[int, list[int]]] = {}
+        for a, x, kind in rows("events", "artifact_id", "execution_id", "type"):
+            edges.setdefault((kind, "artifact_id"), {}).setdefault(a, []).append(x)
+            edges.setdefault((kind, "execution_id"), {}).setdefault(x, []).append(a)
+        properties: dict[tuple[str, int], list[tuple]] = {("execution", i): [] for i in executions}
+        properties |= {("artifact", i): [] for i in artifacts}
+        added: dict[tuple[str, int], list[tuple]] = {}    # of nodes not in the run's records: added
+        for r in rows("properties", *_PROPERTY_COLUMNS):
+            (properties if (r[1], r[2]) in properties else added).setdefault((r[1], r[2]), []).append(r)
+        return cls(executions, artifacts, edges, properties, added)
+
+
+# what a lookup reads of a node, and the warehouse's property columns
+_NODE_COLUMNS = {"execution": ("type_name", "create_time", "update_time", "state", "duration_s"),
+                 "artifact": ("type_name", "create_time")}
+_PROPERTY_COLUMNS = ("source_id", "entity", "entity_id", "name", "is_custom", "value_type", "int_value",
+                     "double_value", "string_value", "bool_value")
+_PROPERTY_SCHEMA = pa.schema([("source_id", pa.string()), ("entity", pa.string()), ("entity_id", pa.int64()),
+                              ("name", pa.string()), ("is_custom", pa.bool_()), ("value_type", pa.string()),
+                              ("int_value", pa.int64()), ("double_value", pa.float64()),
+                              ("string_value", pa.string()), ("bool_value", pa.bool_())])
+
+
+class Records:
+    """One decision's lookups by id: the run's records (``_Overlay``) over the slice's, these
+    read once per slice (``Lookups``) and only for ids not known yet."""
+
+    def __init__(self, con, source_id: str, kept: Lookups | None = None, overlay: _Overlay | None = None):
         self.con, self.source_id = con, source_id
         self.kept = kept or Lookups()
-        self.touched = touched or {"execution": set(), "artifact": set()}
-        self.executions = {i: v for i, v in self.kept.executions.items() if i not in self.touched["execution"]}
-        self.artifacts = {i: v for i, v in self.kept.artifacts.items() if i not in self.touched["artifact"]}
-        self._edges: dict[tuple, dict[int, list[int]]] = {}
+        self.overlay = overlay or _Overlay({}, {}, {}, {}, {})
+        self.executions = _Nodes(self, "execution")
+        self.artifacts = _Nodes(self, "artifact")
 
     def _rows(self, sql: str, ids) -> list[tuple]:
         return self.con.execute(sql, {"s": self.source_id, "ids": [int(i) for i in ids]}).fetchall()
 
-    def _keep(self, kind: str, found: dict, into: dict) -> None:
-        into.update({i: v for i, v in found.items() if i not in self.touched[kind]})
-
-    # what a lookup reads of a node: (table, key column, columns)
-    _NODES = {"execution": ("executions", "execution_id", "type_name, create_time, update_time, state, duration_s"),
-              "artifact": ("artifacts", "artifact_id", "type_name, create_time")}
+    def _in_slice(self, kind: str, ids) -> set[int]:
+        """The ids of ``ids`` the slice may hold (not above its largest of ``kind``)."""
+        top = self.kept.top[kind] if self.kept.top is not None else None
+        return {i for i in ids if top is None or i <= top}
 
     def execution(self, ids) -> None:
-        self._nodes("execution", self.executions, self.kept.executions, ids)
+        self._nodes("execution", ids)
 
     def artifact(self, ids) -> None:
-        self._nodes("artifact", self.artifacts, self.kept.artifacts, ids)
+        self._nodes("artifact", ids)
 
-    def _nodes(self, kind: str, known: dict, kept: dict, ids) -> None:
-        """Read the nodes of ``ids`` not known yet into ``known`` (None: not in the slice)."""
-        todo = {int(i) for i in ids} - known.keys()
+    def _nodes(self, kind: str, ids) -> None:
+        """Read the slice's nodes of ``ids`` not known yet (None: not in the slice)."""
+        mine = self.overlay.executions if kind == "execution" else self.overlay.artifacts
+        kept = self.kept.executions if kind == "execution" else self.kept.artifacts
+        todo = self._in_slice(kind, {int(i) for i in ids} - kept.keys() - mine.keys())
         if todo:
-            table, key, columns = self._NODES[kind]
+            table, key = f"{kind}s", f"{kind}_id"
             found = dict.fromkeys(todo)
-            for r in self._rows(f"SELECT {key}, {columns} FROM {table} "
+            for r in self._rows(f"SELECT {key}, {', '.join(_NODE_COLUMNS[kind])} FROM {table} "
                                 f"WHERE source_id = $s AND {key} IN (SELECT unnest($ids))", todo):
                 found[r[0]] = r[1:]
-            known.update(found)
-            self._keep(kind, found, kept)
+            kept.update(found)
 
     def edges(self, kind: str, by: str, ids) -> dict[int, list[int]]:
         """Events of ``kind`` ('INPUT', 'OUTPUT') by ``by`` ('artifact_id' or 'execution_id'): id -> the other ids."""
-        entity = by[:-len("_id")]
-        known = self._edges.setdefault((kind, by), {})
         kept = self.kept.edges.setdefault((kind, by), {})
-        for i in {int(i) for i in ids} - known.keys():
-            if i in kept and i not in self.touched[entity]:
-                known[i] = kept[i]
-        todo = {int(i) for i in ids} - known.keys()
+        ids = {int(i) for i in ids}
+        todo = self._in_slice(by[:-len("_id")], ids - kept.keys())
         if todo:
             other = "execution_id" if by == "artifact_id" else "artifact_id"
             found: dict[int, list[int]] = {i: [] for i in todo}
             for key, value in self._rows(f"SELECT {by}, {other} FROM events WHERE source_id = $s AND type = '{kind}' "
                                          f"AND {by} IN (SELECT unnest($ids))", todo):
                 found[key].append(value)
-            known.update(found)
-            self._keep(entity, found, kept)
-        return {int(i): known[int(i)] for i in ids}
+            kept.update(found)
+        mine = self.overlay.edges.get((kind, by), {})
+        return {i: list(dict.fromkeys(kept.get(i, []) + mine.get(i, []))) for i in ids}
+
+    def properties(self, entities) -> pa.Table:
+        """The property rows of ``entities`` ((entity, id) pairs), the run's for its own nodes."""
+        entities = set(entities)
+        kept = self.kept.properties
+        for entity in ("execution", "artifact"):
+            todo = self._in_slice(entity, {i for e, i in entities if e == entity and (e, i) not in kept
+                                           and (e, i) not in self.overlay.properties})
+            if todo:
+                found = {(entity, i): [] for i in todo}
+                for r in self._rows(f"SELECT {', '.join(_PROPERTY_COLUMNS)} FROM properties WHERE source_id = $s "
+                                    f"AND entity = '{entity}' AND entity_id IN (SELECT unnest($ids))", todo):
+                    found[(entity, r[2])].append(r)
+                kept.update(found)
+        rows = [r for k in sorted(entities)
+                for r in self.overlay.properties.get(k, kept.get(k, []) + self.overlay.added.get(k, []))]
+        columns = list(zip(*rows)) if rows else [()] * len(_PROPERTY_COLUMNS)
+        return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, _PROPERTY_SCHEMA)],
+                        schema=_PROPERTY_SCHEMA)
+
+
+class _Nodes:
+    """``Records.executions`` / ``.artifacts``: a node by id, the run's over the slice's (read first
+    with ``Records.execution`` / ``.artifact``)."""
+
+    def __init__(self, records: Records, kind: str):
+        self.mine = records.overlay.executions if kind == "execution" else records.overlay.artifacts
+        self.kept = records.kept.executions if kind == "execution" else records.kept.artifacts
+
+    def get(self, i, default=None):
+        return self.mine[i] if i in self.mine else self.kept.get(i, default)
+
+    def __getitem__(self, i):
+        return self.mine[i] if i in self.mine else self.kept[i]
+
+
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+
+def upcoming_start(records: Records, inputs: list[int], newest: dt.datetime | None,
+                   at: dt.datetime | None = None) -> dt.datetime | None:
+    """When the run starts, as the feature SQL takes it with the run's records loaded: ``at``, by
+    default just after the newest record of the source (``newest``: no record of a slice is
+    newer) or of the run's executions; then just after its ``inputs`` were written (as
+    upcoming.upcoming_extension). None where nothing tells."""
+    if at is None:
+        times = [t for node in records.overlay.executions.values() for t in (node[1], node[2]) if t is not None]
+        times += [newest] if newest is not None else []
+        if not times:
+            return None
+        at = max(times) + _MILLISECOND
+    records.artifact(inputs)
+    written = [node[1] for a in inputs if (node := records.artifacts.get(int(a))) is not None and node[1] is not None]
+    return max(at, max(written) + _MILLISECOND) if written else at
 
 
 def _in(value, values: list) -> bool | None:
@@ -228,7 +350,7 @@ def _in(value, values: list) -> bool | None:
     return None if any(v is None for v in values) else False
 
 
-def _upstream(state: LaneState, rec: _Records, inputs: list[int], at: dt.datetime) -> tuple[list, list[int]]:
+def _upstream(state: LaneState, rec: Records, inputs: list[int], at: dt.datetime) -> tuple[list, list[int]]:
     """The upcoming training's upstream rows (``_pf_up``) and trainer inputs (``_pf_insrc``): the
     rules of upcoming._add_rows (explicit inputs) and of the features' upstream and sibling SQL."""
     wrote = rec.edges("OUTPUT", "artifact_id", inputs)
@@ -304,37 +426,31 @@ def _upstream(state: LaneState, rec: _Records, inputs: list[int], at: dt.datetim
 
 
 def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[int], at: dt.datetime,
-             records: _Records | None = None) -> live.Upcoming:
+             records: Records | None = None) -> live.Upcoming:
     """The upcoming training of ``state``'s lane from this run's ``inputs``, scored, at ``at`` (not
-    before the state's ``at0``). ``con``: the slice, the run's records loaded (in a transaction
-    the caller rolls back) and the ``_ol_prev_p`` table of ``prepare_lanes`` in it; ``records``:
-    the decision's lookups (``Lookups.records``; default: none kept)."""
+    before the state's ``at0``). ``con``: the slice (nothing is written to it); ``records``: the
+    decision's lookups, the run's records over the slice's (``Lookups.records``; default: the
+    slice's alone, none kept)."""
     if at < state.at0:
         raise ValueError(f"the upcoming start {at} is before the one the lane was prepared at ({state.at0})")
     config = dataclasses.replace(learned.feature_config, drop_counters=False)
     next_id = NEXT_PREFIX + state.lane
-    records = records or _Records(con, state.source_id)
+    records = records or Records(con, state.source_id)
     rows, trainer_inputs = _upstream(state, records, [int(a) for a in inputs], at)
     columns = list(zip(*rows)) if rows else [()] * 8
     up = pa.table([pa.array([next_id] * len(rows), pa.string()), pa.array([state.source_id] * len(rows), pa.string()),
                    *(pa.array(list(c), f.type) for c, f in zip(columns, list(_UP_SCHEMA)[2:]))], schema=_UP_SCHEMA)
     con.register("_ol_up", up)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _pf_up AS SELECT * FROM _ol_up")
-        con.execute(_PROPS_SQL, {"maxlen": config.max_json_len})
-        con.execute("INSERT INTO _pf_p SELECT * FROM _ol_prev_p WHERE graphlet_id = $p", {"p": state.last})
-        con.execute("CREATE OR REPLACE TEMP TABLE _pf_order AS SELECT $g AS graphlet_id, $p AS prev_id",
-                    {"g": next_id, "p": state.last})
-        con.execute(_PROP_DIFF_SQL)
-        keys = [tuple(k) for k in learned.property_keys]
-        long = con.execute("SELECT graphlet_id, fkey, vmin, vmax, vdistinct, vlatest, changed, dmax FROM _pf_pd "
-                           "WHERE list_contains($keys, fkey)", {"keys": [k[0] for k in keys]}).df()
+    con.register("_ol_props", records.properties((r[0], r[1]) for r in rows))
+    try:    # the feature SQL's own property aggregation (_pf_p), for this one training
+        found = con.execute(props_select("_ol_up", "_ol_props"), {"maxlen": config.max_json_len}).fetchall()
     finally:
         con.unregister("_ol_up")
+        con.unregister("_ol_props")
     row = dict(state.row)
     row.update(_structure(rows, state.last_types))
     row.update(_overlap(set(trainer_inputs), state.last_inputs))
-    row.update({c: v[0] for c, v in _wide_properties(long, pd.Index([next_id]), keys, config).items()})
+    row.update(_properties(found, state.previous, learned.property_keys, config))
     row["started_at"] = pd.Timestamp(at)
     since = _epoch(at) - _epoch(state.last_push) if state.last_push is not None else None
     row.update(zip(AT_COLUMNS, (
@@ -351,6 +467,29 @@ def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[in
         row.update({f"{c[:-len('.max')]}.rel": r for c, r in zip(levels, ratios)})
     frame = pd.DataFrame([row])
     return live.score_upcoming(frame, learned, {state.lane: state.s0}, inputs=inputs)[state.lane]
+
+
+def _properties(found: list[tuple], previous: dict, keys, config) -> dict[str, float]:
+    """The property feature columns of one training from its ``_pf_p`` rows (graphlet_id, fkey, vmin,
+    vmax, vdistinct, h_latest, n_num, vlatest) and the last training's (``previous``): the
+    feature SQL's change against the previous training (``_PROP_DIFF_SQL``, with its NULLs) and
+    column rule (``features._property_values``)."""
+    nan = float("nan")
+    by_key = {r[1]: r for r in found}
+    out = {}
+    for fkey, numeric, multi in keys:
+        r = by_key.get(fkey)
+        if r is None:
+            part = dict.fromkeys(_VALUE_COLUMNS, nan)
+        else:
+            _g, _k, vmin, vmax, vdistinct, h_latest, _n, vlatest = r
+            p_vmax, p_h = previous.get(fkey, (None, None))
+            changed = 1.0 if p_h is None else (nan if h_latest is None else float(p_h != h_latest))
+            dmax = vmax - p_vmax if vmax is not None and p_vmax is not None else None
+            part = dict(zip(_VALUE_COLUMNS, (vmin, vmax, vdistinct, vlatest, changed, dmax)))
+        part = {c: np.array([nan if v is None else float(v)]) for c, v in part.items()}
+        out.update({f"{fkey}.{suffix}": v[0] for suffix, v in _property_values(part, numeric, multi, config).items()})
+    return out
 
 
 def _round6(x: float) -> float:

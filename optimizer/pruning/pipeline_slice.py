@@ -8,13 +8,15 @@ members, its executions (the analysis's, the graphlets' members, the trainers) a
 executions that read what they touched (the feature SQL's siblings), every artifact those
 read or wrote, and the events, properties, associations and contexts of all of them.
 
-A decision then loads the run's inputs (read from the MLMD store by id:
-provenance.readers.inputs) into the slice inside a transaction, builds the one training's
-features with the same SQL (``live.describe_upcoming``) and rolls back, so the slice stays as
-it was cut. The features equal those built over the whole warehouse (tests/optimizer/
-test_pipeline_slice.py), up to one difference: "now" (the upcoming start, ``at``) is the
-newest record the warehouse held of the source when the slice was cut, or of the inputs' own
-records if newer, not of records the store gained since.
+A decision reads the run's records (from the MLMD store by id: provenance.readers.inputs)
+over the slice's and describes the one training from its lane's warm state
+(optimizer.pruning.online), without writing to the slice. A slice not prepared for the policy
+yet loads the run's records into the slice inside a transaction, builds the one training's
+features with the feature SQL (``live.describe_upcoming``) and rolls back, so the slice stays
+as it was cut. Either way the features equal those built over the whole warehouse
+(tests/optimizer/test_pipeline_slice.py), up to one difference: "now" (the upcoming start,
+``at``) is the newest record the warehouse held of the source when the slice was cut, or of
+the inputs' own records if newer, not of records the store gained since.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class PipelineSlice:
     def _prepare(self, learned: live.LearnedPolicy) -> None:
         if self.lanes_for != learned.version:
             self.lanes = online.prepare_lanes(self.con, learned, pipeline=self.pipeline, source_id=self.source_id)
+            online.rehearse(self.con, self.lanes, self.lookups, learned)
             self.lanes_for = learned.version
 
     def close(self) -> None:
@@ -183,25 +186,25 @@ def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: s
                          prepare: bool = True) -> live.Upcoming | None:
     """The upcoming training of ``lane`` from this run's ``inputs`` (``batch``: their records), scored.
 
-    From the lane's warm state (optimizer.pruning.online), prepared first for ``learned`` unless
-    ``prepare`` is False: then a slice not prepared for it describes with the feature SQL (a
-    service answers a slice's first decision so and prepares it after answering). ``at``: the
-    upcoming start; default just after the newest record of the slice's source or of the
-    batch's executions (see the module docstring).
+    From the lane's warm state (optimizer.pruning.online), the run's records read over the
+    slice's, prepared first for ``learned`` unless ``prepare`` is False: then a slice not
+    prepared for it describes with the feature SQL, the records loaded (a service answers a
+    slice's first decision so and prepares it after answering). ``at``: the upcoming start;
+    default just after the newest record of the slice's source or of the batch's executions
+    (see the module docstring).
     """
-    with sl.lock:   # the prepared tables are the slice connection's own (temporary): one description at a time
+    with sl.lock:   # the slice's connection and its prepared tables: one description at a time
         if prepare:
             sl._prepare(learned)
+        state = sl.lanes.get(lane) if sl.lanes_for == learned.version else None
+        if state is not None:
+            records = sl.lookups.records(sl.con, sl.source_id, batch)
+            start = online.upcoming_start(records, inputs, sl.newest, at)
+            if start is not None:
+                return online.describe(sl.con, state, learned, list(inputs), start, records=records)
+        # not prepared (yet) for this policy or this lane: the feature SQL
         with _run_loaded(sl, batch, at) as (con, at):
-            state = sl.lanes.get(lane) if sl.lanes_for == learned.version else None
-            if state is None:   # not prepared (yet) for this policy or this lane: the feature SQL
-                return _feature_sql(con, sl, learned, lane, inputs, at)
-            # the run starts after its own inputs were written (as upcoming_extension)
-            at = con.execute("SELECT greatest($at::TIMESTAMP, max(create_time) + INTERVAL 1 millisecond) "
-                             "FROM artifacts WHERE source_id = $s AND artifact_id IN (SELECT unnest($ids))",
-                             {"at": at, "s": sl.source_id, "ids": [int(a) for a in inputs]}).fetchall()[0][0]
-            return online.describe(con, state, learned, list(inputs), at,
-                                   records=sl.lookups.records(con, sl.source_id, batch))
+            return _feature_sql(con, sl, learned, lane, inputs, at)
 
 
 def describe_with_sql(sl: PipelineSlice, learned: live.LearnedPolicy, lane: str, batch: Batch,

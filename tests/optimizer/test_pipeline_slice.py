@@ -147,3 +147,27 @@ def test_a_run_the_warehouse_has_not_read_is_described_from_the_store(corpus, tm
                                    sources=[source])[lane]
     whole_con.close()
     _same(on_slice, whole)
+
+
+def test_a_runs_records_are_read_as_loading_them_would_write_them(corpus):
+    """A decision reads a run's records in the warehouse's rows without writing them anywhere
+    (warehouse.batch_rows): the rows equal those load_rows writes into an empty warehouse."""
+    from provenance.schema import create_schema
+    from provenance.warehouse import batch_rows, load_rows
+
+    result, con, _ = corpus
+    stores = {parse_store(p).source_id: parse_store(p) for p in result.store_paths}
+    tables = ("artifacts", "executions", "events", "properties")
+    for source, _pipeline, _lane, inputs in _lanes(con, 3):
+        batch = read_inputs(stores[source], inputs)
+        read = batch_rows(duckdb.connect(), source, batch)
+        empty = duckdb.connect()
+        create_schema(empty)
+        load_rows(empty, source, batch, tables=tables)
+        for table in tables:
+            written = empty.sql(f"SELECT * FROM {table}").to_arrow_table()
+            assert read[table].column_names == written.column_names
+            assert sorted(map(repr, read[table].to_pylist())) == sorted(map(repr, written.to_pylist())), table
+        assert read["executions"].num_rows == batch.table("executions").num_rows >= 1
+        assert set(inputs) <= set(read["artifacts"].column("artifact_id").to_pylist())
+        assert {"INPUT", "OUTPUT"} <= set(read["events"].column("type").to_pylist())
