@@ -9,8 +9,9 @@ the service does) in three ways, each ``--repeats`` times:
 - *slice*: the feature SQL on the pipeline's slice (the way before this round: forty-odd
   statements whatever the slice's size), its graphlets and lanes prepared once;
 - *online*: as the service does now (``pipeline_slice.describe_with_inputs``): the lane's
-  state kept warm (``online.prepare_lanes``, once per slice and policy), the run's upstream
-  found by lookups by id and only its own property statements run.
+  state kept warm (``online.prepare_lanes``, once per slice and policy, each lane rehearsed),
+  the run's records read over the slice's, its upstream found by lookups by id and only its
+  own property statement run.
 
 Prints p50 / p99 / max of each (milliseconds) with the ratios, the times of cutting a slice,
 of preparing its lanes and of reading the inputs from the store, and checks that the three
