@@ -13,6 +13,11 @@ the service does) in three ways, each ``--repeats`` times:
   the run's records read over the slice's, its upstream found by lookups by id and only its
   own property statement run.
 
+Then *next*: a gate's next run, recorded in a copy of the store after the warehouse was read
+(data ingestion, statistics, schema, validation through the ml_metadata API: records the
+slice has never seen), described online on the same slice, ``--repeats`` times, and checked
+against the feature SQL on the slice with the run's records loaded.
+
 Prints p50 / p99 / max of each (milliseconds) with the ratios, the times of cutting a slice,
 of preparing its lanes and of reading the inputs from the store, and checks that the three
 describe every lane alike (every feature, score and guard). The last line is JSON.
@@ -68,7 +73,18 @@ def main() -> None:
     print(f"{len(frame):,} trainings, {len(ups)} lanes; describing {len(chosen)} of them {args.repeats} times each",
           flush=True)
 
-    times: dict[str, list[float]] = {"whole": [], "slice": [], "online": [], "cut": [], "prepare": [], "read": []}
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from common import ROOT
+    sys.path.insert(0, str(ROOT / "tests"))
+    from service.runs import append_run
+
+    copies = Path(tempfile.mkdtemp(prefix="frugal-slice-describe-"))
+    times: dict[str, list[float]] = {"whole": [], "slice": [], "online": [], "next": [], "cut": [], "prepare": [],
+                                     "read": []}
     differ = []
     online_lanes = 0
     for lane, up in chosen:
@@ -104,11 +120,27 @@ def main() -> None:
         online_lanes += lane in sl.lanes
         if not repr(found["whole"]) == repr(found["slice"]) == repr(found["online"]):
             differ.append(lane)
+        # a gate's next run: recorded in a copy of the store after the warehouse read it
+        copy = copies / stores[up.source_id].path.name
+        if not copy.exists():
+            shutil.copyfile(stores[up.source_id].path, copy)
+        newest = con.execute("SELECT max(create_time) FROM executions WHERE source_id = ?",
+                             [up.source_id]).fetchall()[0][0]
+        ids = append_run(copy, up.pipeline, started_at=newest.timestamp() + 3600, train=False)
+        run = [ids["Examples"], ids["ExampleStatistics"], ids["Schema"], ids["ExampleAnomalies"]]
+        next_batch = read_inputs(parse_store(str(copy)), run)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            found["next"] = describe_with_inputs(sl, learned, lane, next_batch, run)
+            times["next"].append(time.perf_counter() - t0)
+        if repr(found["next"]) != repr(describe_with_sql(sl, learned, lane, next_batch, run)):
+            differ.append(f"{lane} (next run)")
         sl.close()
+    shutil.rmtree(copies, ignore_errors=True)
 
     stats = {k: _ms(v) for k, v in times.items()}
     print(f"\n{'way':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  {'p50 / online':>13}")
-    for way in ("whole", "slice", "online"):
+    for way in ("whole", "slice", "online", "next"):
         s = stats[way]
         print(f"{way:<10} {s['p50']:>8.1f} {s['p99']:>8.1f} {s['max']:>8.1f}  "
               f"{s['p50'] / stats['online']['p50']:>12.1f}x")
@@ -116,7 +148,8 @@ def main() -> None:
           f"{stats['prepare']['p50']} ms, max {stats['prepare']['max']} ms; read the inputs from the store: "
           f"p50 {stats['read']['p50']} ms, max {stats['read']['max']} ms")
     print(f"described online: {online_lanes} of {len(chosen)} lanes (the others by the feature SQL)")
-    print(f"the three alike on every lane: {not differ}" + (f" (differ: {differ})" if differ else ""))
+    print(f"the three alike on every lane, the next runs as the feature SQL: {not differ}"
+          + (f" (differ: {differ})" if differ else ""))
     print(json.dumps({"trainings": len(frame), "lanes": len(chosen), "online_lanes": online_lanes, **stats,
                       "alike": not differ}))
 
