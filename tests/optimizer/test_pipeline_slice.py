@@ -171,3 +171,28 @@ def test_a_runs_records_are_read_as_loading_them_would_write_them(corpus):
         assert read["executions"].num_rows == batch.table("executions").num_rows >= 1
         assert set(inputs) <= set(read["artifacts"].column("artifact_id").to_pylist())
         assert {"INPUT", "OUTPUT"} <= set(read["events"].column("type").to_pylist())
+
+
+@pytest.mark.parametrize("name", ["penguin_prod", "penguin_minimal"])
+def test_a_real_tfx_runs_inputs_are_described_online_as_the_feature_sql_does(corpus, tfx_store, tmp_path, name):
+    """On a real TFX store (its own property shapes: TFX's execution results, structured
+    fingerprints), the lane's warm state describes the newest training's inputs as the feature
+    SQL does on the slice and over the whole warehouse."""
+    import analysis
+    from provenance.ingest import ingest
+
+    _, _, learned = corpus
+    store = tfx_store(name)
+    warehouse = tmp_path / "w.duckdb"
+    ingest([str(store)], str(warehouse), progress=False)
+    analysis.analyze(str(warehouse))
+    con = duckdb.connect(str(warehouse), read_only=True)
+    [(source, pipeline, lane, inputs)] = _lanes(con, 10)
+    assert inputs
+    sl = cut_slice(con, source, pipeline)
+    batch = read_inputs(parse_store(store), inputs)
+    online = describe_with_inputs(sl, learned, lane, batch, inputs)
+    assert lane in sl.lanes      # from the lane's state, not the feature SQL
+    _same(online, describe_with_sql(sl, learned, lane, batch, inputs))
+    _same(online, live.describe_upcoming(con, learned, pipeline=pipeline, lanes=[lane], inputs=inputs,
+                                         sources=[source])[lane])
