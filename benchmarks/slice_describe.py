@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from common import CACHE, cached, simulated_warehouse
+from common import CACHE, ROOT, cached, simulated_warehouse
 
 
 def _ms(values: list[float]) -> dict:
@@ -78,7 +78,6 @@ def main() -> None:
     import tempfile
     from pathlib import Path
 
-    from common import ROOT
     sys.path.insert(0, str(ROOT / "tests"))
     from service.runs import append_run
 

@@ -215,7 +215,7 @@ def _staged(con: duckdb.DuckDBPyConnection, batch: Batch, names: list[str]):
 
 
 def batch_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch,
-               tables: tuple[str, ...] = ("artifacts", "executions", "events", "properties")) -> dict[str, pa.Table]:
+               tables: tuple[str, ...]) -> dict[str, pa.Table]:
     """The rows ``load_rows`` would write for ``batch`` into ``tables``, as Arrow tables in the
     warehouse's columns, without writing anything (``con``: any connection, it only registers
     the batch): a decision reads a run's records so (optimizer.pruning.online)."""
@@ -225,7 +225,7 @@ def batch_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch,
         for table in tables:
             sql = _rows_sql(table)
             out[table] = con.sql(sql, params=[source_id] * sql.count("?")).to_arrow_table() \
-                .rename_columns(_columns(table))
+                .rename_columns(_all_columns()[table])
     return out
 
 
@@ -242,10 +242,6 @@ def _all_columns() -> dict[str, tuple[str, ...]]:
         return {t: tuple(c) for t, c in out.items()}
     finally:
         con.close()
-
-
-def _columns(table: str) -> tuple[str, ...]:
-    return _all_columns()[table]
 
 
 def load_rows(con: duckdb.DuckDBPyConnection, source_id: str, batch: Batch, *, fresh: bool = False,

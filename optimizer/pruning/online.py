@@ -43,12 +43,12 @@ import pandas as pd
 import pyarrow as pa
 
 from optimizer.pruning import live
-from optimizer.pruning.features import _VALUE_COLUMNS, _property_values, props_select, relative_to_previous
+from optimizer.pruning.features import _VALUE_COLUMNS, _wide_properties, props_select, relative_to_previous
 from optimizer.pruning.upcoming import NEXT_PREFIX
 from provenance.readers.staging import Batch
 from provenance.warehouse import batch_rows
 
-__all__ = ["LaneState", "Lookups", "Records", "prepare_lanes", "rehearse", "upcoming_start", "describe",
+__all__ = ["LaneState", "Lookups", "Records", "RUN_TABLES", "prepare_lanes", "rehearse", "upcoming_start", "describe",
            "AT_COLUMNS"]
 
 # the history and previous-training features that move with "now" (the upcoming start)
@@ -200,7 +200,7 @@ class _Overlay:
     def of(cls, con, source_id: str, batch) -> "_Overlay":
         if batch is None:
             return cls({}, {}, {}, {}, {})
-        tables = batch_rows(con, source_id, batch)
+        tables = batch_rows(con, source_id, batch, RUN_TABLES)
 
         def rows(table: str, *columns: str) -> list[tuple]:
             t = tables[table]
@@ -219,6 +219,10 @@ class _Overlay:
             (properties if (r[1], r[2]) in properties else added).setdefault((r[1], r[2]), []).append(r)
         return cls(executions, artifacts, edges, properties, added)
 
+
+# what a decision reads of a run's records (not contexts, associations, types: the upcoming
+# training's lane and configuration are its last training's, in the slice already)
+RUN_TABLES = ("artifacts", "executions", "events", "properties")
 
 # what a lookup reads of a node, and the warehouse's property columns
 _NODE_COLUMNS = {"execution": ("type_name", "create_time", "update_time", "state", "duration_s"),
@@ -256,10 +260,13 @@ class Records:
     def artifact(self, ids) -> None:
         self._nodes("artifact", ids)
 
+    def node_maps(self, kind: str) -> tuple[dict, dict]:
+        """(the run's nodes, the slice's kept ones) of ``kind`` ('execution' or 'artifact'), by id."""
+        return getattr(self.overlay, f"{kind}s"), getattr(self.kept, f"{kind}s")
+
     def _nodes(self, kind: str, ids) -> None:
         """Read the slice's nodes of ``ids`` not known yet (None: not in the slice)."""
-        mine = self.overlay.executions if kind == "execution" else self.overlay.artifacts
-        kept = self.kept.executions if kind == "execution" else self.kept.artifacts
+        mine, kept = self.node_maps(kind)
         todo = self._in_slice(kind, {int(i) for i in ids} - kept.keys() - mine.keys())
         if todo:
             table, key = f"{kind}s", f"{kind}_id"
@@ -309,8 +316,7 @@ class _Nodes:
     with ``Records.execution`` / ``.artifact``)."""
 
     def __init__(self, records: Records, kind: str):
-        self.mine = records.overlay.executions if kind == "execution" else records.overlay.artifacts
-        self.kept = records.kept.executions if kind == "execution" else records.kept.artifacts
+        self.mine, self.kept = records.node_maps(kind)
 
     def get(self, i, default=None):
         return self.mine[i] if i in self.mine else self.kept.get(i, default)
@@ -450,7 +456,7 @@ def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[in
     row = dict(state.row)
     row.update(_structure(rows, state.last_types))
     row.update(_overlap(set(trainer_inputs), state.last_inputs))
-    row.update(_properties(found, state.previous, learned.property_keys, config))
+    row.update(_properties(next_id, found, state.previous, learned.property_keys, config))
     row["started_at"] = pd.Timestamp(at)
     since = _epoch(at) - _epoch(state.last_push) if state.last_push is not None else None
     row.update(zip(AT_COLUMNS, (
@@ -469,27 +475,20 @@ def describe(con, state: LaneState, learned: live.LearnedPolicy, inputs: list[in
     return live.score_upcoming(frame, learned, {state.lane: state.s0}, inputs=inputs)[state.lane]
 
 
-def _properties(found: list[tuple], previous: dict, keys, config) -> dict[str, float]:
-    """The property feature columns of one training from its ``_pf_p`` rows (graphlet_id, fkey, vmin,
+def _properties(graphlet_id: str, found: list[tuple], previous: dict, keys, config) -> dict[str, float]:
+    """The property feature columns of training ``graphlet_id`` from its ``_pf_p`` rows (graphlet_id, fkey, vmin,
     vmax, vdistinct, h_latest, n_num, vlatest) and the last training's (``previous``): the
-    feature SQL's change against the previous training (``_PROP_DIFF_SQL``, with its NULLs) and
-    column rule (``features._property_values``)."""
-    nan = float("nan")
-    by_key = {r[1]: r for r in found}
-    out = {}
-    for fkey, numeric, multi in keys:
-        r = by_key.get(fkey)
-        if r is None:
-            part = dict.fromkeys(_VALUE_COLUMNS, nan)
-        else:
-            _g, _k, vmin, vmax, vdistinct, h_latest, _n, vlatest = r
-            p_vmax, p_h = previous.get(fkey, (None, None))
-            changed = 1.0 if p_h is None else (nan if h_latest is None else float(p_h != h_latest))
-            dmax = vmax - p_vmax if vmax is not None and p_vmax is not None else None
-            part = dict(zip(_VALUE_COLUMNS, (vmin, vmax, vdistinct, vlatest, changed, dmax)))
-        part = {c: np.array([nan if v is None else float(v)]) for c, v in part.items()}
-        out.update({f"{fkey}.{suffix}": v[0] for suffix, v in _property_values(part, numeric, multi, config).items()})
-    return out
+    feature SQL's change against the previous training (``_PROP_DIFF_SQL``, with its NULLs),
+    then its column rule (``features._wide_properties``)."""
+    long = []
+    for _g, fkey, vmin, vmax, vdistinct, h_latest, _n, vlatest in found:
+        p_vmax, p_h = previous.get(fkey, (None, None))
+        changed = 1.0 if p_h is None else (None if h_latest is None else float(p_h != h_latest))
+        dmax = vmax - p_vmax if vmax is not None and p_vmax is not None else None
+        long.append((graphlet_id, fkey, vmin, vmax, vdistinct, vlatest, changed, dmax))
+    frame = pd.DataFrame(long, columns=["graphlet_id", "fkey", *_VALUE_COLUMNS])
+    wide = _wide_properties(frame, pd.Index([graphlet_id]), [tuple(k) for k in keys], config)
+    return {c: v[0] for c, v in wide.items()}
 
 
 def _round6(x: float) -> float:

@@ -176,11 +176,6 @@ def cut_slice(con, source_id: str, pipeline: str, *, hops: int = 2, key: tuple =
                          seconds=time.perf_counter() - t0, key=key)
 
 
-# what the feature SQL reads of a run's records (not contexts, associations, types: the
-# upcoming training's lane and configuration are its last training's, in the slice already)
-_LOADED = ("artifacts", "executions", "events", "properties")
-
-
 def describe_with_inputs(sl: PipelineSlice, learned: live.LearnedPolicy, lane: str, batch: Batch,
                          inputs: list[int], *, at: dt.datetime | None = None,
                          prepare: bool = True) -> live.Upcoming | None:
@@ -222,7 +217,7 @@ def _run_loaded(sl: PipelineSlice, batch: Batch, at: dt.datetime | None):
     con = sl.con
     con.execute("BEGIN TRANSACTION")
     try:
-        load_rows(con, sl.source_id, batch, tables=_LOADED)
+        load_rows(con, sl.source_id, batch, tables=online.RUN_TABLES)
         if at is None:   # after the newest record of the source when cut, or of the inputs' own
             at = con.execute("SELECT greatest(max(update_time), max(create_time), $newest::TIMESTAMP) "
                              "+ INTERVAL 1 millisecond FROM executions", {"newest": sl.newest}).fetchall()[0][0]

@@ -160,7 +160,7 @@ def test_a_runs_records_are_read_as_loading_them_would_write_them(corpus):
     tables = ("artifacts", "executions", "events", "properties")
     for source, _pipeline, _lane, inputs in _lanes(con, 3):
         batch = read_inputs(stores[source], inputs)
-        read = batch_rows(duckdb.connect(), source, batch)
+        read = batch_rows(duckdb.connect(), source, batch, tables)
         empty = duckdb.connect()
         create_schema(empty)
         load_rows(empty, source, batch, tables=tables)
